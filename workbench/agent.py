@@ -1,0 +1,573 @@
+"""Agents: a model, instructions and tools, in a loop of model turns and tool batches.
+
+:meth:`Agent.execute` is what the engine, teams and workflows call inside a run context;
+:meth:`Agent.run` is the stand-alone form that yields the events as they happen. Each model
+turn streams ``message.delta`` events and ends in a ``message.completed``; the tool calls of
+one turn run concurrently, each through the approval policy, each ending in a
+``tool.result`` (an error included), so the tool batch is a checkpoint a resume starts from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from workbench.events import (
+    ApprovalRequired,
+    ApprovalResolved,
+    ContextSummarized,
+    Event,
+    EventBase,
+    MessageCompleted,
+    MessageDelta,
+    ModelRetry,
+    ToolCall,
+    ToolCallRequest,
+    ToolResult,
+)
+from workbench.models import Model, ModelTurn, TurnToolCall, estimate_tokens
+from workbench.runtime import RunContext, RunError, RunOutcome, run_lifecycle
+from workbench.tools import Tool, ToolContext, ToolError, ToolNames, timed
+
+__all__ = ["Agent", "history_from_events"]
+
+Message = dict[str, Any]
+
+
+def _message_id() -> str:
+    return "m_" + secrets.token_hex(6)
+
+
+@dataclass
+class _Decision:
+    allowed: bool
+    arguments: dict[str, Any]
+    note: str | None = None
+
+
+@dataclass
+class Agent:
+    """An agent: a name, a model, instructions, tools, and a bound on tool rounds."""
+
+    name: str
+    """Its name in the workspace; events carry it as ``source``."""
+    model: Model
+    """The model it talks to."""
+    instructions: str = ""
+    """The system prompt."""
+    tools: list[Tool] = field(default_factory=list)
+    """The tools it may call."""
+    max_tool_rounds: int = 10
+    """Model turns with tool calls before it must answer."""
+    output_schema: type[BaseModel] | dict[str, Any] | None = None
+    """When set, the final answer must be JSON valid against it (one corrective retry)."""
+    context_window: int | None = None
+    """Tokens the history may take; defaults to the model's window."""
+    description: str = ""
+    """What it is for (teams show it to their leader)."""
+    model_label: str | None = None
+    """The model as configured (shown in events)."""
+
+    def __post_init__(self) -> None:
+        self._by_name = {t.name: t for t in self.tools}
+        self._names = ToolNames(self._by_name)
+
+    # -- public ------------------------------------------------------------------------
+
+    async def run(
+        self,
+        input: str,
+        *,
+        history: Sequence[Message] = (),
+        root: Path | None = None,
+        services: Any = None,
+    ) -> AsyncIterator[Event]:
+        """Run stand-alone and yield each event as it happens.
+
+        Without ``services`` events are kept in memory and tool calls are allowed
+        (there is nobody to ask); the engine passes itself to persist and ask.
+        """
+        from workbench.engine import MemoryServices
+        from workbench.runtime import new_run_id
+
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        svc = services or MemoryServices(root or Path.cwd(), sink=queue.put_nowait)
+        if services is not None:
+            svc.add_listener(queue.put_nowait)
+        ctx = RunContext(svc, session_id=getattr(svc, "session_id", "s_local"), run_id=new_run_id(), source=self.name)
+
+        async def body() -> None:
+            try:
+                await run_lifecycle(
+                    ctx,
+                    "agent",
+                    self.name,
+                    input,
+                    lambda c: self.execute(c, input, history),
+                    model=self.model_label or self.model.name,
+                )
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(body())
+        try:
+            while (ev := await queue.get()) is not None:
+                if ev.run_id == ctx.run_id or ev.parent_run_id == ctx.run_id:
+                    yield ev
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def execute(
+        self, ctx: RunContext, input: str, history: Sequence[Message] = ()
+    ) -> RunOutcome:
+        """Do the work of one run; the caller wraps it in :func:`run_lifecycle`."""
+        messages: list[Message] = []
+        if self.instructions:
+            messages.append({"role": "system", "content": self.instructions})
+        messages.extend(history)
+        decided: dict[str, _Decision] = {}
+        done_results: dict[str, ToolResult] = {}
+        rounds = 0
+        if ctx.prior:
+            rounds = self._restore(ctx.prior, messages, decided, done_results)
+        else:
+            messages.append({"role": "user", "content": input})
+            await ctx.emit(MessageCompleted(message_id=_message_id(), role="user", content=input))
+
+        # A resumed run whose last turn had tool calls: finish that batch first.
+        pending = _pending_calls(messages, done_results)
+        if pending:
+            await self._tool_batch(ctx, messages, pending, decided)
+
+        retried_schema = False
+        while True:
+            offer = rounds < self.max_tool_rounds
+            if not offer and messages[-1].get("role") == "tool":
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": f"(You have used all {self.max_tool_rounds} tool rounds. "
+                        "Answer now with what you have.)",
+                    }
+                )
+            messages = await self._fit_context(ctx, messages)
+            turn = await self._model_turn(ctx, messages, offer)
+            if turn.tool_calls and offer:
+                rounds += 1
+                messages.append(_assistant_message(turn))
+                await self._tool_batch(ctx, messages, turn.tool_calls, decided)
+                continue
+            answer = turn.text
+            if self.output_schema is None:
+                return RunOutcome("completed", output=answer, usage=ctx.usage, cost=ctx.cost)
+            structured, problem = _validate_output(answer, self.output_schema)
+            if problem is None:
+                return RunOutcome(
+                    "completed", output=answer, usage=ctx.usage, cost=ctx.cost, structured=structured
+                )
+            if retried_schema:
+                raise RunError(
+                    f"the answer does not match the output schema: {problem}",
+                    hint="the model failed twice to follow the schema; simplify it or use "
+                    "a stronger model",
+                )
+            retried_schema = True
+            messages.append({"role": "assistant", "content": answer})
+            correction = (
+                f"Your answer does not match the required output schema: {problem}\n"
+                f"Reply with only a JSON value valid against this schema:\n"
+                f"{json.dumps(_schema_of(self.output_schema))}"
+            )
+            messages.append({"role": "user", "content": correction})
+            await ctx.emit(MessageCompleted(message_id=_message_id(), role="user", content=correction))
+            rounds = self.max_tool_rounds  # the corrective turn gets no tools
+
+    # -- model turns -------------------------------------------------------------------
+
+    def _offered(self) -> list[dict[str, Any]]:
+        return [t.openai_schema(self._names.safe(t.name)) for t in self.tools]
+
+    async def _model_turn(self, ctx: RunContext, messages: list[Message], offer: bool) -> ModelTurn:
+        message_id = _message_id()
+
+        async def on_retry(attempt: int, error: str, delay: float) -> None:
+            await ctx.emit(ModelRetry(attempt=attempt, error=error, delay_s=delay))
+
+        turn: ModelTurn | None = None
+        tools = self._offered() if offer else []
+        async for item in self.model.stream(messages, tools, on_retry=on_retry):
+            if isinstance(item, ModelTurn):
+                turn = item
+            elif item:
+                await ctx.emit(MessageDelta(message_id=message_id, text=item))
+        if turn is None:  # pragma: no cover - every Model ends with a turn
+            raise RunError(f"model {self.model.name} ended without a reply")
+        ctx.add_usage(turn.usage, turn.cost)
+        calls = [self._request(c) for c in turn.tool_calls] if offer else []
+        await ctx.emit(
+            MessageCompleted(
+                message_id=message_id,
+                role="assistant",
+                content=turn.text,
+                tool_calls=calls,
+                model=turn.model or self.model.name,
+                usage=turn.usage,
+                cost=turn.cost,
+            )
+        )
+        return turn
+
+    def _request(self, call: TurnToolCall) -> ToolCallRequest:
+        return ToolCallRequest(
+            id=call.id, tool=self._names.name(call.name) or call.name, arguments=_parse_args(call.arguments)
+        )
+
+    # -- tools -------------------------------------------------------------------------
+
+    async def _tool_batch(
+        self,
+        ctx: RunContext,
+        messages: list[Message],
+        calls: Sequence[TurnToolCall],
+        decided: dict[str, _Decision],
+    ) -> None:
+        results = await asyncio.gather(*(self._one_call(ctx, c, decided) for c in calls))
+        for call, content in zip(calls, results, strict=True):
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+    async def _one_call(
+        self, ctx: RunContext, call: TurnToolCall, decided: dict[str, _Decision]
+    ) -> str:
+        name = self._names.name(call.name) or call.name
+        args = _parse_args(call.arguments)
+        tool = self._by_name.get(name)
+
+        async def fail(error: str) -> str:
+            await ctx.emit(ToolResult(call_id=call.id, tool=name, error=error))
+            return f"Error: {error}"
+
+        if tool is None:
+            return await fail(
+                f"unknown tool '{name}'; available: {', '.join(sorted(self._by_name)) or 'none'}"
+            )
+        try:
+            tool.validate(args)
+        except ToolError as exc:
+            return await fail(str(exc))
+        decision = decided.get(call.id) or await self._decide(ctx, tool, call.id, args)
+        if not decision.allowed:
+            note = f": {decision.note}" if decision.note else ""
+            return await fail(f"the user refused this call{note}")
+        tctx = ToolContext(
+            workspace_root=ctx.services.root,
+            session_id=ctx.session_id,
+            run_id=ctx.run_id,
+            agent=self.name,
+            call_id=call.id,
+        )
+        await ctx.emit(ToolCall(call_id=call.id, tool=name, arguments=decision.arguments))
+        output, error, ms = await timed(tool.invoke(decision.arguments, tctx))
+        await ctx.emit(
+            ToolResult(call_id=call.id, tool=name, output=output, error=error, duration_ms=ms)
+        )
+        return output if error is None else f"Error: {error}"
+
+    async def _decide(
+        self, ctx: RunContext, tool: Tool, call_id: str, args: dict[str, Any]
+    ) -> _Decision:
+        from workbench.approvals import PendingApproval, rules_for_decision
+
+        svc = ctx.services
+        verdict = svc.policy.evaluate(
+            tool.name, tool.match_on, args, svc.saved_rules(ctx.session_id), root=svc.root
+        )
+        if verdict.decision == "allow":
+            return _Decision(True, args)
+        if verdict.decision == "deny":
+            await ctx.emit(
+                ApprovalResolved(
+                    call_id=call_id, tool=tool.name, decision="deny", note=verdict.reason, decided_by="policy"
+                )
+            )
+            return _Decision(False, args, verdict.reason)
+        tctx = ToolContext(workspace_root=svc.root, session_id=ctx.session_id, run_id=ctx.run_id, agent=self.name)
+        preview = tool.preview(args, tctx)
+        await ctx.emit(
+            ApprovalRequired(
+                call_id=call_id,
+                tool=tool.name,
+                arguments=args,
+                reason=verdict.reason,
+                parts=verdict.parts,
+                diff=preview.diff if preview else None,
+            )
+        )
+        pending = PendingApproval(
+            call_id=call_id,
+            tool=tool.name,
+            arguments=args,
+            reason=verdict.reason,
+            parts=list(verdict.parts),
+            diff=preview.diff if preview else None,
+            session_id=ctx.session_id,
+            run_id=ctx.run_id,
+            source=self.name,
+        )
+        res = await svc.broker.request(pending)
+        arguments = args
+        if res.decision == "allow" and res.edited_arguments is not None:
+            try:
+                tool.validate(res.edited_arguments)
+                arguments = res.edited_arguments
+            except ToolError as exc:
+                await ctx.emit(
+                    ApprovalResolved(
+                        call_id=call_id,
+                        tool=tool.name,
+                        decision="deny",
+                        note=f"edited arguments are invalid: {exc}",
+                        edited_arguments=res.edited_arguments,
+                        decided_by=res.decided_by,
+                    )
+                )
+                return _Decision(False, args, f"edited arguments are invalid: {exc}")
+        saved: list[str] = []
+        if res.decision == "allow" and res.scope != "once":
+            rules = rules_for_decision(tool.name, tool.match_on, arguments, verdict, res.scope, root=svc.root)
+            svc.save_rules(ctx.session_id, rules, res.scope)
+            saved = [r.display() for r in rules]
+        await ctx.emit(
+            ApprovalResolved(
+                call_id=call_id,
+                tool=tool.name,
+                decision=res.decision,
+                scope=res.scope,
+                note=res.note,
+                edited_arguments=res.edited_arguments,
+                decided_by=res.decided_by,
+                rule="; ".join(saved) or None,
+            )
+        )
+        return _Decision(res.decision == "allow", arguments, res.note)
+
+    # -- context budget ----------------------------------------------------------------
+
+    async def _fit_context(self, ctx: RunContext, messages: list[Message]) -> list[Message]:
+        window = self.context_window or self.model.context_window
+        if not window:
+            return messages
+        budget = int(window * 0.85)
+        before = estimate_tokens(messages)
+        if before <= budget:
+            return messages
+        start = 1 if messages and messages[0].get("role") == "system" else 0
+        # Cut only at user messages so no tool result is separated from its call.
+        cuts = [i for i, m in enumerate(messages) if i > start and m.get("role") == "user"]
+        cut = None
+        for i in cuts:
+            if estimate_tokens(messages[:start] + messages[i:]) + 200 <= budget:
+                cut = i
+                break
+        if cut is None:
+            cut = cuts[-1] if cuts else None
+        if cut is None or cut <= start:
+            raise RunError(
+                f"the conversation needs about {before} tokens but the context window is {window}",
+                hint="shorten the input or set a larger context_window for this agent",
+            )
+        folded = messages[start:cut]
+        transcript = "\n".join(
+            f"{m.get('role')}: {m.get('content') or json.dumps(m.get('tool_calls'))}" for m in folded
+        )
+        turn = await self.model.complete(
+            [
+                {
+                    "role": "system",
+                    "content": "Summarise this conversation so it can continue without it. "
+                    "Keep facts, decisions, names, numbers and open questions.",
+                },
+                {"role": "user", "content": transcript[-max(4000, budget * 3) :]},
+            ]
+        )
+        ctx.add_usage(turn.usage, turn.cost)
+        summary = turn.text.strip() or "(empty summary)"
+        note = {"role": "user", "content": f"(Summary of the earlier conversation)\n{summary}"}
+        fitted = messages[:start] + [note] + messages[cut:]
+        await ctx.emit(
+            ContextSummarized(
+                turns=len(folded),
+                summary=summary,
+                tokens_before=before,
+                tokens_after=estimate_tokens(fitted),
+            )
+        )
+        return fitted
+
+    # -- resume ------------------------------------------------------------------------
+
+    def _restore(
+        self,
+        prior: Sequence[Event],
+        messages: list[Message],
+        decided: dict[str, _Decision],
+        done: dict[str, ToolResult],
+    ) -> int:
+        """Rebuild the conversation of an interrupted run from its events."""
+        rounds = 0
+        for ev in prior:
+            if isinstance(ev, MessageCompleted):
+                if ev.role == "assistant":
+                    if ev.tool_calls:
+                        rounds += 1
+                    messages.append(_assistant_from_event(ev))
+                else:
+                    messages.append({"role": ev.role, "content": ev.content})
+            elif isinstance(ev, ToolResult):
+                done[ev.call_id] = ev
+                messages.append(_tool_message(ev))
+            elif isinstance(ev, ApprovalResolved):
+                args = ev.edited_arguments
+                decided[ev.call_id] = _Decision(
+                    ev.decision == "allow", args if args is not None else {}, ev.note
+                )
+            elif isinstance(ev, ContextSummarized):
+                start = 1 if messages and messages[0].get("role") == "system" else 0
+                del messages[start : start + ev.turns]
+                messages.insert(
+                    start,
+                    {"role": "user", "content": f"(Summary of the earlier conversation)\n{ev.summary}"},
+                )
+        # A decision with unedited arguments takes the arguments from the call itself.
+        for m in messages:
+            for tc in m.get("tool_calls") or []:
+                d = decided.get(tc["id"])
+                if d is not None and not d.arguments:
+                    d.arguments = _parse_args(tc["function"]["arguments"])
+        return rounds
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _parse_args(text: str) -> dict[str, Any]:
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"__raw__": text}
+    return value if isinstance(value, dict) else {"__raw__": text}
+
+
+def _assistant_message(turn: ModelTurn) -> Message:
+    msg: Message = {"role": "assistant", "content": turn.text or None}
+    if turn.tool_calls:
+        msg["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            for c in turn.tool_calls
+        ]
+    return msg
+
+
+def _assistant_from_event(ev: MessageCompleted) -> Message:
+    msg: Message = {"role": "assistant", "content": ev.content or None}
+    if ev.tool_calls:
+        msg["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": ToolNames.encode(c.tool), "arguments": json.dumps(c.arguments)},
+            }
+            for c in ev.tool_calls
+        ]
+    return msg
+
+
+def _tool_message(ev: ToolResult) -> Message:
+    content = ev.output if ev.error is None else f"Error: {ev.error}"
+    return {"role": "tool", "tool_call_id": ev.call_id, "content": content or ""}
+
+
+def _pending_calls(messages: list[Message], done: dict[str, ToolResult]) -> list[TurnToolCall]:
+    """Tool calls of the last assistant turn that have no result yet (after a crash)."""
+    for m in reversed(messages):
+        if m.get("role") == "assistant":
+            return [
+                TurnToolCall(id=tc["id"], name=tc["function"]["name"], arguments=tc["function"]["arguments"])
+                for tc in m.get("tool_calls") or []
+                if tc["id"] not in done
+            ]
+        if m.get("role") == "user":
+            return []
+    return []
+
+
+def history_from_events(events: Sequence[EventBase]) -> list[Message]:
+    """The conversation of a session's top-level runs, as the next run's history."""
+    messages: list[Message] = []
+    for ev in events:
+        if ev.parent_run_id is not None:
+            continue
+        if isinstance(ev, MessageCompleted):
+            if ev.role == "assistant":
+                messages.append(_assistant_from_event(ev))
+            elif ev.role == "user":
+                messages.append({"role": "user", "content": ev.content})
+        elif isinstance(ev, ToolResult):
+            messages.append(_tool_message(ev))
+        elif isinstance(ev, ContextSummarized):
+            folded = 0
+            while messages and folded < ev.turns:
+                messages.pop(0)
+                folded += 1
+            messages.insert(0, {"role": "user", "content": f"(Summary of the earlier conversation)\n{ev.summary}"})
+    # A run that died mid-batch leaves calls without results; the model needs every call answered.
+    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    out: list[Message] = []
+    for m in messages:
+        out.append(m)
+        for tc in m.get("tool_calls") or []:
+            if tc["id"] not in answered:
+                out.append({"role": "tool", "tool_call_id": tc["id"], "content": "Error: interrupted"})
+    return out
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+
+def _schema_of(schema: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(schema, dict):
+        return schema
+    return schema.model_json_schema()
+
+
+def _validate_output(text: str, schema: type[BaseModel] | dict[str, Any]) -> tuple[Any, str | None]:
+    raw = text.strip()
+    m = _FENCE.match(raw)
+    if m:
+        raw = m.group(1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at position {exc.pos})"
+    if isinstance(schema, dict):
+        from workbench.jsonschema import validate_json_schema
+
+        problem = validate_json_schema(value, schema)
+        return (value, None) if problem is None else (None, problem)
+    try:
+        return schema.model_validate(value).model_dump(mode="json"), None
+    except ValidationError as exc:
+        return None, "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )

@@ -1,0 +1,525 @@
+"""The ``workbench`` command.
+
+``workbench`` alone opens the TUI; the subcommands work with no terminal at all. Imports are
+lazy: the TUI's first frame must not wait for litellm, the engine or rich's heavier parts.
+
+Exit codes: 0 success; 1 the run failed (or a check failed); 2 bad usage or configuration;
+3 a run is waiting for an approval nobody could give; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from workbench.approvals import PendingApproval, Resolution
+    from workbench.engine import Engine
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class CliError(Exception):
+    """A usage or configuration problem: printed, exit code 2."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-w", "--workspace", type=Path, default=None, help="workspace folder (default: .)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL of the store (default: SQLite in the user data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept separate so the docs and tests can read it)."""
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="A terminal workbench for multi-agent systems. With no command, opens the TUI.",
+    )
+    _common(parser)
+    parser.add_argument("--serve", action="store_true", help="run headless: same as 'workbench serve'")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run an agent, team or workflow and stream it")
+    _common(run)
+    who = run.add_mutually_exclusive_group()
+    who.add_argument("--agent", help="agent name (default: the first agent)")
+    who.add_argument("--team", help="team name")
+    who.add_argument("--workflow", help="workflow name")
+    run.add_argument("--model", help="use this model instead (a models: name or litellm string, or 'test')")
+    run.add_argument("--session", help="continue this session (its earlier turns are the history)")
+    run.add_argument("--resume", metavar="RUN_ID", help="continue a run whose process died")
+    run.add_argument("--json", action="store_true", help="print events as JSON lines")
+    run.add_argument(
+        "--approve",
+        choices=["ask", "never", "all"],
+        default=None,
+        help="decide tool calls that need approval: ask (on a terminal, the default), "
+        "never (refuse them; the default with no terminal), all (allow them)",
+    )
+    run.add_argument("prompt", nargs="*", help="the prompt ('-' reads standard input)")
+
+    sessions = sub.add_parser("sessions", help="list, show or delete stored sessions")
+    _common(sessions)
+    ssub = sessions.add_subparsers(dest="action", metavar="ACTION")
+    sl = ssub.add_parser("list", help="newest first")
+    sl.add_argument("--limit", type=int, default=30)
+    sl.add_argument("--json", action="store_true")
+    ss = ssub.add_parser("show", help="print a session's transcript")
+    ss.add_argument("id")
+    ss.add_argument("--json", action="store_true", help="print its events as JSON lines")
+    sd = ssub.add_parser("delete", help="delete a session")
+    sd.add_argument("id")
+
+    doctor = sub.add_parser("doctor", help="check the workspace, keys and endpoints")
+    _common(doctor)
+    doctor.add_argument("--offline", action="store_true", help="do not contact model endpoints")
+
+    tools = sub.add_parser("tools", help="list every tool the workspace can use, with its policy")
+    _common(tools)
+
+    rules = sub.add_parser("rules", help="saved approval rules")
+    _common(rules)
+    rsub = rules.add_subparsers(dest="action", metavar="ACTION")
+    rsub.add_parser("list", help="list rules")
+    rr = rsub.add_parser("rm", help="remove a rule")
+    rr.add_argument("id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``workbench`` script."""
+    sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run_cli(argv: list[str]) -> int:
+    """Parse and dispatch; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"workbench {version('workbench-agents')}")
+        return EXIT_OK
+    from workbench.logs import setup_logging
+
+    setup_logging()
+    try:
+        if args.command is None:
+            if args.serve:
+                raise CliError("'workbench serve' is not available in this build yet")
+            return _open_tui(args)
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except CliError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from workbench.registry import PluginError
+        from workbench.workspace import WorkspaceError
+
+        if isinstance(exc, WorkspaceError | PluginError):
+            _err(str(exc))
+            for extra in getattr(exc, "errors", [])[1:]:
+                _err(str(extra))
+            return EXIT_USAGE
+        raise
+
+
+def _err(msg: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}")
+
+
+def _open_tui(args: argparse.Namespace) -> int:
+    try:
+        from screens.app import run_app  # the only place workbench imports the UI
+    except ImportError as exc:
+        raise CliError(f"the TUI is not available: {exc}") from exc
+    return int(run_app(workspace=args.workspace, db=args.db) or 0)
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    from workbench.engine import Engine
+
+    return Engine.open(args.workspace, args.db)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    prompt = " ".join(args.prompt).strip()
+    if prompt == "-":
+        prompt = sys.stdin.read().strip()
+    if not prompt and not args.resume:
+        raise CliError("give a prompt: workbench run 'your question'")
+    engine = _engine(args)
+    return asyncio.run(_run(engine, args, prompt))
+
+
+async def _run(engine: Engine, args: argparse.Namespace, prompt: str) -> int:
+    import asyncio
+    import signal
+
+    from rich.console import Console
+
+    from workbench.events import ApprovalRequired, dump_event
+    from workbench.render import TranscriptPrinter
+    from workbench.runtime import RunError
+
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.json
+    mode = args.approve or ("ask" if interactive else "never")
+    if mode == "ask" and not interactive:
+        raise CliError("--approve ask needs a terminal; use --approve never or --approve all")
+    if mode != "ask":
+        engine.broker.auto_decider = _auto_decider(mode)
+        if args.approve is None:
+            err.print(
+                "[yellow]No terminal to ask on: tool calls that need approval will be refused "
+                "(--approve never). Pass --approve all to allow them.[/]"
+            )
+    printer = TranscriptPrinter(console, live=True)
+    if args.json:
+        engine.add_listener(lambda e: print(dump_event(e), flush=True))
+    else:
+        engine.add_listener(lambda e: None if isinstance(e, ApprovalRequired) and mode == "ask" else printer.feed(e))
+    prompter = _Prompter(engine, console) if mode == "ask" else None
+    async with engine:
+        try:
+            if args.resume:
+                handle = await engine.resume(args.resume)
+            else:
+                kind, target = _target(engine, args)
+                handle = await engine.start_run(
+                    target, prompt, session_id=args.session, kind=kind, model=args.model
+                )
+        except RunError as exc:
+            raise CliError(str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, lambda: engine.cancel(handle.run_id))
+        if prompter is not None:
+            prompter.start()
+        try:
+            outcome = await handle.wait()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            if prompter is not None:
+                await prompter.stop()
+            printer.close()
+        if not args.json:
+            if outcome.status == "completed":
+                err.print(f"[dim]session {handle.session_id} · run {handle.run_id}[/]")
+            else:
+                err.print(
+                    f"[dim]session {handle.session_id} · run {handle.run_id} {outcome.status}[/]"
+                )
+    if outcome.status == "completed":
+        return EXIT_OK
+    if outcome.status == "cancelled":
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
+
+
+def _target(engine: Engine, args: argparse.Namespace) -> tuple[Any, str]:
+    ws = engine.workspace
+    if args.team:
+        if args.team not in ws.teams:
+            raise CliError(f"no team named '{args.team}' (teams: {', '.join(ws.teams) or 'none'})")
+        return "team", args.team
+    if args.workflow:
+        if args.workflow not in ws.workflows:
+            raise CliError(
+                f"no workflow named '{args.workflow}' (workflows: {', '.join(ws.workflows) or 'none'})"
+            )
+        return "workflow", args.workflow
+    name = args.agent or ws.default_agent()
+    if name is None or name not in ws.agents:
+        raise CliError(f"no agent named '{name}' (agents: {', '.join(ws.agents) or 'none'})")
+    return "agent", name
+
+
+def _auto_decider(mode: str) -> Any:
+    from workbench.approvals import Resolution
+
+    def decide(p: PendingApproval) -> Resolution:
+        if mode == "all":
+            return Resolution(decision="allow", scope="once", decided_by="--approve all")
+        return Resolution(
+            decision="deny",
+            scope="once",
+            note="no one could approve this call (run with --approve all to allow it)",
+            decided_by="--approve never",
+        )
+
+    return decide
+
+
+class _Prompter:
+    """Asks on the terminal for each pending approval, one at a time."""
+
+    def __init__(self, engine: Engine, console: Console) -> None:
+        import asyncio
+
+        self.engine = engine
+        self.console = console
+        self.queue: asyncio.Queue[PendingApproval] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self._remove: Any = None
+
+    def start(self) -> None:
+        import asyncio
+
+        def on_change(kind: str, p: PendingApproval) -> None:
+            if kind == "added":
+                self.queue.put_nowait(p)
+
+        self._remove = self.engine.broker.subscribe(on_change)
+        for p in reversed(self.engine.broker.pending()):
+            self.queue.put_nowait(p)
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        import asyncio
+
+        if self._remove:
+            self._remove()
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            p = await self.queue.get()
+            if p.future.done():
+                continue
+            res = await self._ask(p)
+            self.engine.resolve_approval(p.call_id, res)
+
+    async def _ask(self, p: PendingApproval) -> Resolution:
+        import json
+
+        from prompt_toolkit import PromptSession
+        from rich.markup import escape
+        from rich.panel import Panel
+        from rich.syntax import Syntax
+
+        from workbench.approvals import Resolution
+
+        c = self.console
+        c.print()
+        body = f"[bold]{escape(p.tool)}[/] asked by [cyan]{escape(p.source)}[/]\n[dim]{escape(p.reason)}[/]\n"
+        body += escape(json.dumps(p.arguments, indent=2, ensure_ascii=False))
+        if p.parts and len(p.parts) > 1:
+            body += "\n[bold]command parts:[/]\n" + "\n".join(f"  • {escape(x)}" for x in p.parts)
+        c.print(Panel(body, title="approval needed", border_style="yellow"))
+        if p.diff:
+            c.print(Syntax(p.diff, "diff", theme="ansi_dark"))
+        session: PromptSession[str] = PromptSession()
+        while True:
+            key = (
+                await session.prompt_async(
+                    "[y] allow once  [s] this session  [a] always  [n] deny  [e] edit > "
+                )
+            ).strip().lower()
+            if key in ("y", "yes"):
+                return Resolution(decision="allow", scope="once")
+            if key == "s":
+                return Resolution(decision="allow", scope="session")
+            if key == "a":
+                from workbench.approvals import rules_for_decision
+
+                verdict = self.engine.policy.evaluate(
+                    p.tool, _match_on(self.engine, p), p.arguments, root=self.engine.root
+                )
+                rules = rules_for_decision(p.tool, _match_on(self.engine, p), p.arguments, verdict, "workspace", root=self.engine.root)
+                c.print("This will save: " + "; ".join(escape(r.display()) for r in rules))
+                ok = (await session.prompt_async("save? [y/n] > ")).strip().lower()
+                if ok in ("y", "yes"):
+                    return Resolution(decision="allow", scope="workspace")
+                continue
+            if key in ("n", "no"):
+                note = (await session.prompt_async("note for the model (optional) > ")).strip()
+                return Resolution(decision="deny", scope="once", note=note or None)
+            if key == "e":
+                text = await session.prompt_async(
+                    "arguments (JSON) > ", default=json.dumps(p.arguments, ensure_ascii=False)
+                )
+                try:
+                    edited = json.loads(text)
+                    if not isinstance(edited, dict):
+                        raise ValueError("not an object")
+                except ValueError as exc:
+                    c.print(f"[red]not a JSON object: {escape(str(exc))}[/]")
+                    continue
+                return Resolution(decision="allow", scope="once", edited_arguments=edited)
+
+
+def _match_on(engine: Engine, p: PendingApproval) -> Any:
+    for tk in engine._toolkits.values():
+        for t in getattr(tk, "_tools", []):
+            if t.name == p.tool:
+                return t.match_on
+    return None
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.store import Store
+
+    console = Console(highlight=False)
+    action = args.action or "list"
+    with Store.open(args.db) as store:
+        if action == "list":
+            items = store.list_sessions(limit=args.limit if hasattr(args, "limit") else 30)
+            if getattr(args, "json", False):
+                import json
+
+                for s in items:
+                    print(json.dumps(_asdict(s), default=str))
+                return EXIT_OK
+            if not items:
+                console.print("No sessions yet. Start one with: workbench run 'hello'")
+                return EXIT_OK
+            table = Table("id", "title", "runs", "updated", box=None)
+            for s in items:
+                table.add_row(s.id, s.title, str(getattr(s, "run_count", "")), _when(s.updated_at))
+            console.print(table)
+            return EXIT_OK
+        if action == "show":
+            if store.get_session(args.id) is None:
+                raise CliError(f"no session '{args.id}' (see: workbench sessions list)")
+            events = store.events(args.id)
+            if args.json:
+                from workbench.events import dump_event
+
+                for e in events:
+                    print(dump_event(e))
+                return EXIT_OK
+            from workbench.render import TranscriptPrinter
+
+            printer = TranscriptPrinter(console, live=False)
+            for e in events:
+                printer.feed(e)
+            printer.close()
+            return EXIT_OK
+        if action == "delete":
+            if not store.delete_session(args.id):
+                raise CliError(f"no session '{args.id}'")
+            console.print(f"deleted {args.id}")
+            return EXIT_OK
+    raise CliError(f"unknown action {action}")
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    dump = getattr(obj, "model_dump", None)
+    return dict(dump()) if dump else dict(vars(obj))
+
+
+def _when(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+# -- doctor ------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from workbench.doctor import run_doctor
+
+    return run_doctor(args.workspace, args.db, Console(highlight=False), offline=args.offline)
+
+
+# -- tools and rules ---------------------------------------------------------------------
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.table import Table
+
+    engine = _engine(args)
+
+    async def collect() -> list[tuple[str, str, str, str]]:
+        async with engine:
+            rows = []
+            for t in await engine.all_tools():
+                v = engine.policy.evaluate(t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root)
+                rows.append((t.name, t.source, v.decision, (t.description or "").split("\n")[0][:70]))
+            return rows
+
+    rows = asyncio.run(collect())
+    table = Table("tool", "source", "policy", "description", box=None)
+    for r in sorted(rows):
+        style = {"allow": "green", "ask": "yellow", "deny": "red"}.get(r[2], "")
+        table.add_row(r[0], r[1], f"[{style}]{r[2]}[/]", r[3])
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.store import Store
+    from workbench.workspace import load_workspace
+
+    console = Console(highlight=False)
+    root = str(load_workspace(args.workspace).root)
+    with Store.open(args.db) as store:
+        if args.action in (None, "list"):
+            rules = store.list_rules(root)
+            if not rules:
+                console.print("No saved rules. They are made by 'allow always' decisions.")
+                return EXIT_OK
+            table = Table("id", "scope", "rule", box=None)
+            for r in rules:
+                pattern = f' "{r.pattern}"' if r.pattern else ""
+                table.add_row(r.id, r.scope, f"{r.decision} {r.tool}{pattern}")
+            console.print(table)
+            return EXIT_OK
+        if not store.delete_rule(args.id):
+            raise CliError(f"no rule '{args.id}' (see: workbench rules list)")
+        console.print(f"removed {args.id}")
+        return EXIT_OK
+
+
+_COMMANDS: dict[str, Any] = {
+    "run": cmd_run,
+    "sessions": cmd_sessions,
+    "doctor": cmd_doctor,
+    "tools": cmd_tools,
+    "rules": cmd_rules,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,509 @@
+"""The engine: loads a workspace, starts runs, persists and fans out their events.
+
+Every face drives this one object: the CLI (``workbench run``), the TUI and the server. It
+owns the store, the approval broker and the toolkits, and it is the :class:`Services` that
+runs publish through: an event is appended to the store (getting its ``seq``) before any
+subscriber sees it, so what a face shows is always what the log holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from workbench.events import TERMINAL_TYPES, Event, EventBase, TargetKind, parse_event
+from workbench.runtime import RunContext, RunError, RunOutcome, new_run_id, run_lifecycle
+
+if TYPE_CHECKING:
+    from workbench.agent import Agent
+    from workbench.approvals import ApprovalBroker, ApprovalPolicy, Resolution, Rule
+    from workbench.store import RunInfo, SessionInfo, Store
+    from workbench.tools import Tool, Toolkit
+    from workbench.workspace import Workspace
+
+__all__ = ["Engine", "MemoryServices", "RunHandle", "Target"]
+
+log = logging.getLogger("workbench.engine")
+
+Listener = Callable[[Event], None]
+
+
+class Target(Protocol):
+    """Anything a run can run: an agent, a team, a workflow."""
+
+    async def execute(
+        self, ctx: RunContext, input: str, history: Sequence[dict[str, Any]] = ()
+    ) -> RunOutcome:
+        """Do the run's work inside its lifecycle."""
+        ...
+
+
+@dataclass
+class RunHandle:
+    """A run the engine started."""
+
+    run_id: str
+    """The run."""
+    session_id: str
+    """Its session."""
+    task: asyncio.Task[RunOutcome]
+    """Await it for the outcome."""
+
+    async def wait(self) -> RunOutcome:
+        """The outcome (a cancelled run gives status ``cancelled``)."""
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                return RunOutcome("cancelled", run_id=self.run_id)
+            raise
+
+
+class _Fanout:
+    """Listeners of published events (sync callbacks; queues are wrapped in one)."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Listener] = []
+
+    def add(self, fn: Listener) -> Callable[[], None]:
+        self.listeners.append(fn)
+        return lambda: self.listeners.remove(fn) if fn in self.listeners else None
+
+    def send(self, event: Event) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(event)
+            except Exception:  # a broken listener must not break the run
+                log.exception("event listener failed")
+
+
+class MemoryServices:
+    """Services for a stand-alone :meth:`Agent.run`: events in memory, every tool allowed."""
+
+    def __init__(self, root: Path, sink: Listener | None = None) -> None:
+        from workbench.approvals import ApprovalBroker, ApprovalPolicy
+
+        self.root = root
+        self.broker: ApprovalBroker = ApprovalBroker()
+        self.policy: ApprovalPolicy = ApprovalPolicy(default="allow")
+        self.session_id = "s_local"
+        self._seq = 0
+        self._fanout = _Fanout()
+        if sink is not None:
+            self._fanout.add(sink)
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        return self._fanout.add(fn)
+
+    async def publish(self, event: EventBase) -> Event:
+        self._seq += 1
+        ev = parse_event(event.model_dump()).model_copy(update={"seq": self._seq})
+        self._fanout.send(ev)
+        return ev
+
+    def saved_rules(self, session_id: str) -> list[Rule]:
+        return self.broker.session_rules(session_id)
+
+    def save_rules(self, session_id: str, rules: Sequence[Rule], scope: str) -> None:
+        self.broker.add_session_rules(session_id, list(rules))
+
+
+class Engine:
+    """Runs a workspace's agents, teams and workflows and keeps every event.
+
+    Create with :meth:`open`; close with :meth:`aclose` (or ``async with``).
+    """
+
+    def __init__(self, workspace: Workspace, store: Store) -> None:
+        from workbench.approvals import ApprovalBroker, ApprovalPolicy
+
+        self.workspace = workspace
+        self.store = store
+        self.root = workspace.root
+        self.broker: ApprovalBroker = ApprovalBroker()
+        a = workspace.approvals
+        self.policy: ApprovalPolicy = ApprovalPolicy(
+            default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
+        )
+        self._fanout = _Fanout()
+        self._tasks: dict[str, asyncio.Task[RunOutcome]] = {}
+        self._toolkits: dict[str, Toolkit] = {}
+        self._toolkit_lock = asyncio.Lock()
+        self._rules_cache: list[Rule] | None = None
+        self.model_override: str | None = None
+
+    @classmethod
+    def open(
+        cls,
+        root: Path | str | None = None,
+        db: str | None = None,
+        *,
+        workspace: Workspace | None = None,
+        store: Store | None = None,
+    ) -> Engine:
+        """Load the workspace and the store (raises WorkspaceError for bad config)."""
+        from workbench.registry import available_toolkits
+        from workbench.store import Store
+        from workbench.workspace import load_workspace
+
+        ws = workspace or load_workspace(root, known_toolkits=set(available_toolkits()) | {"mcp"})
+        st = store or Store.open(db)
+        st.mark_interrupted()
+        return cls(ws, st)
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel runs in flight, close toolkits and the store."""
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for tk in self._toolkits.values():
+            try:
+                await tk.aclose()
+            except Exception:
+                log.exception("closing toolkit %s", tk.name)
+        self._toolkits.clear()
+        self.store.close()
+
+    # -- Services ----------------------------------------------------------------------
+
+    async def publish(self, event: EventBase) -> Event:
+        stored = await self.store.append(event)
+        self._fanout.send(stored)
+        return stored
+
+    def saved_rules(self, session_id: str) -> list[Rule]:
+        from workbench.approvals import Rule
+
+        if self._rules_cache is None:
+            self._rules_cache = [
+                Rule(
+                    tool=r.tool,
+                    pattern=r.pattern,
+                    decision=r.decision,
+                    scope="always" if r.scope == "always" else "workspace",
+                    id=r.id,
+                    note=r.note,
+                )
+                for r in self.store.list_rules(str(self.root))
+            ]
+        return self.broker.session_rules(session_id) + self._rules_cache
+
+    def save_rules(self, session_id: str, rules: Sequence[Rule], scope: str) -> None:
+        if scope == "session":
+            self.broker.add_session_rules(session_id, list(rules))
+            return
+        for r in rules:
+            self.store.add_rule(
+                scope="always" if scope == "always" else "workspace",
+                workspace=str(self.root),
+                tool=r.tool,
+                pattern=r.pattern,
+                decision=r.decision,
+                note=r.note,
+            )
+        self._rules_cache = None
+
+    def forget_rules(self) -> None:
+        """Drop the cached saved rules (after ``workbench rules rm``)."""
+        self._rules_cache = None
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn`` with every published event; returns a function that removes it."""
+        return self._fanout.add(fn)
+
+    async def subscribe(self, session_id: str | None = None) -> AsyncIterator[Event]:
+        """Live events (of one session, or all), from now on."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        remove = self.add_listener(
+            lambda e: queue.put_nowait(e) if session_id in (None, e.session_id) else None
+        )
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            remove()
+
+    # -- targets -----------------------------------------------------------------------
+
+    def target_kind(self, name: str) -> TargetKind:
+        """Whether ``name`` is an agent, a team or a workflow (RunError if none)."""
+        kind = self.workspace.target_kind(name)
+        if kind is None:
+            names = ", ".join(self.catalogue_names()) or "none"
+            raise RunError(f"no agent, team or workflow named '{name}'", hint=f"the workspace has: {names}")
+        return kind
+
+    def catalogue_names(self) -> list[str]:
+        """Every runnable name."""
+        ws = self.workspace
+        return [*ws.agents, *ws.teams, *ws.workflows]
+
+    async def toolkit(self, name: str) -> Toolkit:
+        """The toolkit ``name`` (an MCP server or a plugin), loaded on first use."""
+        async with self._toolkit_lock:
+            tk = self._toolkits.get(name)
+            if tk is None:
+                from workbench.registry import load_toolkit
+
+                if name in self.workspace.mcp:
+                    cfg = self.workspace.mcp[name].model_dump()
+                    tk = load_toolkit("mcp", cfg, self.root, name=name)
+                else:
+                    tk = load_toolkit(name, dict(self.workspace.toolkits.get(name, {})), self.root)
+                self._toolkits[name] = tk
+            return tk
+
+    async def tools_for(self, patterns: Sequence[str]) -> list[Tool]:
+        """Resolve an agent's tool list (``toolkit.tool``, globs, ``module:function``)."""
+        from workbench.registry import load_module_tool, resolve_tools
+
+        tools: list[Tool] = []
+        kit_patterns: list[str] = []
+        for p in patterns:
+            if ":" in p and "." not in p.split(":", 1)[0]:
+                tools.append(load_module_tool(self.root, p))
+            else:
+                kit_patterns.append(p)
+        if kit_patterns:
+            needed = {p.split(".", 1)[0] for p in kit_patterns}
+            kits = {n: await self.toolkit(n) for n in needed}
+            tools.extend(await resolve_tools(kit_patterns, kits, self.root))
+        return tools
+
+    async def all_tools(self) -> list[Tool]:
+        """Every tool the workspace can use (for ``workbench tools``)."""
+        from workbench.registry import available_toolkits
+
+        out: list[Tool] = []
+        for name in [*available_toolkits(), *self.workspace.mcp]:
+            try:
+                out.extend(await (await self.toolkit(name)).list_tools())
+            except Exception as exc:
+                log.warning("toolkit %s unavailable: %s", name, exc)
+        return out
+
+    async def build_agent(self, name: str, model: str | None = None) -> Agent:
+        """The agent ``name`` with its model and tools."""
+        from workbench.agent import Agent
+        from workbench.models import make_model
+
+        cfg = self.workspace.agents[name]
+        spec = self.workspace.resolve_model(model or self.model_override or cfg.model)
+        params = dict(spec.params)
+        if cfg.temperature is not None:
+            params["temperature"] = cfg.temperature
+        return Agent(
+            name=name,
+            model=make_model(spec.model, params, context_window=spec.context_window),
+            instructions=cfg.instructions,
+            tools=await self.tools_for(cfg.tools),
+            max_tool_rounds=cfg.max_tool_rounds,
+            output_schema=cfg.output_schema,
+            context_window=cfg.context_window or spec.context_window,
+            description=cfg.description,
+            model_label=spec.model,
+        )
+
+    async def build_target(self, kind: TargetKind, name: str) -> Target:
+        """The runnable object for a name."""
+        if kind == "agent":
+            return await self.build_agent(name)
+        if kind == "team":
+            from workbench.team import build_team
+
+            return await build_team(self, name)
+        from workbench.workflow import build_workflow
+
+        return await build_workflow(self, name)
+
+    def model_label(self, kind: TargetKind, name: str) -> str | None:
+        """The configured model of an agent run (shown in ``run.started``)."""
+        if kind != "agent":
+            return None
+        cfg = self.workspace.agents[name]
+        return self.workspace.resolve_model(self.model_override or cfg.model).model
+
+    # -- runs --------------------------------------------------------------------------
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        """The conversation so far in a session (the next run's history)."""
+        from workbench.agent import history_from_events
+
+        return history_from_events(self.store.events(session_id))
+
+    async def run_child(
+        self,
+        parent: RunContext,
+        kind: TargetKind,
+        name: str,
+        input: str,
+        *,
+        history: Sequence[dict[str, Any]] = (),
+        run_id: str | None = None,
+    ) -> RunOutcome:
+        """Run an agent, team or workflow as a child of ``parent`` (a team member, a step).
+
+        When ``run_id`` names a child that already ended in the log (a resumed parent), its
+        recorded outcome is returned and nothing runs again.
+        """
+        prior: list[Event] = []
+        if run_id is not None:
+            prior = [e for e in self.store.events(parent.session_id) if e.run_id == run_id]
+            ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
+            if ended is not None and ended.type == "run.completed":
+                return RunOutcome(
+                    "completed",
+                    output=getattr(ended, "output", ""),
+                    usage=getattr(ended, "usage"),
+                    cost=getattr(ended, "cost", None),
+                    structured=getattr(ended, "structured", None),
+                    run_id=run_id,
+                )
+            if ended is not None:
+                prior = []  # a failed or cancelled child runs again from scratch
+                run_id = new_run_id()
+        ctx = parent.child(name, run_id=run_id, prior=prior)
+        target = await self.build_target(kind, name)
+        return await run_lifecycle(
+            ctx,
+            kind,
+            name,
+            input,
+            lambda c: target.execute(c, input, history),
+            model=self.model_label(kind, name),
+            resumed=bool(prior),
+        )
+
+    async def start_run(
+        self,
+        target: str,
+        input: str,
+        *,
+        session_id: str | None = None,
+        kind: TargetKind | None = None,
+        model: str | None = None,
+    ) -> RunHandle:
+        """Start a top-level run in the background; returns at once with its ids.
+
+        Raises:
+            RunError: the target does not exist.
+        """
+        kind = kind or self.target_kind(target)
+        if session_id is None:
+            session_id = self.store.create_session(workspace=str(self.root)).id
+        run_id = new_run_id()
+        ctx = RunContext(self, session_id=session_id, run_id=run_id, source=target)
+        history = self.history(session_id)
+
+        async def body(c: RunContext) -> RunOutcome:
+            tgt = await self.build_agent(target, model) if kind == "agent" else await self.build_target(kind, target)
+            return await tgt.execute(c, input, history)
+
+        label = self.workspace.resolve_model(model).model if model and kind == "agent" else self.model_label(kind, target)
+        return self._spawn(ctx, run_lifecycle(ctx, kind, target, input, body, model=label))
+
+    async def resume(self, run_id: str) -> RunHandle:
+        """Continue a run whose process died, from its last checkpoint.
+
+        Raises:
+            RunError: unknown run, or a run that already ended.
+        """
+        info = self.store.get_run(run_id)
+        if info is None:
+            raise RunError(f"no run with id '{run_id}'", hint="see 'workbench sessions show SESSION'")
+        if info.status in ("completed", "failed", "cancelled"):
+            raise RunError(f"run {run_id} already {info.status}; nothing to resume")
+        if run_id in self._tasks:
+            raise RunError(f"run {run_id} is running in this process")
+        if info.parent_run_id is not None:
+            raise RunError(
+                f"run {run_id} is part of run {info.parent_run_id}",
+                hint=f"resume the top-level run: workbench run --resume {info.parent_run_id}",
+            )
+        events = self.store.events(info.session_id)
+        prior = [e for e in events if e.run_id == run_id]
+        started = next(e for e in prior if e.type == "run.started")
+        history = self.history_before(events, started.seq)
+        kind: TargetKind = info.target_kind  # type: ignore[assignment]
+        ctx = RunContext(self, info.session_id, run_id, source=info.target, prior=prior)
+
+        async def body(c: RunContext) -> RunOutcome:
+            tgt = await self.build_target(kind, info.target)
+            return await tgt.execute(c, info.input, history)
+
+        return self._spawn(
+            ctx,
+            run_lifecycle(ctx, kind, info.target, info.input, body, model=getattr(started, "model", None), resumed=True),
+        )
+
+    def history_before(self, events: Sequence[Event], seq: int) -> list[dict[str, Any]]:
+        """The session's conversation before the event ``seq``."""
+        from workbench.agent import history_from_events
+
+        return history_from_events([e for e in events if e.seq < seq])
+
+    def _spawn(self, ctx: RunContext, coro: Any) -> RunHandle:
+        task: asyncio.Task[RunOutcome] = asyncio.create_task(coro, name=f"run {ctx.run_id}")
+        self._tasks[ctx.run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(ctx.run_id, None))
+        return RunHandle(ctx.run_id, ctx.session_id, task)
+
+    async def run(self, target: str, input: str, **kw: Any) -> RunOutcome:
+        """Start a run and wait for its outcome."""
+        handle = await self.start_run(target, input, **kw)
+        return await handle.wait()
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run in flight and every child run (cooperative). False if not running."""
+        task = self._tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def running(self) -> list[str]:
+        """Ids of top-level runs in flight in this process."""
+        return [r for r, t in self._tasks.items() if not t.done()]
+
+    # -- approvals ---------------------------------------------------------------------
+
+    def resolve_approval(self, call_id: str, resolution: Resolution) -> bool:
+        """Decide a pending tool call (any face may)."""
+        return self.broker.resolve(call_id, resolution)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
+        """Sessions, newest first."""
+        return self.store.list_sessions(limit=limit, offset=offset)
+
+    def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
+        """A session's stored events."""
+        return self.store.events(session_id, after_seq=after_seq)
+
+    def runs(self, session_id: str) -> list[RunInfo]:
+        """A session's runs."""
+        return self.store.list_runs(session_id)
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session and everything in it."""
+        return self.store.delete_session(session_id)
+
+
+def elapsed_ms(t0: float) -> float:
+    """Milliseconds since ``t0`` (a perf_counter reading)."""
+    return (time.perf_counter() - t0) * 1000

@@ -1,0 +1,568 @@
+"""Models: streaming chat with tool calls through litellm, the offline ``test`` model, ``replay``.
+
+litellm takes seconds to import, so it is imported lazily (:func:`litellm_module`), off the
+UI's path, with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches a price
+list from the network) and its loggers routed into ours.
+
+A model's :meth:`Model.stream` is an async iterator of text deltas (``str``) that ends with
+one :class:`ModelTurn` (the whole message: text, tool calls, usage, cost). Transient failures
+(429, 5xx, timeouts, dropped connections) are retried with exponential back-off before any
+text has streamed; everything else raises :class:`ModelError` with a hint that says what to
+fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.events import MessageCompleted, Usage
+
+__all__ = [
+    "LiteLLMModel",
+    "Model",
+    "ModelError",
+    "ModelTurn",
+    "ReplayModel",
+    "RetryPolicy",
+    "TestModel",
+    "TurnToolCall",
+    "estimate_tokens",
+    "litellm_module",
+    "make_model",
+]
+
+log = logging.getLogger("workbench.models")
+
+Message = dict[str, Any]
+"""An OpenAI-format chat message."""
+
+
+class ModelError(Exception):
+    """A model call that failed for good.
+
+    Attributes:
+        hint: what the user should do about it.
+        retryable: whether trying again later could work.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.retryable = retryable
+
+
+@dataclass
+class TurnToolCall:
+    """A tool call in a model turn, under the provider-safe name."""
+
+    id: str
+    """Provider call id."""
+    name: str
+    """Provider-safe tool name (see :class:`workbench.tools.ToolNames`)."""
+    arguments: str
+    """The arguments as the JSON text the model sent."""
+
+
+@dataclass
+class ModelTurn:
+    """One whole assistant turn."""
+
+    text: str = ""
+    """The text."""
+    tool_calls: list[TurnToolCall] = field(default_factory=list)
+    """Tool calls asked for."""
+    usage: Usage = field(default_factory=Usage)
+    """Tokens of this call."""
+    cost: float | None = None
+    """USD, when the price is known."""
+    finish_reason: str | None = None
+    """Why the model stopped."""
+    model: str = ""
+    """The model that answered."""
+
+
+@dataclass
+class RetryPolicy:
+    """Back-off for transient failures."""
+
+    attempts: int = 4
+    """Tries in all (the first included)."""
+    base_delay: float = 0.5
+    """Seconds before the second try; doubled each time, with jitter."""
+    max_delay: float = 8.0
+    """Cap on one back-off."""
+
+
+OnRetry = Callable[[int, str, float], Awaitable[None]]
+"""Called before a back-off with (attempt, error, delay)."""
+
+
+class Model(ABC):
+    """A chat model."""
+
+    name: str
+    """What the UI shows (the test model says it is one)."""
+    context_window: int | None = None
+    """Tokens the model accepts, when known."""
+
+    @abstractmethod
+    def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> AsyncIterator[str | ModelTurn]:
+        """Stream a reply: text deltas, then exactly one :class:`ModelTurn`."""
+
+    async def complete(self, messages: Sequence[Message]) -> ModelTurn:
+        """A whole reply without tools (used for summaries)."""
+        turn = ModelTurn()
+        async for item in self.stream(messages):
+            if isinstance(item, ModelTurn):
+                turn = item
+        return turn
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+# -- litellm ---------------------------------------------------------------------------
+
+_litellm: Any = None
+
+
+def litellm_module() -> Any:
+    """Import litellm once, quietly and offline; route its logging into ours."""
+    global _litellm
+    if _litellm is not None:
+        return _litellm
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOG", "WARNING")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.set_verbose = False
+    litellm.turn_off_message_logging = True
+    litellm.disable_token_counter = True
+    # litellm adds stream handlers to its loggers at import; move them into our file.
+    from workbench.logs import LIBRARY_LOGGERS
+
+    ours = logging.getLogger("workbench")
+    for name in LIBRARY_LOGGERS:
+        lg = logging.getLogger(name)
+        lg.handlers[:] = list(ours.handlers)
+        lg.propagate = False
+        lg.setLevel(logging.WARNING)
+    _litellm = litellm
+    return litellm
+
+
+def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelError:
+    """Turn a litellm/httpx exception into a ModelError with a hint."""
+    ll = litellm_module()
+    name = type(exc).__name__
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    msg = msg[:500]
+    base = params.get("api_base")
+    where = f" at {base}" if base else ""
+    if isinstance(exc, ll.AuthenticationError):
+        provider = model.split("/", 1)[0] if "/" in model else "the provider"
+        return ModelError(
+            f"authentication failed for {model}: {msg}",
+            hint=f"set a valid API key for {provider} (e.g. {provider.upper()}_API_KEY) "
+            "or api_key in workbench.yaml models:",
+        )
+    if isinstance(exc, ll.NotFoundError):
+        return ModelError(
+            f"model not found: {model}{where}: {msg}",
+            hint="check the model name in workbench.yaml (litellm form 'provider/model')",
+        )
+    if isinstance(exc, ll.RateLimitError):
+        return ModelError(f"rate limited by {model}: {msg}", retryable=True)
+    if isinstance(exc, ll.Timeout | TimeoutError):
+        return ModelError(f"{model} timed out{where}", retryable=True)
+    if isinstance(exc, ll.APIConnectionError):
+        return ModelError(
+            f"cannot reach {model}{where}: {msg}",
+            hint="is the server running and the api_base right? "
+            "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
+            retryable=True,
+        )
+    if isinstance(exc, ll.ContextWindowExceededError):
+        return ModelError(f"context window exceeded for {model}: {msg}")
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status >= 500:
+        return ModelError(f"{model} server error {status}: {msg}", retryable=True)
+    if isinstance(exc, ll.BadRequestError) and "LLM Provider NOT provided" in str(exc):
+        return ModelError(
+            f"unknown model '{model}'",
+            hint="name it with its provider, e.g. 'openai/gpt-4o', "
+            "'anthropic/claude-sonnet-4-5', 'ollama/llama3', or 'test' for the offline model",
+        )
+    return ModelError(f"{model}: {name}: {msg}")
+
+
+class LiteLLMModel(Model):
+    """Any provider through ``litellm.acompletion(stream=True)``.
+
+    Args:
+        model: the litellm model string (``openai/gpt-4o``).
+        params: other litellm arguments (api_base, api_key, temperature ...).
+        context_window: overrides litellm's model info.
+        retry: back-off for transient failures.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        params: dict[str, Any] | None = None,
+        *,
+        context_window: int | None = None,
+        retry: RetryPolicy | None = None,
+        stream: bool = True,
+    ) -> None:
+        self.name = model
+        self.model = model
+        self.params = dict(params or {})
+        self.retry = retry or RetryPolicy()
+        self.use_stream = stream
+        self._context_window = context_window
+
+    @property  # type: ignore[override]
+    def context_window(self) -> int | None:
+        """From the config, else litellm's model info, else unknown."""
+        if self._context_window is not None:
+            return self._context_window
+        try:
+            info = litellm_module().get_model_info(self.model)
+            value = info.get("max_input_tokens") or info.get("max_tokens")
+            return int(value) if value else None
+        except Exception:
+            return None
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> AsyncIterator[str | ModelTurn]:
+        ll = litellm_module()
+        kwargs: dict[str, Any] = dict(self.params)
+        kwargs.setdefault("timeout", 120)
+        if tools:
+            kwargs["tools"] = list(tools)
+        attempt = 0
+        while True:
+            attempt += 1
+            streamed_any = False
+            try:
+                if self.use_stream:
+                    resp = await ll.acompletion(
+                        model=self.model,
+                        messages=list(messages),
+                        stream=True,
+                        stream_options={"include_usage": True},
+                        num_retries=0,
+                        **kwargs,
+                    )
+                    acc = _Accumulator(self.model)
+                    async for chunk in resp:
+                        delta = acc.add(chunk)
+                        if delta:
+                            streamed_any = True
+                            yield delta
+                    turn = acc.turn()
+                else:
+                    resp = await ll.acompletion(
+                        model=self.model, messages=list(messages), num_retries=0, **kwargs
+                    )
+                    turn = _turn_from_response(resp, self.model)
+                    if turn.text:
+                        yield turn.text
+                turn.cost = _cost(self.model, turn.usage)
+                yield turn
+                return
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                err = exc if isinstance(exc, ModelError) else _classify(exc, self.model, kwargs)
+                # Once text has streamed to the user a retry would duplicate it: fail instead.
+                if not err.retryable or streamed_any or attempt >= self.retry.attempts:
+                    if err.retryable and err.hint is None:
+                        err.hint = f"gave up after {attempt} attempt(s); try again later"
+                    raise err from exc
+                delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+                delay *= 0.75 + random.random() / 2
+                log.warning("model %s attempt %d failed (%s); retrying", self.model, attempt, err)
+                if on_retry is not None:
+                    await on_retry(attempt, str(err), delay)
+                await asyncio.sleep(delay)
+
+
+class _Accumulator:
+    """Assembles streamed chunks (litellm's ModelResponseStream) into a turn."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage = Usage()
+        self.finish: str | None = None
+
+    def add(self, chunk: Any) -> str:
+        usage = getattr(chunk, "usage", None)
+        if usage:
+            self.usage = Usage(
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            )
+        choices = getattr(chunk, "choices", None) or []
+        if not choices:
+            return ""
+        choice = choices[0]
+        if getattr(choice, "finish_reason", None):
+            self.finish = choice.finish_reason
+        delta = getattr(choice, "delta", None)
+        if delta is None:
+            return ""
+        for tc in getattr(delta, "tool_calls", None) or []:
+            index = getattr(tc, "index", None)
+            if index is None:
+                index = len(self.calls)
+            slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            if getattr(tc, "id", None):
+                slot["id"] = tc.id
+            fn = getattr(tc, "function", None)
+            if fn is not None:
+                if getattr(fn, "name", None):
+                    slot["name"] = fn.name
+                if getattr(fn, "arguments", None):
+                    slot["arguments"] += fn.arguments
+        content = getattr(delta, "content", None)
+        if content:
+            self.text.append(content)
+            return str(content)
+        return ""
+
+    def turn(self) -> ModelTurn:
+        calls = [
+            TurnToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+            for i, c in sorted(self.calls.items())
+            if c["name"]
+        ]
+        return ModelTurn(
+            text="".join(self.text),
+            tool_calls=calls,
+            usage=self.usage,
+            finish_reason=self.finish,
+            model=self.model,
+        )
+
+
+def _turn_from_response(resp: Any, model: str) -> ModelTurn:
+    choice = resp.choices[0]
+    msg = choice.message
+    calls = [
+        TurnToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "")
+        for tc in (getattr(msg, "tool_calls", None) or [])
+    ]
+    usage = getattr(resp, "usage", None)
+    return ModelTurn(
+        text=msg.content or "",
+        tool_calls=calls,
+        usage=Usage(
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        ),
+        finish_reason=choice.finish_reason,
+        model=model,
+    )
+
+
+def _cost(model: str, usage: Usage) -> float | None:
+    if not usage.total_tokens:
+        return None
+    try:
+        prompt, completion = litellm_module().cost_per_token(
+            model=model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        return float(prompt + completion)
+    except Exception:  # unknown price: cost stays unknown rather than wrong
+        return None
+
+
+# -- the offline test model ---------------------------------------------------------------
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    """A minimal value valid for a JSON schema."""
+    if "default" in schema:
+        return schema["default"]
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return _example(options[0])
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t == "string":
+        return "test"
+    if t == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if t == "number":
+        return float(schema.get("minimum", 1.0))
+    if t == "boolean":
+        return True
+    if t == "array":
+        return []
+    if t == "null":
+        return None
+    props = schema.get("properties", {})
+    return {k: _example(props.get(k, {})) for k in schema.get("required", [])}
+
+
+class TestModel(Model):
+    """Offline and deterministic, for demos and tests.
+
+    On a user turn with tools offered it calls each offered tool once with schema-valid
+    arguments; after the results it answers with a short summary of them. With no tools it
+    answers from the prompt. Its text says that it is the test model.
+    """
+
+    __test__ = False  # not a pytest class
+    name = "test"
+    context_window = 32_000
+
+    def __init__(self, delay: float = 0.0, max_tools: int = 8) -> None:
+        self.delay = delay
+        self.max_tools = max_tools
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> AsyncIterator[str | ModelTurn]:
+        last = messages[-1] if messages else {"role": "user", "content": ""}
+        prompt_tokens = estimate_tokens(messages)
+        if tools and last.get("role") == "user":
+            calls = []
+            for i, t in enumerate(tools[: self.max_tools]):
+                fn = t["function"]
+                calls.append(
+                    TurnToolCall(
+                        id=f"call_t{len(messages)}_{i}",
+                        name=fn["name"],
+                        arguments=json.dumps(_example(fn.get("parameters", {}))),
+                    )
+                )
+            yield ModelTurn(
+                tool_calls=calls,
+                usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=10 * len(calls)),
+                finish_reason="tool_calls",
+                model=self.name,
+            )
+            return
+        if last.get("role") == "tool":
+            results = []
+            for m in reversed(messages):
+                if m.get("role") != "tool":
+                    break
+                results.append(str(m.get("content", ""))[:200])
+            text = "[test model] Tool results: " + " | ".join(reversed(results))
+        else:
+            content = last.get("content")
+            said = content if isinstance(content, str) else json.dumps(content)
+            text = f"[test model] You said: {said}"
+        words = text.split(" ")
+        for i, w in enumerate(words):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield w if i == 0 else " " + w
+        yield ModelTurn(
+            text=text,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words)),
+            finish_reason="stop",
+            model=self.name,
+        )
+
+
+class ReplayModel(Model):
+    """Serves the assistant turns recorded in a session, in order, with no model calls.
+
+    Used to re-run a session with real tools (a regression test for an agent) and to fork a
+    session. When the recording runs out it raises :class:`ModelError`.
+    """
+
+    name = "replay"
+
+    def __init__(self, turns: Sequence[MessageCompleted]) -> None:
+        self.turns = [t for t in turns if t.role == "assistant"]
+        self.index = 0
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> AsyncIterator[str | ModelTurn]:
+        from workbench.tools import ToolNames
+
+        if self.index >= len(self.turns):
+            raise ModelError(
+                "the recording has no more model responses",
+                hint="the re-run asked the model more often than the recorded session did",
+            )
+        rec = self.turns[self.index]
+        self.index += 1
+        if rec.content:
+            yield rec.content
+        yield ModelTurn(
+            text=rec.content,
+            tool_calls=[
+                TurnToolCall(id=c.id, name=ToolNames.encode(c.tool), arguments=json.dumps(c.arguments))
+                for c in rec.tool_calls
+            ],
+            usage=rec.usage or Usage(),
+            finish_reason="tool_calls" if rec.tool_calls else "stop",
+            model=f"replay:{rec.model or ''}",
+        )
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A cheap token estimate (4 characters a token), used for context budgets."""
+    total = 0
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif content is not None:
+            total += len(json.dumps(content))
+        for tc in m.get("tool_calls") or []:
+            total += len(json.dumps(tc))
+        total += 16
+    return total // 4 + 1
+
+
+def make_model(model: str, params: dict[str, Any] | None = None, **kw: Any) -> Model:
+    """The model for a litellm string, ``test``, or a table of litellm arguments."""
+    if model == "test":
+        return TestModel()
+    return LiteLLMModel(model, params, **kw)
+
