@@ -1,0 +1,1184 @@
+"""The store: the durable, ordered event log of every session, and what is derived from it.
+
+One :class:`Store` per process. Events are appended as they happen through a single
+writer thread that does *group commit*: every event queued while the previous transaction
+was committing goes into the next one, which bumps each session's counter
+(``UPDATE sessions SET last_seq = last_seq + n ... RETURNING last_seq``: a row lock that
+also serialises writers in other processes on PostgreSQL), inserts the events, updates the
+``runs`` rows they imply, and commits before any caller is answered. So an append that
+returned survives SIGKILL, ``seq`` is gap-free per session, and ten thousand events a
+second cost a few hundred transactions, not ten thousand.
+
+Reads go through a SQLAlchemy connection pool and may be called from any thread. They see
+committed data only; an append that returned is visible to every reader.
+
+SQLite (the default, in WAL mode) and PostgreSQL are supported; the SQL is portable
+between them (``ON CONFLICT``, ``RETURNING``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, TypeVar, cast
+
+import platformdirs
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import func as sa_func
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
+from sqlmodel import SQLModel
+
+from ..events import Event, EventAdapter, EventBase, Usage, dump_event
+from .migrations import migrate
+from .schema import TABLE_NAMES
+
+__all__ = [
+    "DB_ENV_VAR",
+    "RuleDecision",
+    "RuleInfo",
+    "RuleScope",
+    "RunInfo",
+    "RunStatus",
+    "SessionInfo",
+    "Store",
+    "StoreClosedError",
+    "create_engine_for",
+    "default_url",
+    "new_id",
+    "process_owner",
+]
+
+log = logging.getLogger("workbench.store")
+
+DB_ENV_VAR: Final = "WORKBENCH_DB"
+"""Environment variable holding a SQLAlchemy URL used when ``Store.open`` gets none."""
+
+RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled", "interrupted"]
+"""Where a run stands: ``waiting`` means on a person's decision; ``interrupted`` means its
+process died without a terminal event."""
+
+RuleScope = Literal["workspace", "always"]
+"""How far a saved approval rule reaches."""
+
+RuleDecision = Literal["allow", "deny"]
+"""What a rule decides."""
+
+_RUN_STATUSES: Final = frozenset(
+    {"running", "waiting", "completed", "failed", "cancelled", "interrupted"}
+)
+_LIVE_STATUSES: Final = ("running", "waiting")
+_TITLE_MAX: Final = 80
+_MAX_BATCH: Final = 8192
+"""Most events committed in one transaction (bounds memory and the first caller's wait)."""
+
+_E = TypeVar("_E", bound=EventBase)
+
+
+class StoreClosedError(RuntimeError):
+    """The store was closed; nothing more can be appended."""
+
+
+def new_id(prefix: str, nbytes: int = 6) -> str:
+    """A random id like ``s_3f9a2c1b7d0e``: the prefix, ``_``, then ``2 * nbytes`` hex digits.
+
+    Args:
+        prefix: What the id names (``s`` session, ``r`` rule, ``run`` ...).
+        nbytes: Random bytes; 6 gives 12 hex digits.
+    """
+    return f"{prefix}_{secrets.token_hex(nbytes)}"
+
+
+def process_owner() -> str:
+    """``hostname:pid`` of this process: the owner recorded on runs it starts."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_url() -> str:
+    """The database URL used when none is given.
+
+    ``$WORKBENCH_DB`` when set, else the SQLite file ``workbench.db`` in the user data
+    directory (``platformdirs.user_data_dir("workbench")``), which is created.
+    """
+    from_env = os.environ.get(DB_ENV_VAR, "").strip()
+    if from_env:
+        return from_env
+    folder = Path(platformdirs.user_data_dir("workbench", appauthor=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'workbench.db'}"
+
+
+# -- value objects handed to callers ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as stored."""
+
+    id: str
+    """The session id."""
+    title: str
+    """Its title ('' until set or until its first run starts)."""
+    workspace: str
+    """Absolute path of its workspace ('' when unknown)."""
+    created_at: float
+    """Epoch seconds."""
+    updated_at: float
+    """Epoch seconds of its last event or change."""
+    last_seq: int
+    """The seq of its last event (0 when it has none)."""
+    run_count: int = 0
+    """How many runs it has, children included."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as derived from its events."""
+
+    id: str
+    """The run id."""
+    session_id: str
+    """Its session."""
+    parent_run_id: str | None
+    """The run that started it, for team member and workflow step runs."""
+    target_kind: str
+    """``agent``, ``team`` or ``workflow``."""
+    target: str
+    """The name of what runs."""
+    input: str
+    """The prompt or task."""
+    status: RunStatus
+    """Where it stands."""
+    output: str | None
+    """The final answer, once completed."""
+    error: str | None
+    """Why it failed."""
+    owner: str
+    """``hostname:pid`` of the process that runs or last ran it."""
+    created_at: float
+    """Epoch seconds of its ``run.started``."""
+    updated_at: float
+    """Epoch seconds of its last status change."""
+    prompt_tokens: int
+    """Prompt tokens over the run, known once it ended."""
+    completion_tokens: int
+    """Completion tokens over the run, known once it ended."""
+    cost: float | None
+    """Cost in USD, when known."""
+
+    @property
+    def usage(self) -> Usage:
+        """The token counts as a :class:`~workbench.events.Usage`."""
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
+
+    @property
+    def live(self) -> bool:
+        """True while running or waiting on a decision."""
+        return self.status in _LIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """A saved approval rule."""
+
+    id: str
+    """Short id like ``r_3f9a2c``; ``decided_by`` says ``rule:<id>``."""
+    scope: RuleScope
+    """``workspace`` or ``always``."""
+    workspace: str
+    """The workspace it was saved in."""
+    tool: str
+    """Glob on the tool's workspace name."""
+    pattern: str | None
+    """Glob on the argument; None matches any."""
+    decision: RuleDecision
+    """``allow`` or ``deny``."""
+    created_at: float
+    """Epoch seconds."""
+    note: str | None
+    """Why it exists."""
+
+
+# -- engine -------------------------------------------------------------------------------
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from pysqlite (which would not BEGIN before DDL and so
+    # autocommit it); the "begin" listener below issues BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL syncs at checkpoints only: a commit survives a killed process
+        # (it is in the WAL file) though not a power cut. That is the durability promised.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Write transactions begin IMMEDIATE: a deferred one that reads, then writes, gets
+    # SQLITE_BUSY at once (no busy_timeout) if another writer committed in between.
+    if conn.get_execution_options().get("workbench_immediate"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_engine_for(url: str | URL) -> Engine:
+    """A SQLAlchemy engine set up the way the store needs it.
+
+    SQLite gets WAL, ``synchronous=NORMAL``, ``busy_timeout=10000`` and foreign keys on
+    every connection, connections usable from any thread, explicit ``BEGIN`` (so DDL is
+    transactional) and its parent directory created. An in-memory SQLite database is one
+    connection shared by everyone (the store serialises access to it). Other databases get
+    a pool that pings connections before use.
+
+    Args:
+        url: Any SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if sqlite3.sqlite_version_info < (3, 35, 0):
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: the store needs 3.35 or newer "
+            "(UPDATE ... RETURNING)"
+        )
+    if _is_sqlite_memory(parsed):
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+    else:
+        if parsed.database and not parsed.query.get("uri"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+# -- the writer's SQL ---------------------------------------------------------------------
+
+
+class _Sql:
+    """A statement compiled once for the dialect, run on a raw DBAPI cursor."""
+
+    __slots__ = ("keys", "sql")
+
+    def __init__(self, engine: Engine, sql: str) -> None:
+        compiled = text(sql).compile(dialect=engine.dialect)
+        self.sql: str = str(compiled)
+        self.keys: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        )
+
+    def params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        """The parameters in the driver's style (a tuple for ``?``, a dict for ``%(x)s``)."""
+        if self.keys is None:
+            return values
+        return tuple(values[k] for k in self.keys)
+
+    def run(self, cursor: DBAPICursor, **values: Any) -> None:
+        cursor.execute(self.sql, self.params(values))
+
+
+class _Statements:
+    def __init__(self, engine: Engine) -> None:
+        s = _Sql
+        self.bump = s(
+            engine,
+            "UPDATE sessions SET last_seq = last_seq + :n, updated_at = :now "
+            "WHERE id = :id RETURNING last_seq",
+        )
+        self.new_session = s(
+            engine,
+            "INSERT INTO sessions (id, title, workspace, created_at, updated_at, last_seq) "
+            "VALUES (:id, '', '', :now, :now, 0) ON CONFLICT (id) DO NOTHING",
+        )
+        self.insert_event = s(
+            engine,
+            "INSERT INTO events (session_id, seq, run_id, type, ts, data) "
+            "VALUES (:session_id, :seq, :run_id, :type, :ts, :data)",
+        )
+        self.run_started = s(
+            engine,
+            "INSERT INTO runs (id, session_id, parent_run_id, target_kind, target, input, "
+            "status, output, error, owner, created_at, updated_at, prompt_tokens, "
+            "completion_tokens, cost) VALUES (:id, :session_id, :parent_run_id, "
+            ":target_kind, :target, :input, 'running', NULL, NULL, :owner, :ts, :now, 0, 0, "
+            "NULL) ON CONFLICT (id) DO UPDATE SET status = 'running', "
+            "owner = excluded.owner, updated_at = excluded.updated_at",
+        )
+        self.title = s(engine, "UPDATE sessions SET title = :title WHERE id = :id AND title = ''")
+        self.waiting = s(
+            engine,
+            "UPDATE runs SET status = 'waiting', updated_at = :now "
+            "WHERE id = :id AND status IN ('running', 'waiting')",
+        )
+        # Back to running only when no other approval of the run is still pending
+        # (parallel tool calls can each wait on a decision). Counted up to this event.
+        self.resolved = s(
+            engine,
+            "UPDATE runs SET status = 'running', updated_at = :now "
+            "WHERE id = :id AND status = 'waiting' AND "
+            "(SELECT COUNT(*) FROM events WHERE run_id = :id "
+            " AND type = 'approval.required' AND seq <= :seq) <= "
+            "(SELECT COUNT(*) FROM events WHERE run_id = :id "
+            " AND type = 'approval.resolved' AND seq <= :seq)",
+        )
+        self.completed = s(
+            engine,
+            "UPDATE runs SET status = 'completed', output = :output, "
+            "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
+            "cost = :cost, updated_at = :now WHERE id = :id",
+        )
+        self.failed = s(
+            engine,
+            "UPDATE runs SET status = 'failed', error = :error, "
+            "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
+            "cost = :cost, updated_at = :now WHERE id = :id",
+        )
+        self.cancelled = s(
+            engine,
+            "UPDATE runs SET status = 'cancelled', updated_at = :now WHERE id = :id",
+        )
+
+
+_EVENT_COLUMNS: Final = ("session_id", "seq", "run_id", "type", "ts", "data")
+"""The columns of the event insert, in its order."""
+
+_RUN_EVENT_TYPES: Final = frozenset(
+    {
+        "run.started",
+        "run.completed",
+        "run.failed",
+        "run.cancelled",
+        "approval.required",
+        "approval.resolved",
+    }
+)
+
+
+def _clean(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; the runs table is an index, the event JSON (which
+    # escapes it) keeps the exact text.
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _title_from(input_text: str) -> str:
+    return " ".join(input_text.split())[:_TITLE_MAX]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One queued event (or a flush barrier when ``event`` is None) and who waits for it."""
+
+    event: EventBase | None
+    loop: asyncio.AbstractEventLoop | None = None
+    afuture: asyncio.Future[EventBase] | None = None
+    cfuture: concurrent.futures.Future[EventBase | None] | None = None
+    result: EventBase | None = None
+    error: BaseException | None = None
+
+
+def _settle_async(items: list[_Pending]) -> None:
+    for p in items:
+        fut = p.afuture
+        if fut is None or fut.done():  # the caller was cancelled: the event is stored anyway
+            continue
+        if p.error is not None:
+            fut.set_exception(p.error)
+        else:
+            fut.set_result(cast(EventBase, p.result))
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # os.kill(0, ...) would signal our own process group
+        return True
+    if sys.platform == "win32":  # os.kill(pid, 0) terminates the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, owned by another user
+        return True
+    return True
+
+
+class _Checkpointer:
+    """Runs SQLite WAL checkpoints in a thread of their own.
+
+    A checkpoint copies the WAL back into the database file and fsyncs it: tens of
+    milliseconds. Left to SQLite's auto-checkpoint it runs inside whichever commit crosses
+    1000 pages, i.e. on the writer thread, stalling every append queued behind it (it
+    halved throughput in bench/event_log.py). So the writer's connection turns
+    auto-checkpoint off and this thread checkpoints (PASSIVE: it never blocks the writer)
+    at most four times a second while commits keep coming.
+    """
+
+    _DEBOUNCE_S: Final = 0.25
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="workbench-store-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def committed(self) -> None:
+        """The writer committed: the WAL grew."""
+        self._dirty.set()
+
+    def stop(self) -> None:
+        """Stop the thread (SQLite checkpoints when the last connection closes)."""
+        self._stopping.set()
+        self._dirty.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        raw: PoolProxiedConnection | None = None
+        try:
+            while True:
+                self._dirty.wait()
+                if self._stopping.wait(self._DEBOUNCE_S):
+                    return
+                self._dirty.clear()
+                try:
+                    raw = raw or self._engine.raw_connection()
+                    cursor = raw.cursor()
+                    try:
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        cursor.fetchall()
+                    finally:
+                        cursor.close()
+                except Exception:  # the next commit triggers another try
+                    log.debug("store: WAL checkpoint failed", exc_info=True)
+                    if raw is not None:
+                        with contextlib.suppress(Exception):
+                            raw.invalidate()
+                    raw = None
+        finally:
+            if raw is not None:
+                with contextlib.suppress(Exception):
+                    raw.close()
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+class Store:
+    """The event log and its derived tables. Open with :meth:`open`; close with :meth:`close`.
+
+    Appends (:meth:`append`, :meth:`append_sync`) are serialised through one writer thread
+    and return once committed. Everything else may be called from any thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine whose database is migrated. Prefer :meth:`open`.
+
+        Args:
+            engine: From :func:`create_engine_for`. The store disposes of it on close.
+        """
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        # One shared in-memory connection: readers and the writer take turns on it.
+        self._db_lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock()
+            if self._sqlite and _is_sqlite_memory(engine.url)
+            else contextlib.nullcontext()
+        )
+        self._sql = _Statements(engine)
+        dbapi = engine.dialect.loaded_dbapi
+        self._item_errors: tuple[type[BaseException], ...] = (
+            dbapi.IntegrityError,
+            dbapi.DataError,
+            ValueError,
+            TypeError,
+        )
+        self._host = socket.gethostname()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Pending] = []
+        self._closing = False
+        self._raw: PoolProxiedConnection | None = None
+        self._checkpointer = (
+            _Checkpointer(engine) if self._sqlite and not _is_sqlite_memory(engine.url) else None
+        )
+        self._thread = threading.Thread(
+            target=self._writer, name="workbench-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Open (creating and migrating as needed) the database at a URL.
+
+        Args:
+            url: A SQLAlchemy URL. None means ``$WORKBENCH_DB`` if set, else the SQLite
+                file ``workbench.db`` in the user data directory.
+        """
+        engine = create_engine_for(url or default_url())
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for modules that keep their own tables here)."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit everything queued, stop the writer thread, close all connections.
+
+        Idempotent. Appending afterwards raises :class:`StoreClosedError`.
+        """
+        with self._cond:
+            first = not self._closing
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        if not first:
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- appending ------------------------------------------------------------------------
+
+    async def append(self, event: _E) -> _E:
+        """Append an event to its session's log; returns once it is committed.
+
+        The event gets the next ``seq`` of its session (the session row is created if
+        missing) and the ``runs`` row it implies is updated in the same transaction.
+        Appends are committed in the order they were called. If the awaiting task is
+        cancelled, the event is still stored.
+
+        Args:
+            event: Any event with a ``session_id``; its ``seq`` is ignored.
+
+        Returns:
+            A copy of the event with ``seq`` set.
+
+        Raises:
+            ValueError: The event has no ``session_id``.
+            StoreClosedError: The store is closed.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[EventBase] = loop.create_future()
+        self._put(_Pending(self._checked(event), loop=loop, afuture=fut))
+        return cast(_E, await fut)
+
+    def append_sync(self, event: _E, timeout: float | None = None) -> _E:
+        """Like :meth:`append`, blocking the calling thread until committed.
+
+        Args:
+            event: Any event with a ``session_id``.
+            timeout: Seconds to wait at most (None: for as long as it takes).
+
+        Raises:
+            ValueError: The event has no ``session_id``.
+            StoreClosedError: The store is closed.
+            TimeoutError: Not committed within ``timeout`` (it may still be later).
+        """
+        fut: concurrent.futures.Future[EventBase | None] = concurrent.futures.Future()
+        self._put(_Pending(self._checked(event), cfuture=fut))
+        return cast(_E, fut.result(timeout))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every event appended so far is committed (no-op once closed)."""
+        fut: concurrent.futures.Future[EventBase | None] = concurrent.futures.Future()
+        try:
+            self._put(_Pending(None, cfuture=fut))
+        except StoreClosedError:
+            return
+        fut.result(timeout)
+
+    @staticmethod
+    def _checked(event: EventBase) -> EventBase:
+        if not isinstance(event, EventBase):
+            raise TypeError(f"not an event: {event!r}")
+        if not event.session_id:
+            raise ValueError(f"{event.type} event has no session_id")
+        return event
+
+    def _put(self, item: _Pending) -> None:
+        with self._cond:
+            if self._closing:
+                raise StoreClosedError("the store is closed")
+            self._queue.append(item)
+            self._cond.notify()
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _writer(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return  # closing, and everything is written
+                    if len(self._queue) <= _MAX_BATCH:
+                        batch, self._queue = self._queue, []
+                    else:
+                        batch = self._queue[:_MAX_BATCH]
+                        del self._queue[:_MAX_BATCH]
+                self._write_batch(batch)
+        finally:
+            self._drop_connection(invalidate=False)
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        items = [p for p in batch if p.event is not None]
+        if items:
+            try:
+                self._commit(items)
+            except Exception as exc:  # every failure goes to the callers
+                self._after_failure()
+                if len(items) > 1 and isinstance(exc, self._item_errors):
+                    # One bad event (say, arguments that do not serialise) must not sink
+                    # the others queued with it: retry each in its own transaction.
+                    for p in items:
+                        try:
+                            self._commit([p])
+                        except Exception as one:
+                            self._after_failure()
+                            p.error = one
+                else:
+                    for p in items:
+                        p.error = exc
+        self._settle(batch)
+
+    def _settle(self, batch: list[_Pending]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        for p in batch:
+            if p.cfuture is not None:
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    if p.error is not None:
+                        p.cfuture.set_exception(p.error)
+                    else:
+                        p.cfuture.set_result(p.result)
+            elif p.loop is not None:
+                by_loop.setdefault(p.loop, []).append(p)
+        # One wake-up per event loop per batch, not one per event.
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle_async, items)
+
+    def _connection(self) -> PoolProxiedConnection:
+        if self._raw is None:
+            raw = self._engine.raw_connection()
+            if self._checkpointer is not None:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute("PRAGMA wal_autocheckpoint = 0")  # see _Checkpointer
+                finally:
+                    cursor.close()
+            self._raw = raw
+        return self._raw
+
+    def _drop_connection(self, *, invalidate: bool) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        with contextlib.suppress(Exception):
+            if invalidate:
+                raw.invalidate()
+            else:
+                raw.close()
+
+    def _after_failure(self) -> None:
+        raw = self._raw
+        if raw is None:
+            return
+        try:
+            raw.rollback()
+        except Exception:  # the connection is gone: start afresh next time
+            log.warning("store writer: connection lost, reconnecting", exc_info=True)
+            self._drop_connection(invalidate=True)
+
+    def _commit(self, items: list[_Pending]) -> None:
+        """One transaction: bump counters, insert the events, update runs, commit."""
+        sql = self._sql
+        with self._db_lock:
+            raw = self._connection()
+            cursor = raw.cursor()
+            try:
+                if self._sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                now = time.time()
+                by_session: dict[str, list[_Pending]] = {}
+                for p in items:
+                    by_session.setdefault(cast(EventBase, p.event).session_id, []).append(p)
+                counts = {sid: len(group) for sid, group in by_session.items()}
+                last_seqs = self._bump(cursor, counts, now)
+                for session_id, group in by_session.items():
+                    seq = last_seqs[session_id] - len(group)
+                    for p in group:
+                        seq += 1
+                        p.result = cast(EventBase, p.event).model_copy(update={"seq": seq})
+                stored = [cast(EventBase, p.result) for p in items]
+                rows: list[Any]
+                if sql.insert_event.keys == _EVENT_COLUMNS:  # qmark: tuples, built directly
+                    rows = [
+                        (e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e)) for e in stored
+                    ]
+                else:
+                    rows = [
+                        sql.insert_event.params(dict(zip(_EVENT_COLUMNS, row, strict=True)))
+                        for row in (
+                            (e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e))
+                            for e in stored
+                        )
+                    ]
+                cursor.executemany(sql.insert_event.sql, rows)
+                for e in stored:
+                    if e.type in _RUN_EVENT_TYPES and e.run_id:
+                        self._apply_to_run(cursor, e, now)
+                raw.commit()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
+            except BaseException:
+                for p in items:
+                    p.result = None
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+
+    def _bump(self, cursor: DBAPICursor, counts: dict[str, int], now: float) -> dict[str, int]:
+        """Take ``counts[id]`` seqs of each session (creating missing ones).
+
+        Returns:
+            Each session's new ``last_seq``: its events get the seqs up to it.
+        """
+        if self._sqlite:
+            return self._bump_sqlite(cursor, counts, now)
+        sql = self._sql
+        last: dict[str, int] = {}
+        # Row locks in a fixed order, so that two processes writing to the same sessions
+        # cannot deadlock each other.
+        for session_id in sorted(counts):
+            values = {"n": counts[session_id], "now": now, "id": session_id}
+            sql.bump.run(cursor, **values)
+            row = cursor.fetchone()
+            if row is None:
+                sql.new_session.run(cursor, id=session_id, now=now)
+                sql.bump.run(cursor, **values)
+                row = cursor.fetchone()
+            if row is None:  # pragma: no cover - the row was just inserted
+                raise RuntimeError(f"session {session_id} vanished while appending")
+            last[session_id] = int(row[0])
+        return last
+
+    def _bump_sqlite(
+        self, cursor: DBAPICursor, counts: dict[str, int], now: float
+    ) -> dict[str, int]:
+        # On SQLite, BEGIN IMMEDIATE already holds the database's write lock, so one
+        # UPDATE for all the batch's sessions and one SELECT of the results are as atomic
+        # as UPDATE ... RETURNING per session, and cheaper: pysqlite's RETURNING costs 33 us
+        # a statement against 14 us for UPDATE + SELECT, and a batch spread over ten
+        # sessions would pay it ten times (bench/event_log.py, 10 sessions: +30%).
+        last: dict[str, int] = {}
+        ids = list(counts)
+        for start in range(0, len(ids), 400):  # well under SQLite's bound-variable limit
+            chunk = ids[start : start + 400]
+            marks = ", ".join("?" * len(chunk))
+            case = " ".join("WHEN ? THEN ?" for _ in chunk)
+            cursor.execute(
+                f"UPDATE sessions SET last_seq = last_seq + CASE id {case} END, "
+                f"updated_at = ? WHERE id IN ({marks})",
+                [*(v for sid in chunk for v in (sid, counts[sid])), now, *chunk],
+            )
+            cursor.execute(f"SELECT id, last_seq FROM sessions WHERE id IN ({marks})", chunk)
+            last.update((sid, int(seq)) for sid, seq in cursor.fetchall())
+        missing = [sid for sid in ids if sid not in last]
+        if missing:  # first events of new sessions: nobody else can insert them meanwhile
+            cursor.executemany(
+                "INSERT INTO sessions (id, title, workspace, created_at, updated_at, last_seq) "
+                "VALUES (?, '', '', ?, ?, ?)",
+                [(sid, now, now, counts[sid]) for sid in missing],
+            )
+            last.update((sid, counts[sid]) for sid in missing)
+        return last
+
+    def _apply_to_run(self, cursor: DBAPICursor, e: EventBase, now: float) -> None:
+        sql = self._sql
+        data = e.__dict__  # the fields of the concrete event type
+        match e.type:
+            case "run.started":
+                sql.run_started.run(
+                    cursor,
+                    id=e.run_id,
+                    session_id=e.session_id,
+                    parent_run_id=e.parent_run_id,
+                    target_kind=data["target_kind"],
+                    target=_clean(data["target"]),
+                    input=_clean(data["input"]),
+                    owner=process_owner(),
+                    ts=e.ts,
+                    now=now,
+                )
+                title = _title_from(data["input"])
+                if title:
+                    sql.title.run(cursor, title=_clean(title), id=e.session_id)
+            case "approval.required":
+                sql.waiting.run(cursor, id=e.run_id, now=now)
+            case "approval.resolved":
+                sql.resolved.run(cursor, id=e.run_id, seq=e.seq, now=now)
+            case "run.completed" | "run.failed":
+                usage = cast(Usage, data["usage"])
+                values = {
+                    "id": e.run_id,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "cost": data["cost"],
+                    "now": now,
+                }
+                if e.type == "run.completed":
+                    sql.completed.run(cursor, output=_clean(data["output"]), **values)
+                else:
+                    sql.failed.run(cursor, error=_clean(data["error"]), **values)
+            case "run.cancelled":
+                sql.cancelled.run(cursor, id=e.run_id, now=now)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._db_lock, self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._db_lock, self._engine.connect() as conn:
+            conn = conn.execution_options(workbench_immediate=True)
+            with conn.begin():
+                yield conn
+
+    def events(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        run_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """A session's events in ``seq`` order.
+
+        Args:
+            session_id: The session.
+            after_seq: Only events with a greater ``seq`` (what an SSE client last saw).
+            run_id: Only the events of this run.
+            limit: At most this many (page with ``after_seq``).
+        """
+        sql = "SELECT data FROM events WHERE session_id = :sid AND seq > :after"
+        params: dict[str, Any] = {"sid": session_id, "after": after_seq}
+        if run_id is not None:
+            sql += " AND run_id = :run"
+            params["run"] = run_id
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        with self._read() as conn:
+            rows = conn.execute(text(sql), params).all()
+        parse = EventAdapter.validate_json
+        return [parse(row[0]) for row in rows]
+
+    def last_seq(self, session_id: str) -> int:
+        """The seq of the session's last committed event (0 if none or no such session)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(_sessions.c.last_seq).where(_sessions.c.id == session_id)
+            ).scalar()
+        return int(found or 0)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def create_session(
+        self, session_id: str | None = None, title: str = "", workspace: str = ""
+    ) -> SessionInfo:
+        """Create a session, or fill in an existing one.
+
+        If a session with this id exists (a first append creates one bare), its empty
+        title and workspace are filled in from the arguments and it is returned.
+
+        Args:
+            session_id: The id; ``s_`` plus 12 hex digits when None.
+            title: Shown in the session browser ('' takes the first run's input).
+            workspace: The workspace folder; made absolute.
+        """
+        session_id = session_id or new_id("s")
+        workspace = _abs(workspace)
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sessions (id, title, workspace, created_at, updated_at, "
+                    "last_seq) VALUES (:id, :title, :ws, :now, :now, 0) "
+                    "ON CONFLICT (id) DO NOTHING"
+                ),
+                {"id": session_id, "title": title, "ws": workspace, "now": now},
+            )
+            conn.execute(
+                text(
+                    "UPDATE sessions SET "
+                    "title = CASE WHEN title = '' THEN :title ELSE title END, "
+                    "workspace = CASE WHEN workspace = '' THEN :ws ELSE workspace END "
+                    "WHERE id = :id"
+                ),
+                {"id": session_id, "title": title, "ws": workspace},
+            )
+            info = self._session(conn, session_id)
+        assert info is not None
+        return info
+
+    def get_session(self, session_id: str) -> SessionInfo | None:
+        """The session, or None."""
+        with self._read() as conn:
+            return self._session(conn, session_id)
+
+    def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
+        """Sessions, most recently active first, each with its run count."""
+        with self._read() as conn:
+            rows = conn.execute(
+                _session_query()
+                .order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [SessionInfo(**row._mapping) for row in rows]
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session with its runs and events (``ON DELETE CASCADE``).
+
+        Returns:
+            Whether it existed.
+        """
+        with self._write() as conn:
+            result = conn.execute(delete(_sessions).where(_sessions.c.id == session_id))
+        return result.rowcount > 0
+
+    @staticmethod
+    def _session(conn: Connection, session_id: str) -> SessionInfo | None:
+        row = conn.execute(_session_query().where(_sessions.c.id == session_id)).first()
+        return None if row is None else SessionInfo(**row._mapping)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        """The run, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
+        return None if row is None else RunInfo(**row._mapping)
+
+    def list_runs(self, session_id: str) -> list[RunInfo]:
+        """A session's runs (children included) in the order they started."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_runs)
+                .where(_runs.c.session_id == session_id)
+                .order_by(_runs.c.created_at, _runs.c.id)
+            ).all()
+        return [RunInfo(**row._mapping) for row in rows]
+
+    def runs_with_status(self, status: RunStatus | Iterable[RunStatus]) -> list[RunInfo]:
+        """Runs in any session with the given status (or any of several), oldest first.
+
+        Raises:
+            ValueError: An unknown status.
+        """
+        wanted = [status] if isinstance(status, str) else list(status)
+        unknown = set(wanted) - _RUN_STATUSES
+        if unknown:
+            raise ValueError(f"unknown run status: {', '.join(sorted(unknown))}")
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_runs)
+                .where(_runs.c.status.in_(wanted))
+                .order_by(_runs.c.created_at, _runs.c.id)
+            ).all()
+        return [RunInfo(**row._mapping) for row in rows]
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark the runs whose process died as ``interrupted``.
+
+        A run counts when it is running or waiting, its owner is a process on this host and
+        that process no longer exists. Runs owned by other hosts (other servers sharing a
+        PostgreSQL) are left alone: only their own host can tell.
+
+        Returns:
+            The ids of the runs marked.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                select(_runs.c.id, _runs.c.owner).where(_runs.c.status.in_(_LIVE_STATUSES))
+            ).all()
+            dead = [run_id for run_id, owner in rows if self._owner_dead(owner)]
+            if dead:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.id.in_(dead), _runs.c.status.in_(_LIVE_STATUSES))
+                    .values(status="interrupted", updated_at=time.time())
+                )
+        return dead
+
+    def _owner_dead(self, owner: str) -> bool:
+        host, _, pid = owner.rpartition(":")
+        if host != self._host or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        return not _pid_alive(int(pid))
+
+    # -- approval rules -------------------------------------------------------------------
+
+    def add_rule(
+        self,
+        scope: RuleScope,
+        workspace: str,
+        tool: str,
+        pattern: str | None,
+        decision: RuleDecision,
+        note: str | None = None,
+    ) -> RuleInfo:
+        """Save an approval rule.
+
+        Args:
+            scope: ``workspace`` (applies in ``workspace`` only) or ``always`` (everywhere).
+            workspace: The workspace it is saved in; made absolute.
+            tool: Glob on the tool's workspace name.
+            pattern: Glob on the argument, or None for any.
+            decision: ``allow`` or ``deny``.
+            note: Why.
+
+        Raises:
+            ValueError: A bad scope or decision, or an empty tool.
+        """
+        if scope not in ("workspace", "always"):
+            raise ValueError(f"rule scope must be 'workspace' or 'always', not {scope!r}")
+        if decision not in ("allow", "deny"):
+            raise ValueError(f"rule decision must be 'allow' or 'deny', not {decision!r}")
+        if not tool:
+            raise ValueError("a rule needs a tool (glob)")
+        workspace = _abs(workspace)
+        dbapi = self._engine.dialect.loaded_dbapi
+        for attempt in range(8):
+            rule = RuleInfo(
+                id=new_id("r", 3),
+                scope=scope,
+                workspace=workspace,
+                tool=tool,
+                pattern=pattern,
+                decision=decision,
+                created_at=time.time(),
+                note=note,
+            )
+            try:
+                with self._write() as conn:
+                    conn.execute(_rules.insert().values(**_asdict(rule)))
+            except Exception as exc:  # an id collision (1 in 16M): draw another
+                if attempt == 7 or not isinstance(getattr(exc, "orig", None), dbapi.IntegrityError):
+                    raise
+                continue
+            return rule
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_rules(self, workspace: str | None = None) -> list[RuleInfo]:
+        """Saved rules, oldest first.
+
+        Args:
+            workspace: None for every rule; else the rules of that workspace plus every
+                ``always`` rule.
+        """
+        query = select(_rules).order_by(_rules.c.created_at, _rules.c.id)
+        if workspace is not None:
+            query = query.where(
+                (_rules.c.workspace == _abs(workspace)) | (_rules.c.scope == "always")
+            )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [RuleInfo(**row._mapping) for row in rows]
+
+    def delete_rule(self, rule_id: str) -> bool:
+        """Delete a rule. Returns whether it existed."""
+        with self._write() as conn:
+            result = conn.execute(delete(_rules).where(_rules.c.id == rule_id))
+        return result.rowcount > 0
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+assert set(TABLE_NAMES) <= set(SQLModel.metadata.tables)
+_sessions = SQLModel.metadata.tables["sessions"]
+_runs = SQLModel.metadata.tables["runs"]
+_rules = SQLModel.metadata.tables["approval_rules"]
+
+
+def _session_query() -> Select[Any]:
+    run_count = (
+        select(sa_func.count())
+        .select_from(_runs)
+        .where(_runs.c.session_id == _sessions.c.id)
+        .scalar_subquery()
+    )
+    return select(_sessions, run_count.label("run_count"))
+
+
+def _abs(workspace: str) -> str:
+    return os.path.abspath(workspace) if workspace else ""
+
+
+def _asdict(rule: RuleInfo) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in rule.__dataclass_fields__}
