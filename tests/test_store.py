@@ -98,9 +98,9 @@ def scalar(store: Store, sql: str, **params: Any) -> Any:
 def test_open_migrates_to_the_latest_version_and_records_it(store: Store) -> None:
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT version, description FROM schema_version")).all()
-    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1]
-    assert rows[0][1] == MIGRATIONS[0].description
-    assert latest_version() == 1
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1, 2]
+    assert [r[1] for r in rows] == [m.description for m in MIGRATIONS]
+    assert latest_version() == 2
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
@@ -155,23 +155,24 @@ def test_a_later_step_is_applied_once_and_a_failing_one_leaves_nothing(
 ) -> None:
     from workbench.store import migrations
 
-    Store.open(db_url).close()  # at version 1
+    Store.open(db_url).close()  # at the latest version
+    n = latest_version()
 
-    def v2(conn: Any) -> None:
+    def pin(conn: Any) -> None:
         conn.execute(text("ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0"))
 
-    def v3(conn: Any) -> None:
+    def broken(conn: Any) -> None:
         conn.execute(text("CREATE TABLE half_done (id INTEGER PRIMARY KEY)"))
         raise RuntimeError("step 3 is broken")
 
-    steps = (*MIGRATIONS, migrations.Migration(2, "pin sessions", v2))
+    steps = (*MIGRATIONS, migrations.Migration(n + 1, "pin sessions", pin))
     monkeypatch.setattr(migrations, "MIGRATIONS", steps)
     engine = create_engine_for(db_url)
     try:
-        assert migrate(engine) == [2]
+        assert migrate(engine) == [n + 1]
         assert migrate(engine) == []
         monkeypatch.setattr(
-            migrations, "MIGRATIONS", (*steps, migrations.Migration(3, "broken", v3))
+            migrations, "MIGRATIONS", (*steps, migrations.Migration(n + 2, "broken", broken))
         )
         with pytest.raises(RuntimeError, match="broken"):
             migrate(engine)
@@ -184,7 +185,7 @@ def test_a_later_step_is_applied_once_and_a_failing_one_leaves_nothing(
                 .scalars()
                 .all()
             )
-        assert versions == [1, 2]
+        assert versions == list(range(1, n + 2))
     finally:
         engine.dispose()
 

@@ -177,9 +177,36 @@ def _v1_create_tables(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+# -- version 2 ---------------------------------------------------------------------------
+
+
+def _v2_control_requests(conn: Connection) -> None:
+    """Requests between server processes sharing the database (see workbench.server._control):
+    cancel a run, decide a pending tool call. The process that runs the run takes them up."""
+    md = MetaData()
+    Table(
+        "control_requests",
+        md,
+        Column("id", String, primary_key=True),
+        Column("kind", String, nullable=False),
+        Column("run_id", String, nullable=False),
+        Column("call_id", String, nullable=True),
+        Column("payload", Text, nullable=True),
+        Column("created_at", Float, nullable=False),
+        Column("requested_by", String, nullable=False),
+        Column("handled_at", Float, nullable=True),
+        Column("handled_by", String, nullable=True),
+        Index("ix_control_requests_handled_at", "handled_at"),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "create sessions, runs, events, approval_rules, knowledge_sources", _v1_create_tables
+    ),
+    Migration(
+        2, "create control_requests (cancel and decide across processes)", _v2_control_requests
     ),
 )
 """The whole history, in order."""

@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ControlRequestRow",
     "EventRow",
     "KnowledgeSourceRow",
     "RuleRow",
@@ -165,6 +166,38 @@ class KnowledgeSourceRow(SQLModel, table=True):
     """Epoch seconds of the last indexing."""
 
 
+class ControlRequestRow(SQLModel, table=True):
+    """A request from one server process to the one that runs a run (schema version 2).
+
+    Several ``workbench serve`` processes share one database; a run lives in the process
+    that started it. Another process asked to cancel it, or to decide one of its pending
+    tool calls, writes a row here; the owner polls, claims the row (sets ``handled_at``)
+    and acts. The outcome reaches everybody as events in the log.
+    """
+
+    __tablename__ = "control_requests"
+    __table_args__ = (Index("ix_control_requests_handled_at", "handled_at"),)
+
+    id: str = Field(primary_key=True)
+    """``c_`` plus 16 hex digits."""
+    kind: str
+    """``cancel`` or ``approval``."""
+    run_id: str
+    """The run meant (the top-level run for a cancel)."""
+    call_id: str | None = None
+    """For an approval: the pending tool call."""
+    payload: str | None = Field(default=None, sa_type=Text)
+    """For an approval: the decision as JSON."""
+    created_at: float
+    """Epoch seconds."""
+    requested_by: str
+    """``hostname:pid`` of the process that wrote it."""
+    handled_at: float | None = None
+    """Epoch seconds when a process took it up; None while open."""
+    handled_by: str | None = None
+    """``hostname:pid`` of that process."""
+
+
 class SchemaVersionRow(SQLModel, table=True):
     """One applied migration step."""
 
@@ -184,6 +217,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "events",
     "approval_rules",
     "knowledge_sources",
+    "control_requests",
     "schema_version",
 )
 """Every table the store owns."""
