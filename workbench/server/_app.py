@@ -1,0 +1,238 @@
+"""The FastAPI application: routes, error handlers, the door, the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+
+from workbench.events import TERMINAL_TYPES, Event
+from workbench.runtime import RunError
+
+from . import _api, _openai
+from ._config import ServerConfig
+from ._control import ControlPlane
+from ._guard import GuardMiddleware
+from ._hub import EventHub
+from ._mcp import McpEndpoint
+from ._metrics import CONTENT_TYPE, Metrics
+from ._state import ApprovalFeed, ServerState, state_of
+
+if TYPE_CHECKING:
+    from workbench.engine import Engine
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("workbench.server")
+
+Wb = Annotated[ServerState, Depends(state_of)]
+
+_ERROR_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    502: "run_failed",
+    503: "unavailable",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workbench-agents")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+class Health(BaseModel):
+    """The process is up."""
+
+    status: str
+
+
+class Ready(BaseModel):
+    """The process can serve: its database answers."""
+
+    status: str
+    workspace: str
+    runs_in_flight: int
+    version: str
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    kind = _ERROR_TYPES.get(status, "error")
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    details: list[dict[str, str]] = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        details.append({"field": loc, "problem": str(err.get("msg", "invalid"))})
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]) or "invalid request"
+    return f"invalid request: {summary}", details
+
+
+def create_app(
+    engine: Engine, config: ServerConfig | None = None, *, owns_engine: bool = False
+) -> FastAPI:
+    """The server for an engine.
+
+    Args:
+        engine: The engine every route drives (runs execute in the server's event loop).
+        config: Token, CORS, limits; defaults to loopback without a token.
+        owns_engine: Close the engine when the application shuts down.
+
+    Raises:
+        ValueError: The config would expose the server without a token.
+    """
+    config = config or ServerConfig()
+    config.check()
+    hub = EventHub(engine, queue_size=config.client_queue_size, poll_interval=config.poll_interval)
+    control = ControlPlane(engine, poll_interval=config.poll_interval)
+    metrics = Metrics()
+    approvals = ApprovalFeed(engine)
+    mcp = McpEndpoint(engine, config)
+    wb = ServerState(engine, config, hub, control, metrics, approvals)
+
+    def watch(event: Event) -> None:
+        metrics.feed(event)
+        if event.type.startswith("approval.") or event.type in TERMINAL_TYPES:
+            approvals.changed()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        control.start()
+        remove = hub.add_watcher(watch)
+        try:
+            async with mcp.run():
+                yield
+        finally:
+            remove()
+            await hub.aclose()
+            await control.aclose()
+            if owns_engine:
+                await engine.aclose()
+
+    app = FastAPI(
+        title="Workbench",
+        version=_version(),
+        description="Run a workbench workspace's agents, teams and workflows over HTTP: REST, "
+        "server-sent events, OpenAI-compatible chat and MCP. Every route but /health needs "
+        "'Authorization: Bearer <token>' when the server has a token.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.wb = wb
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _validation_message(exc)
+        return _error(422, message, details=details)
+
+    @app.exception_handler(RunError)
+    async def run_error(request: Request, exc: RunError) -> JSONResponse:
+        return _error(400, str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/health", response_model=Health, tags=["server"])
+    async def health() -> Health:
+        """Liveness: the process answers (no token needed)."""
+        return Health(status="ok")
+
+    @app.get(
+        "/ready",
+        response_model=Ready,
+        tags=["server"],
+        responses={503: {"description": "Not ready."}},
+    )
+    async def ready(wb: Wb) -> Ready:
+        """Readiness: the database answers."""
+
+        def ping() -> None:
+            with wb.engine.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.to_thread(ping)
+        except Exception as exc:
+            raise HTTPException(
+                503, f"the database does not answer: {type(exc).__name__}"
+            ) from None
+        return Ready(
+            status="ready",
+            workspace=str(wb.engine.root),
+            runs_in_flight=len(wb.engine.running()),
+            version=_version(),
+        )
+
+    @app.get(
+        "/metrics",
+        tags=["server"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}},
+    )
+    async def prometheus(wb: Wb) -> Response:
+        """Counters, gauges and histograms in the Prometheus text format."""
+
+        def runs_by_state() -> dict[str, int]:
+            with wb.engine.store.engine.connect() as conn:
+                rows = conn.execute(text("SELECT status, COUNT(*) FROM runs GROUP BY status")).all()
+            return {str(s): int(n) for s, n in rows}
+
+        counts = await asyncio.to_thread(runs_by_state)
+        pending = len(await wb.approvals.current())
+        body = wb.metrics.render(counts, pending, wb.hub.client_count)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    app.include_router(_api.router)
+    app.include_router(_openai.router)
+    app.router.routes.append(Route("/mcp", endpoint=mcp.app, include_in_schema=False))
+
+    app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "Mcp-Session-Id",
+                "Mcp-Protocol-Version",
+            ],
+            expose_headers=["Mcp-Session-Id", "X-Workbench-Session", "X-Workbench-Run"],
+        )
+    return app

@@ -1,0 +1,70 @@
+"""How a server is set up: address, token, CORS, limits, polling."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
+
+__all__ = ["MAX_BODY_BYTES", "ServerConfig", "is_loopback", "new_token"]
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted (1 MiB); bigger ones get 413."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` only accepts connections from this machine.
+
+    Args:
+        host: An address or host name as given to ``--host``.
+    """
+    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def new_token() -> str:
+    """A fresh random API token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class ServerConfig:
+    """Settings of one ``workbench serve`` process."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 8765
+    """Port to bind (0 picks a free one)."""
+    token: str | None = None
+    """When set, every route but ``/health`` needs ``Authorization: Bearer <token>``."""
+    cors_origins: list[str] = field(default_factory=list)
+    """Origins allowed by CORS; empty turns CORS off."""
+    max_body_bytes: int = MAX_BODY_BYTES
+    """Largest request body accepted."""
+    client_queue_size: int = 1000
+    """Events buffered per SSE client before it falls back to reading the store."""
+    poll_interval: float = 0.2
+    """Seconds between looks at the database for work of other processes (events of
+    watched sessions, cancel requests, decisions)."""
+    decision_wait: float = 5.0
+    """Seconds a cancel or a decision routed through the database waits to be taken up
+    before the answer says it is still queued."""
+    sse_ping: float = 15.0
+    """Seconds between keep-alive comments on idle SSE streams."""
+
+    def check(self) -> None:
+        """Refuse settings that would expose the server.
+
+        Raises:
+            ValueError: A non-loopback address without a token, or a bad limit.
+        """
+        if not is_loopback(self.host) and not self.token:
+            raise ValueError(
+                f"binding {self.host} exposes the server to the network: a token is required"
+            )
+        if self.max_body_bytes <= 0 or self.client_queue_size <= 0 or self.poll_interval <= 0:
+            raise ValueError("limits and intervals must be positive")

@@ -1,0 +1,315 @@
+"""Fan-out of events to SSE clients that never blocks a run and never loses an event.
+
+Each client gets a :class:`Subscription`: a bounded buffer that the engine's listener
+fills without ever waiting. The client's stream (:meth:`EventHub.stream`) sends from the
+buffer while it sees ``seq`` follow ``seq``; whenever it cannot be sure it has everything
+(it reconnected with ``Last-Event-ID``, it fell behind and its buffer overflowed, a seq is
+missing, or another process wrote to the session) it reads the store after the last seq it
+sent, then goes back to the buffer. The store is the truth: every event is committed
+before any listener sees it, so "read the store after ``seq``, then live" is exact.
+
+Events written by other processes sharing the database do not pass through this process's
+listener. A poller looks at the ``last_seq`` of every watched session in one query per
+tick and wakes the clients of a session that moved: that is how an SSE client of one
+server follows a run of another, through the database alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, text
+
+from workbench.events import TERMINAL_TYPES, Event
+
+if TYPE_CHECKING:
+    from workbench.engine import Engine
+
+__all__ = ["EventHub", "Subscription"]
+
+log = logging.getLogger("workbench.server")
+
+_PAGE = 500
+"""Events read from the store at a time when catching up."""
+
+
+class Subscription:
+    """One client's view of one session: a bounded buffer plus a wake-up flag."""
+
+    __slots__ = ("_wake", "items", "maxsize", "overflow", "session_id", "stale")
+
+    def __init__(self, session_id: str, maxsize: int) -> None:
+        self.session_id = session_id
+        """The session watched."""
+        self.maxsize = maxsize
+        """Events buffered at most; beyond that the client reads the store."""
+        self.items: deque[Event] = deque()
+        """Events not yet sent."""
+        self.overflow = False
+        """Events were dropped because the buffer was full."""
+        self.stale = False
+        """The store may hold events the buffer never got (another process wrote)."""
+        self._wake = asyncio.Event()
+
+    def push(self, event: Event) -> None:
+        """Buffer an event (never blocks; drops and flags when full)."""
+        if len(self.items) >= self.maxsize:
+            self.overflow = True
+        else:
+            self.items.append(event)
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Ask the client to look in the store."""
+        self.stale = True
+        self._wake.set()
+
+    def reset(self) -> None:
+        """Forget buffered events: the client is about to read the store."""
+        self.items.clear()
+        self.overflow = False
+        self.stale = False
+
+    @property
+    def needs_store(self) -> bool:
+        """Whether only the store can tell what comes next."""
+        return self.overflow or self.stale
+
+    async def wait(self) -> None:
+        """Until something was pushed or poked (returns at once if it already was)."""
+        if self.items or self.needs_store:
+            return
+        self._wake.clear()
+        await self._wake.wait()
+
+
+class _RunTree:
+    """Which run ids belong to a run (itself, its members and steps, theirs...)."""
+
+    def __init__(self, root: str, ids: set[str]) -> None:
+        self.root = root
+        self.ids = ids | {root}
+
+    def admit(self, event: Event) -> bool:
+        if event.run_id in self.ids:
+            return True
+        if event.parent_run_id is not None and event.parent_run_id in self.ids:
+            self.ids.add(event.run_id)
+            return True
+        return False
+
+
+class EventHub:
+    """Every SSE client of this process, fed by the engine and, across processes, the store.
+
+    Args:
+        engine: The engine whose events are fanned out.
+        queue_size: Events buffered per client.
+        poll_interval: Seconds between looks at the database for other processes' events.
+    """
+
+    def __init__(
+        self, engine: Engine, *, queue_size: int = 1000, poll_interval: float = 0.2
+    ) -> None:
+        self.engine = engine
+        self.queue_size = queue_size
+        self.poll_interval = poll_interval
+        self._subs: dict[str, set[Subscription]] = {}
+        self._local_last: dict[str, int] = {}
+        self._watchers: list[Callable[[Event], None]] = []
+        self._remove_listener: Callable[[], None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen to the engine and start polling the database."""
+        self._remove_listener = self.engine.add_listener(self._on_event)
+        self._poller = asyncio.create_task(self._poll_loop(), name="workbench-sse-poller")
+
+    def close(self) -> None:
+        """End every stream (the server is shutting down)."""
+        self._closing.set()
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.poke()
+
+    async def aclose(self) -> None:
+        """End every stream, stop listening and polling."""
+        self.close()
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    @property
+    def closing(self) -> bool:
+        """True once the server began shutting down."""
+        return self._closing.is_set()
+
+    @property
+    def client_count(self) -> int:
+        """Streams open now."""
+        return sum(len(s) for s in self._subs.values())
+
+    # -- feeding -----------------------------------------------------------------------
+
+    def add_watcher(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``fn`` with every local event (after the subscriptions got it)."""
+        self._watchers.append(fn)
+        return lambda: self._watchers.remove(fn) if fn in self._watchers else None
+
+    def _on_event(self, event: Event) -> None:
+        sid = event.session_id
+        if event.seq > self._local_last.get(sid, 0):
+            self._local_last[sid] = event.seq
+        for sub in self._subs.get(sid, ()):
+            sub.push(event)
+        for fn in self._watchers:
+            fn(event)
+
+    def subscribe(self, session_id: str) -> Subscription:
+        """A new subscription to a session's events (from now on)."""
+        sub = Subscription(session_id, self.queue_size)
+        self._subs.setdefault(session_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop feeding a subscription."""
+        subs = self._subs.get(sub.session_id)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subs[sub.session_id]
+            self._local_last.pop(sub.session_id, None)
+
+    # -- polling the database ----------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while not self._closing.is_set():
+            await asyncio.sleep(self.poll_interval)
+            watched = list(self._subs)
+            if not watched:
+                continue
+            try:
+                found = await asyncio.to_thread(self._db_last_seqs, watched)
+            except Exception:  # the database blinked: try again next tick
+                log.warning("polling sessions failed", exc_info=True)
+                continue
+            for sid, last in found.items():
+                if last > self._local_last.get(sid, 0):
+                    self._local_last[sid] = last
+                    for sub in self._subs.get(sid, ()):
+                        sub.poke()
+
+    def _db_last_seqs(self, session_ids: list[str]) -> dict[str, int]:
+        query = text("SELECT id, last_seq FROM sessions WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        out: dict[str, int] = {}
+        with self.engine.store.engine.connect() as conn:
+            for i in range(0, len(session_ids), 500):
+                for sid, last in conn.execute(query, {"ids": session_ids[i : i + 500]}):
+                    out[str(sid)] = int(last)
+        return out
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def stream(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        *,
+        run_id: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """A session's events after ``after_seq``: first from the store, then live.
+
+        Args:
+            session_id: The session.
+            after_seq: The last seq the client has (``Last-Event-ID``).
+            run_id: Only this run and its descendants; the stream ends after the run's
+                terminal event (or at once if it already ended before ``after_seq``).
+
+        Yields:
+            Events in seq order, each once, none missing.
+        """
+        store = self.engine.store
+        sub = self.subscribe(session_id)
+        try:
+            tree: _RunTree | None = None
+            run_over = False
+            if run_id is not None:
+                runs = await asyncio.to_thread(store.list_runs, session_id)
+                tree = _RunTree(
+                    run_id, _descendants(run_id, [(r.id, r.parent_run_id) for r in runs])
+                )
+                root = next((r for r in runs if r.id == run_id), None)
+                run_over = root is not None and root.status in ("completed", "failed", "cancelled")
+            last = after_seq
+            need_store = True
+            while not self._closing.is_set():
+                if need_store:
+                    need_store = False
+                    sub.reset()  # before reading: whatever comes after is in the buffer
+                    while True:
+                        page = await asyncio.to_thread(
+                            store.events, session_id, after_seq=last, limit=_PAGE
+                        )
+                        for ev in page:
+                            last = ev.seq
+                            if tree is None or tree.admit(ev):
+                                yield ev
+                                if _ends(ev, run_id):
+                                    return
+                        if len(page) < _PAGE:
+                            break
+                    if run_over:
+                        return
+                while sub.items:
+                    ev = sub.items.popleft()
+                    if ev.seq <= last:
+                        continue
+                    if ev.seq != last + 1:  # a gap: the store has what is missing
+                        need_store = True
+                        break
+                    last = ev.seq
+                    if tree is None or tree.admit(ev):
+                        yield ev
+                        if _ends(ev, run_id):
+                            return
+                if need_store or sub.needs_store:
+                    need_store = True
+                    continue
+                await sub.wait()
+        finally:
+            self.unsubscribe(sub)
+
+
+def _ends(event: Event, run_id: str | None) -> bool:
+    return run_id is not None and event.run_id == run_id and event.type in TERMINAL_TYPES
+
+
+def _descendants(root: str, edges: list[tuple[str, str | None]]) -> set[str]:
+    children: dict[str, list[str]] = {}
+    for rid, parent in edges:
+        if parent is not None:
+            children.setdefault(parent, []).append(rid)
+    out = {root}
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out

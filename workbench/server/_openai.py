@@ -1,0 +1,271 @@
+"""OpenAI-compatible chat: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+The model name is an agent, team or workflow of the workspace. Each request is a new
+session: the earlier messages of the request are written to its log first (so they are the
+run's history, and the transcript shows them), then the last user message starts a run.
+Streaming sends the run's own text as it is written (``message.delta`` of the top-level
+run); a team or a workflow, whose text comes from its members, sends its answer when done.
+The ``system`` messages of a request are kept in the log but not sent to the model: the
+agent's own instructions apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.events import TERMINAL_TYPES, MessageCompleted
+from workbench.runtime import RunError, RunOutcome
+
+from ._state import ServerState, state_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+Wb = Annotated[ServerState, Depends(state_of)]
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """A chat completion request (fields the workbench does not use are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=200, description="An agent, team or workflow name.")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
+    stream: bool | None = False
+    stream_options: dict[str, Any] | None = None
+
+
+class ModelOut(BaseModel):
+    """A runnable name, as a model."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    """Every runnable name."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class ChoiceMessage(BaseModel):
+    """The answer."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    """The one choice."""
+
+    index: int = 0
+    message: ChoiceMessage
+    finish_reason: str = "stop"
+
+
+class UsageOut(BaseModel):
+    """Tokens over the run."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """A whole answer."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: UsageOut
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(p.get("text", "")) for p in content if p.get("type") in ("text", "input_text")
+    )
+
+
+def _model_error(name: str) -> HTTPException:
+    return HTTPException(
+        404,
+        f"the model '{name}' does not exist: use an agent, team or workflow name (GET /v1/models)",
+    )
+
+
+def _models(wb: ServerState) -> list[ModelOut]:
+    ws = wb.engine.workspace
+    return [
+        *(ModelOut(id=n, owned_by="workbench:agent") for n in ws.agents),
+        *(ModelOut(id=n, owned_by="workbench:team") for n in ws.teams),
+        *(ModelOut(id=n, owned_by="workbench:workflow") for n in ws.workflows),
+    ]
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(wb: Wb) -> ModelList:
+    """The workspace's agents, teams and workflows, as models."""
+    return ModelList(data=_models(wb))
+
+
+@router.get("/models/{model}", response_model=ModelOut)
+async def get_model(wb: Wb, model: Annotated[str, Path(min_length=1, max_length=200)]) -> ModelOut:
+    """One of them."""
+    for m in _models(wb):
+        if m.id == model:
+            return m
+    raise _model_error(model)
+
+
+def _usage(outcome: RunOutcome) -> UsageOut:
+    u = outcome.usage
+    return UsageOut(
+        prompt_tokens=u.prompt_tokens,
+        completion_tokens=u.completion_tokens,
+        total_tokens=u.prompt_tokens + u.completion_tokens,
+    )
+
+
+def _failure(outcome: RunOutcome) -> str:
+    if outcome.status == "cancelled":
+        return "the run was cancelled"
+    hint = f" ({outcome.hint})" if outcome.hint else ""
+    return f"the run failed: {outcome.error or 'unknown error'}{hint}"
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With stream: chunks."}},
+)
+async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
+    """Run an agent, team or workflow on the conversation and answer like a chat model."""
+    engine = wb.engine
+    kind = engine.workspace.target_kind(body.model)
+    if kind is None:
+        raise _model_error(body.model)
+    last = body.messages[-1]
+    if last.role != "user":
+        raise HTTPException(400, "the last message must come from the user")
+    session = await asyncio.to_thread(engine.store.create_session, None, "", str(engine.root))
+    sid = session.id
+    for m in body.messages[:-1]:
+        role = {"developer": "system"}.get(m.role, m.role)
+        if role not in ("system", "user", "assistant"):
+            continue  # tool messages belong to the client's own tool loop
+        await engine.publish(
+            MessageCompleted(
+                session_id=sid,
+                message_id="m_" + secrets.token_hex(6),
+                role=role,
+                content=_text(m.content),
+                source="openai",
+            )
+        )
+    after = await asyncio.to_thread(engine.store.last_seq, sid)
+    try:
+        handle = await engine.start_run(body.model, _text(last.content), session_id=sid, kind=kind)
+    except RunError as exc:
+        raise HTTPException(400, str(exc)) from None
+    completion_id = f"chatcmpl-{handle.run_id}"
+    created = int(time.time())
+    headers = {"X-Workbench-Session": sid, "X-Workbench-Run": handle.run_id}
+    if not body.stream:
+        outcome = await handle.wait()
+        if not outcome.ok:
+            return JSONResponse(
+                {"error": {"type": "run_failed", "message": _failure(outcome)}},
+                502,
+                headers=headers,
+            )
+        return JSONResponse(
+            ChatCompletion(
+                id=completion_id,
+                created=created,
+                model=body.model,
+                choices=[Choice(message=ChoiceMessage(content=outcome.output))],
+                usage=_usage(outcome),
+            ).model_dump(),
+            headers=headers,
+        )
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        data = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(data)}\n\n"
+
+    async def chunks() -> AsyncIterator[str]:
+        finished = False
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            streamed = False
+            async for ev in wb.hub.stream(sid, after, run_id=handle.run_id):
+                if ev.run_id != handle.run_id:
+                    continue
+                if ev.type == "message.delta":
+                    streamed = True
+                    yield chunk({"content": getattr(ev, "text", "")})
+                elif ev.type in TERMINAL_TYPES:
+                    break
+            outcome = await handle.wait()
+            finished = True
+            if not outcome.ok:
+                err = {"error": {"type": "run_failed", "message": _failure(outcome)}}
+                yield f"data: {json.dumps(err)}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            if not streamed and outcome.output:
+                yield chunk({"content": outcome.output})
+            yield chunk({}, "stop")
+            if include_usage:
+                usage = _usage(outcome).model_dump()
+                data = {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [],
+                    "usage": usage,
+                }
+                yield f"data: {json.dumps(data)}\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            if not finished and not handle.task.done():
+                engine.cancel(handle.run_id)  # the client went away
+
+    return StreamingResponse(chunks(), media_type="text/event-stream", headers=headers)
