@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     parser.add_argument("--serve", action="store_true", help="run headless: same as 'workbench serve'")
+    _serve_options(parser)
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -85,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list every tool the workspace can use, with its policy")
     _common(tools)
 
+    serve = sub.add_parser(
+        "serve", help="serve the workspace over HTTP: REST + SSE, OpenAI-compatible chat, MCP"
+    )
+    _common(serve)
+    _serve_options(serve)
+
+    attach = sub.add_parser("attach", help="open the TUI on a running 'workbench serve'")
+    attach.add_argument("url", help="the server, e.g. http://127.0.0.1:8765")
+    attach.add_argument("--token", default=None, help="its API token (default: $WORKBENCH_TOKEN)")
+
     rules = sub.add_parser("rules", help="saved approval rules")
     _common(rules)
     rsub = rules.add_subparsers(dest="action", metavar="ACTION")
@@ -92,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     rr = rsub.add_parser("rm", help="remove a rule")
     rr.add_argument("id")
     return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server (serve, --serve)")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    g.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks one)")
+    g.add_argument(
+        "--token",
+        default=None,
+        help="API token (default: $WORKBENCH_TOKEN; generated when binding beyond loopback)",
+    )
+    g.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this browser origin (repeatable)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -114,7 +143,7 @@ def run_cli(argv: list[str]) -> int:
     try:
         if args.command is None:
             if args.serve:
-                raise CliError("'workbench serve' is not available in this build yet")
+                return cmd_serve(args)
             return _open_tui(args)
         handler = _COMMANDS[args.command]
         return handler(args)
@@ -512,8 +541,56 @@ def cmd_rules(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+# -- serve and attach --------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from workbench.server import ServerConfig, serve
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get("WORKBENCH_TOKEN") or None,
+        cors_origins=list(args.cors),
+    )
+    try:
+        return serve(args.workspace, args.db, config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    import inspect
+
+    from workbench.client import RemoteEngine, RemoteError
+
+    token = args.token or os.environ.get("WORKBENCH_TOKEN") or None
+    try:
+        first = [RemoteEngine.open(args.url, token)]  # fail here, before the TUI takes over
+    except RemoteError as exc:
+        raise CliError(str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+
+    def factory() -> RemoteEngine:
+        return first.pop() if first else RemoteEngine.open(args.url, token)
+
+    try:
+        from screens import app as tui
+    except ImportError as exc:
+        raise CliError(f"the TUI is not available: {exc}") from exc
+    # The workspace lives on the server: nothing to watch here.
+    options: dict[str, Any] = {"engine_factory": factory, "watch_workspace": False, "warm_up": False}
+    accepted = inspect.signature(tui.run_app).parameters
+    if "engine_factory" in accepted:
+        return int(tui.run_app(**{k: v for k, v in options.items() if k in accepted}) or 0)
+    return int(tui.WorkbenchApp(**options).run() or 0)
+
+
 _COMMANDS: dict[str, Any] = {
     "run": cmd_run,
+    "serve": cmd_serve,
+    "attach": cmd_attach,
     "sessions": cmd_sessions,
     "doctor": cmd_doctor,
     "tools": cmd_tools,
