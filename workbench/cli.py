@@ -419,6 +419,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     action = args.action or "list"
     with Store.open(args.db) as store:
+        # Runs whose process died show as interrupted, never as still running.
+        store.mark_interrupted()
         if action == "list":
             items = store.list_sessions(limit=args.limit if hasattr(args, "limit") else 30)
             if getattr(args, "json", False):
@@ -451,6 +453,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             for e in events:
                 printer.feed(e)
             printer.close()
+            for run in store.list_runs(args.id):
+                if run.status in ("interrupted", "waiting", "running"):
+                    hint = (
+                        f" — resume with: workbench run --resume {run.id}"
+                        if run.parent_run_id is None and run.status == "interrupted"
+                        else ""
+                    )
+                    console.print(f"[yellow]■ {run.target_kind} {run.target} {run.status}{hint}[/]")
             return EXIT_OK
         if action == "delete":
             if not store.delete_session(args.id):

@@ -174,19 +174,27 @@ def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelEr
     msg = msg[:500]
     base = params.get("api_base")
     where = f" at {base}" if base else ""
-    if isinstance(exc, ll.AuthenticationError):
+    if _refused(exc):
+        return ModelError(
+            f"cannot reach {model}{where}: connection refused or failed",
+            hint="is the server running and the api_base right? "
+            "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
+            retryable=True,
+        )
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ll.AuthenticationError) or status in (401, 403):
         provider = model.split("/", 1)[0] if "/" in model else "the provider"
         return ModelError(
             f"authentication failed for {model}: {msg}",
             hint=f"set a valid API key for {provider} (e.g. {provider.upper()}_API_KEY) "
             "or api_key in workbench.yaml models:",
         )
-    if isinstance(exc, ll.NotFoundError):
+    if isinstance(exc, ll.NotFoundError) or status == 404:
         return ModelError(
             f"model not found: {model}{where}: {msg}",
             hint="check the model name in workbench.yaml (litellm form 'provider/model')",
         )
-    if isinstance(exc, ll.RateLimitError):
+    if isinstance(exc, ll.RateLimitError) or status == 429:
         return ModelError(f"rate limited by {model}: {msg}", retryable=True)
     if isinstance(exc, ll.Timeout | TimeoutError):
         return ModelError(f"{model} timed out{where}", retryable=True)
@@ -199,7 +207,6 @@ def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelEr
         )
     if isinstance(exc, ll.ContextWindowExceededError):
         return ModelError(f"context window exceeded for {model}: {msg}")
-    status = getattr(exc, "status_code", None)
     if isinstance(status, int) and status >= 500:
         return ModelError(f"{model} server error {status}: {msg}", retryable=True)
     if isinstance(exc, ll.BadRequestError) and "LLM Provider NOT provided" in str(exc):
@@ -209,6 +216,18 @@ def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelEr
             "'anthropic/claude-sonnet-4-5', 'ollama/llama3', or 'test' for the offline model",
         )
     return ModelError(f"{model}: {name}: {msg}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection could not be made at all (litellm reports it as a 500)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionError) or type(cur).__name__ in ("ConnectError", "ClientConnectorError"):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 class LiteLLMModel(Model):
@@ -564,5 +583,13 @@ def make_model(model: str, params: dict[str, Any] | None = None, **kw: Any) -> M
     """The model for a litellm string, ``test``, or a table of litellm arguments."""
     if model == "test":
         return TestModel()
-    return LiteLLMModel(model, params, **kw)
+    p = dict(params or {})
+    # ``stream: false`` in a models: table asks for whole responses instead of a stream.
+    stream = bool(p.pop("stream", True))
+    # ``retries`` / ``retry_delay`` tune the back-off on 429, 5xx and timeouts.
+    retry = RetryPolicy(
+        attempts=int(p.pop("retries", RetryPolicy.attempts)),
+        base_delay=float(p.pop("retry_delay", RetryPolicy.base_delay)),
+    )
+    return LiteLLMModel(model, p, stream=stream, retry=retry, **kw)
 

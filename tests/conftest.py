@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated store and log per test, a workspace writer, the fake model server."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model provider or litellm's price list on the network.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+for _key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "WORKBENCH_DB"):
+    os.environ.pop(_key, None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own user data, config and log directories."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("WORKBENCH_LOG", str(home / "workbench.log"))
+
+
+WriteWorkspace = Callable[..., Path]
+
+
+@pytest.fixture
+def write_workspace(tmp_path: Path) -> WriteWorkspace:
+    """Write ``workbench.yaml`` (dedented) and optional extra files; returns the folder."""
+
+    def write(yaml_text: str, files: dict[str, str] | None = None, name: str = "ws") -> Path:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        (root / "workbench.yaml").write_text(textwrap.dedent(yaml_text))
+        for rel, content in (files or {}).items():
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(textwrap.dedent(content))
+        return root
+
+    return write
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A fresh SQLite store for the test."""
+    return f"sqlite:///{tmp_path}/wb.db"
+
+
+@pytest.fixture
+async def fake_model() -> AsyncIterator[object]:
+    """The scripted OpenAI-compatible server on 127.0.0.1, in this test's loop."""
+    from tests.support.openai_server import FakeOpenAI
+
+    async with FakeOpenAI() as srv:
+        yield srv
+
+
+@pytest.fixture
+def fake_model_thread() -> Iterator[object]:
+    """The scripted server in its own thread (for tests that block, e.g. subprocesses)."""
+    from tests.support.openai_server import FakeOpenAIThread
+
+    with FakeOpenAIThread() as srv:
+        yield srv

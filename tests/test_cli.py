@@ -1,0 +1,254 @@
+"""`workbench run`, `sessions`, `doctor` as a user runs them: real subprocesses, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WriteWorkspace
+from tests.support.openai_server import FakeOpenAIThread, Reply
+from workbench.events import parse_event
+from workbench.store import Store
+
+TOOLS_PY = '''
+def word_count(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: The text to count.
+    """
+    return len(text.split())
+'''
+
+
+def wb(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        input=input if input is not None else "",
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def demo(write_workspace: WriteWorkspace) -> Path:
+    return write_workspace(
+        """
+        agents:
+          helper:
+            model: test
+            instructions: Count words.
+            tools: ["mytools:word_count"]
+        approvals:
+          default: ask
+        """,
+        {"mytools.py": TOOLS_PY},
+    )
+
+
+def test_run_streams_tool_call_and_answer_then_sessions_show_prints_it_back(demo: Path, db_url: str) -> None:
+    r = wb("run", "-w", str(demo), "--db", db_url, "--approve", "all", "How many words?")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "→ mytools:word_count" in out and '{"text": "test"}' in out
+    assert "← mytools:word_count" in out
+    assert "[test model] Tool results: 1" in out
+    assert "allow mytools:word_count by --approve all" in out
+    with Store.open(db_url) as store:
+        sessions = store.list_sessions()
+        assert len(sessions) == 1
+        sid = sessions[0].id
+    listed = wb("sessions", "--db", db_url, "list")
+    assert sid in listed.stdout
+    shown = wb("sessions", "--db", db_url, "show", sid)
+    assert shown.returncode == 0
+    for line in ("you: How many words?", "→ mytools:word_count", "[test model] Tool results: 1"):
+        assert line in shown.stdout
+    as_json = wb("sessions", "--db", db_url, "show", sid, "--json")
+    events = [parse_event(line) for line in as_json.stdout.splitlines()]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert wb("sessions", "--db", db_url, "delete", sid).returncode == 0
+    assert "No sessions" in wb("sessions", "--db", db_url, "list").stdout
+
+
+def test_no_terminal_refuses_by_default_and_says_so(demo: Path, db_url: str) -> None:
+    r = wb("run", "-w", str(demo), "--db", db_url, "count")
+    assert r.returncode == 0, r.stderr
+    assert "No terminal to ask on" in r.stderr and "--approve all" in r.stderr
+    assert "deny mytools:word_count by --approve never" in r.stdout
+    assert "→ mytools:word_count" not in r.stdout  # the tool never ran
+
+
+def test_json_lines_are_the_events(demo: Path, db_url: str) -> None:
+    r = wb("run", "-w", str(demo), "--db", db_url, "--json", "--approve", "all", "hi")
+    assert r.returncode == 0
+    events = [parse_event(line) for line in r.stdout.splitlines()]
+    assert events[0].type == "run.started" and events[-1].type == "run.completed"
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_interactive_prompt_on_a_terminal(demo: Path, db_url: str) -> None:
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", "-w", str(demo), "--db", db_url, "count please"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"},
+        close_fds=True,
+    )
+    os.close(slave)
+    buf = b""
+
+    def read_until(marker: bytes, timeout: float = 30) -> None:
+        nonlocal buf
+        end = time.monotonic() + timeout
+        while marker not in buf:
+            left = end - time.monotonic()
+            assert left > 0, f"never saw {marker!r} in {buf.decode(errors='replace')[-2000:]}"
+            ready, _, _ = select.select([master], [], [], left)
+            if ready:
+                try:
+                    buf += os.read(master, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"allow once")
+        assert b"approval needed" in buf and b"mytools:word_count" in buf
+        os.write(master, b"n\r")
+        read_until(b"note for the model")
+        os.write(master, b"not today\r")
+        read_until(b"Tool results")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = buf.decode(errors="replace")
+    assert "the user refused this call: not today" in text
+    with Store.open(db_url) as store:
+        sid = store.list_sessions()[0].id
+        resolved = [e for e in store.events(sid) if e.type == "approval.resolved"]
+    assert resolved and resolved[0].decision == "deny" and resolved[0].note == "not today"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line", "key", "expect"),
+    [
+        ("agents:\n  a: {model: test\n", 3, "", "invalid YAML"),
+        ("agents:\n  a:\n    model: test\n    toolz: [x]\n", 4, "agents.a.toolz", "toolz"),
+        ("agents:\n  a:\n    model: gpt5\n", 3, "agents.a.model", "unknown model"),
+        ("agents:\n  a:\n    model: test\n    tools: [nosuchkit.read]\n", 4, "agents.a.tools", "nosuchkit"),
+        ("agents:\n  a:\n    model: test\n    max_tool_rounds: many\n", 4, "agents.a.max_tool_rounds", ""),
+    ],
+)
+def test_bad_workspace_names_file_line_key_and_writes_nothing(
+    tmp_path: Path, yaml_text: str, line: int, key: str, expect: str
+) -> None:
+    ws = tmp_path / "bad"
+    ws.mkdir()
+    (ws / "workbench.yaml").write_text(yaml_text)
+    db = tmp_path / "store.db"
+    r = wb("run", "-w", str(ws), "--db", f"sqlite:///{db}", "hi")
+    assert r.returncode == 2
+    msg = " ".join(r.stderr.split())
+    assert f"workbench.yaml:{line}" in msg, msg
+    assert key in msg and expect in msg
+    assert not db.exists() or Store.open(f"sqlite:///{db}").list_sessions() == []
+
+
+def test_unknown_agent_is_a_usage_error(demo: Path, db_url: str) -> None:
+    r = wb("run", "-w", str(demo), "--db", db_url, "--agent", "nobody", "hi")
+    assert r.returncode == 2
+    assert "no agent named 'nobody'" in r.stderr and "helper" in r.stderr
+
+
+def test_failed_run_exits_1_with_the_hint(write_workspace: WriteWorkspace, db_url: str) -> None:
+    with FakeOpenAIThread(script=[Reply(error=401, message="bad key")]) as srv:
+        ws = write_workspace(
+            f"""
+            models:
+              m: {{model: openai/fake, api_base: "{srv.base_url}", api_key: wrong}}
+            agents:
+              a: {{model: m}}
+            """
+        )
+        r = wb("run", "-w", str(ws), "--db", db_url, "hi")
+    assert r.returncode == 1
+    assert "authentication failed" in r.stdout and "hint:" in r.stdout
+
+
+def test_doctor_reports_missing_keys_and_endpoints(write_workspace: WriteWorkspace, db_url: str) -> None:
+    ws = write_workspace(
+        """
+        models:
+          cloud: openai/gpt-4o
+          local: {model: openai/qwen, api_base: "http://127.0.0.1:9/v1", api_key: none}
+        agents:
+          a: {model: cloud}
+          b: {model: local}
+          c: {model: test}
+        """
+    )
+    r = wb("doctor", "-w", str(ws), "--db", db_url)
+    assert r.returncode == 1
+    assert "OPENAI_API_KEY" in r.stdout
+    assert "cannot reach http://127.0.0.1:9/v1/models" in r.stdout
+    ok = wb("doctor", "-w", str(ws), "--db", db_url, env={"OPENAI_API_KEY": "sk-test"}, timeout=60)
+    assert "key found" in ok.stdout
+
+
+def test_doctor_is_happy_with_the_test_model(demo: Path, db_url: str) -> None:
+    r = wb("doctor", "-w", str(demo), "--db", db_url)
+    assert r.returncode == 0, r.stdout
+    assert "Ready." in r.stdout
+
+
+def test_sigkill_loses_no_event_and_the_run_shows_interrupted(write_workspace: WriteWorkspace, db_url: str) -> None:
+    with FakeOpenAIThread(script=[Reply(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.01)]) as srv:
+        ws = write_workspace(
+            f"""
+            models:
+              m: {{model: openai/fake, api_base: "{srv.base_url}", api_key: x}}
+            agents:
+              a: {{model: m}}
+            """
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "run", "-w", str(ws), "--db", db_url, "--json", "talk"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        printed: list[int] = []
+        for line in proc.stdout:
+            printed.append(json.loads(line)["seq"])
+            if len(printed) >= 60:
+                break
+        time.sleep(0.15)  # everything printed 100+ ms ago must be stored
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    with Store.open(db_url) as store:
+        session = store.list_sessions()[0]
+        stored = [e.seq for e in store.events(session.id)]
+        assert set(printed) <= set(stored)
+        assert stored == list(range(1, len(stored) + 1))
+        run_id = store.list_runs(session.id)[0].id
+    shown = wb("sessions", "--db", db_url, "show", session.id)
+    assert f"agent a interrupted — resume with: workbench run --resume {run_id}" in shown.stdout
+    with Store.open(db_url) as store:
+        assert store.get_run(run_id).status == "interrupted"  # type: ignore[union-attr]
