@@ -361,8 +361,10 @@ class Engine:
         recorded outcome is returned and nothing runs again.
         """
         prior: list[Event] = []
-        if run_id is not None:
-            prior = [e for e in self.store.events(parent.session_id) if e.run_id == run_id]
+        # Teams and workflows pass a run id for every child; most name a child that never
+        # ran, so ask the runs table first and read the log only for one that did.
+        if run_id is not None and self.store.get_run(run_id) is not None:
+            prior = self.store.events(parent.session_id, run_id=run_id)
             ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
             if ended is not None and ended.type == "run.completed":
                 return RunOutcome(
