@@ -1,0 +1,790 @@
+"""The Workbench app: the product's main face.
+
+``workbench`` with no subcommand calls :func:`run_app`. The first frame comes before any
+heavy import: this module imports Textual and the panes only (no litellm, no SQLAlchemy,
+no engine, not even pydantic); the engine opens in a thread worker after mount while the
+user can already type (prompts sent before it is ready are queued), and litellm is warmed
+up in another thread once the engine is there.
+
+Events come in through the engine's listener, are queued, and are folded into the
+session's :class:`~screens.state.SessionState` once per frame; the panes then draw what the
+frame changed. A burst of 2,000 deltas a second is one update per pane per frame.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.events import Resize
+from textual.message import Message
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from screens.approvals import ApprovalsPane
+from screens.chat import ChatPane, TargetChoice
+from screens.session_view import TABS, SessionView
+from screens.state import ApprovalState, SessionState
+from screens.status import StatusBar
+
+if TYPE_CHECKING:
+    from screens.engine_api import EngineLike
+
+__all__ = ["EngineFactory", "WorkbenchApp", "run_app"]
+
+EngineFactory = Callable[[], "EngineLike"]
+"""Opens an engine (called in a worker thread)."""
+
+_HERE = Path(__file__).parent
+
+
+def workbench_commands() -> type[Any]:
+    """The palette's provider, imported when the palette first opens."""
+    from screens.palette import WorkbenchCommands
+
+    return WorkbenchCommands
+
+
+class WorkbenchApp(App[int]):
+    """Chat with agents, watch teams and workflows, decide tool calls, replay sessions.
+
+    Args:
+        workspace: The workspace folder (default: the current folder).
+        db: SQLAlchemy URL of the store (default: the user data dir, or $WORKBENCH_DB).
+        replay: A session id to open in the replay view at start.
+        engine_factory: Opens the engine (tests inject one); runs in a thread.
+        warm_up: Import litellm in a thread once the engine is open (default: only with
+            the real engine).
+        watch_workspace: Reload ``workbench.yaml`` when it changes.
+        animate: Spinners and the blinking cursor (off for snapshot tests).
+        frame_interval: Seconds between two redraws of streamed events.
+    """
+
+    CSS_PATH: ClassVar[list[str | Path]] = [
+        _HERE / "app.tcss",
+        _HERE / "transcript.tcss",
+        _HERE / "chat.tcss",
+        _HERE / "approvals.tcss",
+        _HERE / "team_view.tcss",
+        _HERE / "graph_view.tcss",
+        _HERE / "usage.tcss",
+    ]
+    TITLE = "Workbench"
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {workbench_commands}
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("ctrl+c", "cancel_run", "Cancel run", priority=True),
+        Binding("f1", "help", "Keys"),
+        Binding("question_mark", "help", "Keys", show=False),
+        Binding("f2", "show('chat')", "Chat", show=False),
+        Binding("f3", "show('team')", "Team", show=False),
+        Binding("f4", "show('graph')", "Graph", show=False),
+        Binding("f5", "show('approvals')", "Approvals", show=False),
+        Binding("f6", "show('usage')", "Usage", show=False),
+        Binding("f7", "sessions", "Sessions"),
+        Binding("f8", "toggle_theme", "Theme", show=False),
+        Binding("ctrl+n", "new_session", "New session", show=False),
+        Binding("ctrl+r", "replay_session", "Replay", show=False),
+        Binding("escape", "focus_prompt", "Prompt", show=False),
+    ]
+
+    engine_ready: reactive[bool] = reactive(False)
+    """The engine is open."""
+    compact: reactive[bool] = reactive(False)
+    """The terminal is small (under 100x30): panes stack and hints hide."""
+    session_id: reactive[str | None] = reactive(None)
+    """The session the panes show ('None' until the first run creates one)."""
+
+    @dataclass
+    class EngineReady(Message):
+        """The engine opened."""
+
+        engine: EngineLike
+        """The engine."""
+
+    @dataclass
+    class EngineFailed(Message):
+        """The engine could not open."""
+
+        error: Exception
+        """Why (a WorkspaceError names file, line and key)."""
+
+    @dataclass
+    class WorkspaceReloaded(Message):
+        """``workbench.yaml`` changed and loaded."""
+
+        workspace: Any
+        """The new workspace."""
+        changes: list[str]
+        """What changed, one line each."""
+
+    @dataclass
+    class WorkspaceInvalid(Message):
+        """``workbench.yaml`` changed and has an error."""
+
+        error: Exception
+        """The error, with file and line."""
+
+    @dataclass
+    class SessionLoaded(Message):
+        """A stored session was folded into a state, off the UI thread."""
+
+        session_id: str
+        """The session."""
+        state: SessionState
+        """Its state."""
+        resume: bool = False
+        """Resume its unfinished runs once shown."""
+
+    def __init__(
+        self,
+        workspace: Path | str | None = None,
+        db: str | None = None,
+        *,
+        replay: str | None = None,
+        engine_factory: EngineFactory | None = None,
+        warm_up: bool | None = None,
+        watch_workspace: bool = True,
+        animate: bool = True,
+        frame_interval: float = 1 / 30,
+    ) -> None:
+        super().__init__()
+        self.workspace_path = Path(workspace) if workspace is not None else None
+        """Where the workspace is."""
+        self.db = db
+        """The store's URL."""
+        self.replay_id = replay
+        """A session to replay at start."""
+        self.engine: EngineLike | None = None
+        """The engine, once open."""
+        self._engine_factory = engine_factory or self._open_default_engine
+        self._warm_up = engine_factory is None if warm_up is None else warm_up
+        self._watch_workspace = watch_workspace
+        self.animations = animate
+        """Spinners and cursor blink."""
+        self.frame_interval = frame_interval
+        """Seconds between redraws of streamed events."""
+        if not animate:
+            self.animation_level = "none"
+        self.state = SessionState()
+        """The session shown."""
+        self._inbox: deque[Any] = deque()
+        self._orphans: deque[Any] = deque(maxlen=50_000)
+        self._flush_timer: Timer | None = None
+        self._last_flush = 0.0
+        self._thread = threading.get_ident()
+        self._unlisten: Callable[[], None] | None = None
+        self._queue: list[tuple[str, TargetChoice | None]] = []
+        self._active: dict[str, Any] = {}
+        self._starting = 0
+        self._ws_mtime: float | None = None
+        self._ws_file: Path | None = None
+        self._ws_timer: Timer | None = None
+        self.view = SessionView(
+            rules_preview=self._rules_preview, graph_source=self._graph_source, id="session"
+        )
+        self.status = StatusBar(id="status")
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def compose(self) -> Any:
+        yield self.view
+        yield self.status
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        if not self.animations:
+            self.view.chat.prompt.cursor_blink = False
+        self.view.chat.prompt.focus()
+        self.view.rebuild(self.state)
+        self._open_engine()
+
+    def _open_default_engine(self) -> EngineLike:
+        from workbench.engine import Engine
+
+        return Engine.open(self.workspace_path, self.db)  # type: ignore[return-value]
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="engine",
+        description="open the engine",
+        exit_on_error=False,
+    )
+    def _open_engine(self) -> None:
+        try:
+            engine = self._engine_factory()
+        except Exception as exc:  # a bad workspace must not take the app down
+            self.post_message(self.EngineFailed(exc))
+            return
+        self.post_message(self.EngineReady(engine))
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="warm-up",
+        description="import litellm",
+        exit_on_error=False,
+    )
+    def _warm_models(self) -> None:
+        from workbench.models import litellm_module
+
+        litellm_module()
+
+    @on(EngineReady)
+    def _engine_ready(self, event: EngineReady) -> None:
+        engine = self.engine = event.engine
+        self._unlisten = engine.add_listener(self._listen)
+        self.engine_ready = True
+        self._show_workspace()
+        if self._warm_up:
+            self._warm_models()
+        if self._watch_workspace:
+            self._ws_file = self._workspace_file()
+            self._ws_mtime = self._mtime()
+            self._start_watching()
+        self._send_queued()
+        if self.replay_id:
+            self.open_replay(self.replay_id)
+
+    @on(EngineFailed)
+    def _engine_failed(self, event: EngineFailed) -> None:
+        self.status.failed = True
+        self.status.engine = f"engine not ready: {_one_line(event.error)}"
+        self.notify(
+            str(event.error), title="The workspace could not load", severity="error", timeout=30
+        )
+        if self._watch_workspace:
+            # Watch the file even so: fixing it opens the engine.
+            self._ws_file = (self.workspace_path or Path.cwd()) / "workbench.yaml"
+            self._ws_mtime = self._mtime()
+            self._start_watching()
+
+    def _show_workspace(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        ws = engine.workspace
+        self.status.failed = False
+        self.status.engine = f"workspace {getattr(ws, 'name', '') or Path(str(ws.root)).name}"
+        choices = [TargetChoice("agent", n) for n in ws.agents]
+        choices += [TargetChoice("team", n) for n in ws.teams]
+        choices += [TargetChoice("workflow", n) for n in ws.workflows]
+        current = self.view.chat.target
+        default = current if current in choices else (choices[0] if choices else None)
+        self.view.chat.set_targets(choices, default)
+        self._show_target()
+
+    def choose_target(self, kind: str, name: str) -> None:
+        """Send the next prompts to this agent, team or workflow."""
+        self.view.chat.picker.value = TargetChoice(kind, name).value
+        self._show_target()
+        self.view.show("chat")
+
+    def _show_target(self) -> None:
+        target = self.view.chat.target
+        info = self.describe_target(target) if target else ""
+        self.view.chat.set_info(info)
+        self.status.model = f"{target.name} ({info})" if target else ""
+
+    def describe_target(self, target: TargetChoice) -> str:
+        """The model of an agent, the members of a team, the steps of a workflow."""
+        engine = self.engine
+        if engine is None:
+            return ""
+        ws = engine.workspace
+        try:
+            if target.kind == "agent":
+                model = ws.resolve_model(ws.agents[target.name].model).model
+                return "test model — offline" if model == "test" else model
+            if target.kind == "team":
+                team = ws.teams[target.name]
+                return f"{team.mode} · {len(team.members)} members"
+            return "workflow"
+        except (KeyError, AttributeError):
+            return ""
+
+    @on(ChatPane.Send)
+    def _chat_send(self, event: ChatPane.Send) -> None:
+        self.send_prompt(event.text, event.target)
+
+    def on_select_changed(self, event: Any) -> None:
+        if getattr(event.select, "id", None) == "target":
+            self._show_target()
+
+    # -- sending and cancelling ----------------------------------------------------------
+
+    def send_prompt(self, text: str, target: TargetChoice | None = None) -> None:
+        """Send a prompt, or queue it until the engine is ready and no run is in flight."""
+        self._queue.append((text, target))
+        self._send_queued()
+
+    def _send_queued(self) -> None:
+        ready = self.engine is not None and not self._active and not self._starting
+        if ready and self._queue:
+            text, target = self._queue.pop(0)
+            self._starting += 1
+            self._drive_run(text, target or self.view.chat.target)
+        self.view.chat.queued = len(self._queue)
+
+    @work(group="runs", description="run a prompt", exit_on_error=False)
+    async def _drive_run(self, text: str, target: TargetChoice | None) -> None:
+        engine = self.engine
+        assert engine is not None
+        try:
+            if target is None:
+                names = engine.catalogue_names()
+                if not names:
+                    self.notify("The workspace has no agent, team or workflow.", severity="error")
+                    return
+                target = TargetChoice(engine.target_kind(names[0]), names[0])
+            try:
+                handle = await engine.start_run(
+                    target.name, text, session_id=self.session_id, kind=target.kind
+                )
+            except Exception as exc:
+                hint = getattr(exc, "hint", None)
+                self.notify(
+                    f"{exc}" + (f"\n{hint}" if hint else ""),
+                    title="Could not start",
+                    severity="error",
+                )
+                return
+            self._adopt_session(handle.session_id)
+            self._active[handle.run_id] = handle
+        finally:
+            self._starting -= 1
+        self.status.running = len(self._active)
+        try:
+            await handle.wait()
+        finally:
+            self._active.pop(handle.run_id, None)
+            self.status.running = len(self._active)
+            self._send_queued()
+
+    def _adopt_session(self, session_id: str) -> None:
+        if self.session_id == session_id:
+            return
+        self.session_id = session_id
+        self.state.session_id = session_id
+        self.status.session = session_id
+        orphans = [e for e in self._orphans if e.session_id == session_id]
+        self._orphans.clear()
+        self._inbox.extendleft(reversed(orphans))
+        self._schedule_flush()
+
+    def action_cancel_run(self) -> None:
+        """Cancel the runs in flight (ctrl+c); ctrl+q quits."""
+        dropped = len(self._queue)
+        self._queue.clear()
+        self.view.chat.queued = 0
+        if self.engine is None or not self._active:
+            extra = (
+                f" ({dropped} queued prompt{'s' if dropped != 1 else ''} dropped)"
+                if dropped
+                else ""
+            )
+            self.notify(f"Nothing is running{extra}. ctrl+q quits.", timeout=3)
+            return
+        for run_id in list(self._active):
+            self.engine.cancel(run_id)
+        self.notify("Cancelling the run…", timeout=3)
+
+    # -- events in -----------------------------------------------------------------------
+
+    def _listen(self, event: Any) -> None:
+        """The engine's listener: queue the event; the next frame draws it."""
+        self._inbox.append(event)
+        if threading.get_ident() == self._thread:
+            self._schedule_flush()
+        else:
+            self.call_from_thread(self._schedule_flush)
+
+    def feed(self, events: list[Any]) -> None:
+        """Draw events as if the engine had published them (tests, scripted feeds)."""
+        if self.session_id is None and events:
+            self._adopt_session(events[0].session_id)
+        self._inbox.extend(events)
+        self._flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is not None:
+            return
+        wait = max(0.001, self.frame_interval - (time.monotonic() - self._last_flush))
+        self._flush_timer = self.set_timer(wait, self._flush, name="draw events")
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        self._last_flush = time.monotonic()
+        state = self.state
+        while self._inbox:
+            ev = self._inbox.popleft()
+            if self.session_id is None:
+                # Not ours yet: a run we are starting may be about to claim its session.
+                self._orphans.append(ev)
+                continue
+            if ev.session_id == self.session_id:
+                state.apply(ev)
+        changes = state.take_changes()
+        if not changes:
+            return
+        self.view.sync(state, changes)
+        for approval in changes.new_approvals:
+            if approval.status == "pending":
+                self._announce(approval)
+        self.status.pending = len(state.pending_approvals())
+
+    def _announce(self, approval: ApprovalState) -> None:
+        self.notify(
+            f"{approval.source} wants to run {approval.tool}. F5 to decide (y/s/a/n/e).",
+            title="Approval needed",
+            severity="warning",
+            timeout=10,
+            markup=False,
+        )
+        self.bell()
+
+    # -- approvals out -------------------------------------------------------------------
+
+    @on(ApprovalsPane.Decided)
+    def _decided(self, event: ApprovalsPane.Decided) -> None:
+        engine = self.engine
+        if engine is None:
+            event.pane.undecide(event.call_id)
+            return
+        from workbench.approvals import Resolution
+
+        resolution = Resolution(
+            decision=event.decision,
+            scope=event.scope,
+            note=event.note,
+            edited_arguments=event.edited_arguments,
+        )
+        if not engine.resolve_approval(event.call_id, resolution):
+            event.pane.undecide(event.call_id)
+            self.notify(
+                "This call is not waiting in this process any more (its run ended, or another "
+                "face decided). Resume the run from the sessions screen (F7, r).",
+                severity="warning",
+            )
+
+    async def _rules_preview(self, approval: ApprovalState) -> list[str]:
+        """The rules an 'allow always' on this call would save."""
+        engine = self.engine
+        if engine is None:
+            return []
+        try:
+            from workbench.approvals import rules_for_decision
+
+            match_on = await self._match_on(approval.tool)
+            saved = engine.saved_rules(self.session_id or "")
+            verdict = engine.policy.evaluate(
+                approval.tool, match_on, approval.arguments, saved, root=engine.root
+            )
+            rules = rules_for_decision(
+                approval.tool, match_on, approval.arguments, verdict, "workspace", root=engine.root
+            )
+            return [r.display() for r in rules]
+        except Exception as exc:  # the preview must not block the decision
+            return [f"(cannot preview the rules: {exc})"]
+
+    async def _match_on(self, tool: str) -> Any:
+        engine = self.engine
+        if engine is None or "." not in tool:
+            return None
+        try:
+            tools = await engine.tools_for([tool])
+        except Exception:
+            return None
+        return next((t.match_on for t in tools if t.name == tool), None)
+
+    async def _graph_source(self, name: str) -> Any:
+        """``workflow.graph()`` of a workflow of the workspace."""
+        engine = self.engine
+        if engine is None or name not in engine.workspace.workflows:
+            return None
+        try:
+            workflow = await engine.build_target("workflow", name)
+            return workflow.graph()  # type: ignore[attr-defined]
+        except Exception:
+            return None
+
+    # -- the workspace file --------------------------------------------------------------
+
+    def _start_watching(self) -> None:
+        if self._ws_timer is None:
+            self._ws_timer = self.set_interval(
+                1.0, self._check_workspace, name="watch workbench.yaml"
+            )
+
+    def _workspace_file(self) -> Path | None:
+        engine = self.engine
+        if engine is None:
+            return None
+        path = getattr(engine.workspace, "path", None)
+        return Path(path) if path else Path(str(engine.workspace.root)) / "workbench.yaml"
+
+    def _mtime(self) -> float | None:
+        try:
+            return os.stat(self._ws_file).st_mtime if self._ws_file else None
+        except OSError:
+            return None
+
+    def _check_workspace(self) -> None:
+        mtime = self._mtime()
+        if mtime != self._ws_mtime:
+            self._ws_mtime = mtime
+            if self.engine is None:
+                self.status.engine = "loading engine…"
+                self.status.failed = False
+                self._open_engine()
+            else:
+                self._reload_workspace()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="workspace",
+        description="reload workbench.yaml",
+        exit_on_error=False,
+    )
+    def _reload_workspace(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        from workbench.registry import available_toolkits
+        from workbench.workspace import diff_workspaces, load_workspace
+
+        old = engine.workspace
+        try:
+            new = load_workspace(old.root, known_toolkits=set(available_toolkits()) | {"mcp"})
+        except Exception as exc:
+            self.post_message(self.WorkspaceInvalid(exc))
+            return
+        self.post_message(self.WorkspaceReloaded(new, diff_workspaces(old, new)))
+
+    @on(WorkspaceReloaded)
+    def _workspace_reloaded(self, event: WorkspaceReloaded) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        use = getattr(engine, "use_workspace", None)
+        if callable(use):
+            use(event.workspace)
+        else:
+            _swap_workspace(engine, event.workspace)
+        self._show_workspace()
+        changes = "\n".join(event.changes) or "no change in agents, teams, workflows or approvals"
+        self.notify(
+            f"{changes}\nRuns in flight finish on the old definition.",
+            title="workbench.yaml reloaded",
+            timeout=8,
+            markup=False,
+        )
+
+    @on(WorkspaceInvalid)
+    def _workspace_invalid(self, event: WorkspaceInvalid) -> None:
+        errors = getattr(event.error, "errors", None) or [event.error]
+        text = "\n".join(str(e) for e in errors[:5])
+        self.notify(
+            f"{text}\nThe previous definition stays in use.",
+            title="workbench.yaml has an error",
+            severity="error",
+            timeout=20,
+            markup=False,
+        )
+
+    # -- sessions and replay -------------------------------------------------------------
+
+    def action_new_session(self) -> None:
+        """Start a new, empty session."""
+        self.session_id = None
+        self.state = SessionState()
+        self.status.session = ""
+        self.view.rebuild(self.state)
+        self.view.show("chat")
+
+    def action_sessions(self) -> None:
+        """Browse stored sessions."""
+        from screens.sessions import SessionsScreen
+
+        if self.engine is None:
+            self.notify("The engine is still loading.", timeout=3)
+            return
+        self.push_screen(SessionsScreen(self.engine, current=self.session_id), self._session_chosen)
+
+    def _session_chosen(self, choice: tuple[str, str] | None) -> None:
+        if choice is None:
+            return
+        action, session_id = choice
+        if action == "replay":
+            self.open_replay(session_id)
+        elif action == "deleted":
+            if session_id == self.session_id:
+                self.action_new_session()
+        else:
+            self.open_session(session_id, resume=action == "resume")
+
+    def open_session(self, session_id: str, *, resume: bool = False) -> None:
+        """Show a stored session and continue it (new prompts add to it)."""
+        self._load_session(session_id, resume)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="load-session",
+        description="load a session",
+        exit_on_error=False,
+    )
+    def _load_session(self, session_id: str, resume: bool) -> None:
+        engine = self.engine
+        assert engine is not None
+        state = SessionState(session_id)
+        state.extend(engine.session_events(session_id))
+        self.post_message(self.SessionLoaded(session_id, state, resume))
+
+    @on(SessionLoaded)
+    def _session_loaded(self, event: SessionLoaded) -> None:
+        self.session_id = event.session_id
+        self.state = event.state
+        self.status.session = event.session_id
+        self._inbox.clear()
+        self.view.rebuild(self.state)
+        self.status.pending = len(self.state.pending_approvals())
+        self.view.show("chat")
+        if event.resume:
+            self._resume(event.session_id)
+
+    @work(group="runs", description="resume runs", exit_on_error=False)
+    async def _resume(self, session_id: str) -> None:
+        engine = self.engine
+        assert engine is not None
+        runs = [
+            r
+            for r in engine.runs(session_id)
+            if r.parent_run_id is None and r.status not in ("completed", "failed", "cancelled")
+        ]
+        if not runs:
+            self.notify("Every run of this session has ended: nothing to resume.", timeout=4)
+            return
+        for info in runs:
+            try:
+                handle = await engine.resume(info.id)
+            except Exception as exc:
+                self.notify(str(exc), title="Could not resume", severity="error")
+                continue
+            self._active[handle.run_id] = handle
+            self.status.running = len(self._active)
+            self.notify(f"Resumed {info.target} ({info.id}).", timeout=4)
+            try:
+                await handle.wait()
+            finally:
+                self._active.pop(handle.run_id, None)
+                self.status.running = len(self._active)
+
+    def open_replay(self, session_id: str) -> None:
+        """Replay a stored session through the same panes."""
+        from screens.replay import ReplayScreen
+
+        if self.engine is None:
+            self.notify("The engine is still loading.", timeout=3)
+            return
+        self.push_screen(ReplayScreen(self.engine, session_id, graph_source=self._graph_source))
+
+    def action_replay_session(self) -> None:
+        """Replay the session shown."""
+        if self.session_id is None:
+            self.notify("Nothing to replay yet: this session is empty.", timeout=3)
+            return
+        self.open_replay(self.session_id)
+
+    # -- navigation and looks ------------------------------------------------------------
+
+    def action_show(self, tab: str) -> None:
+        """Show a pane."""
+        if tab not in TABS:
+            return
+        if self.screen is not self.screen_stack[0]:
+            return
+        self.view.show(tab)
+
+    def action_focus_prompt(self) -> None:
+        """Back to the prompt."""
+        if self.screen is self.screen_stack[0]:
+            self.view.show("chat")
+
+    def action_help(self) -> None:
+        """Every key."""
+        from screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        """Light or dark."""
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def on_resize(self, event: Resize) -> None:
+        self.compact = event.size.width < 100 or event.size.height < 30
+
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")
+
+    # -- shutting down -------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Cancel what runs, close the engine, leave."""
+        await self._close_engine()
+        self.exit(0)
+
+    async def _close_engine(self) -> None:
+        engine, self.engine = self.engine, None
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if engine is not None:
+            try:
+                await engine.aclose()
+            except Exception:  # closing must not keep the terminal hostage
+                pass
+
+    async def on_unmount(self) -> None:
+        await self._close_engine()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _swap_workspace(engine: Any, workspace: Any) -> None:
+    """Point the engine at a reloaded workspace (new runs use it; runs in flight keep the
+    agents they built). The approval policy follows the file."""
+    from workbench.approvals import ApprovalPolicy
+
+    engine.workspace = workspace
+    a = workspace.approvals
+    engine.policy = ApprovalPolicy(
+        default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
+    )
+
+
+def run_app(
+    workspace: Path | None = None,
+    db: str | None = None,
+    replay: str | None = None,
+) -> int:
+    """Open the TUI; returns the exit code."""
+    app = WorkbenchApp(workspace=workspace, db=db, replay=replay)
+    result = app.run()
+    return int(result or 0)

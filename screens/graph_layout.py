@@ -1,0 +1,560 @@
+"""A layered drawing of a workflow graph, as characters.
+
+The classic Sugiyama steps, kept small: back-edges (a Loop's repeat) are found by a depth
+first search and set aside; nodes get layers by longest path from the sources; an edge
+that spans several layers gets dummy points so it is routed through the gaps; each layer
+is ordered by barycentre sweeps (down and up, a few times, keeping the ordering with the
+fewest crossings), with nodes of one container kept together; then layers become rows of
+boxes and edges become box-drawing lines between them. Back-edges run up a rail on the
+right with a label; a Parallel, Loop, Condition or Router is drawn as its own node and as
+a labelled frame around its children.
+
+Pure functions and plain data: no Textual here, so the layout is tested on its own and
+costs nothing until a workflow is shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BOX_H",
+    "BOX_W",
+    "Canvas",
+    "GraphEdge",
+    "GraphNode",
+    "Layout",
+    "Placed",
+    "graph_from_object",
+    "graph_from_paths",
+    "layout_graph",
+]
+
+BOX_W = 24
+"""Width of a node's box, borders included."""
+BOX_H = 4
+"""Height of a node's box: border, label, status, border."""
+GAP_X = 3
+"""Columns between boxes of one layer."""
+GAP_Y = 3
+"""Rows between layers: the stub, the horizontal run, the arrow."""
+CONTAINER_KINDS = frozenset({"parallel", "loop", "condition", "router"})
+"""Kinds drawn as a frame around their children too."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """A node of ``workflow.graph()``."""
+
+    id: str
+    """Its path (what ``workflow.step.*`` events name)."""
+    label: str
+    """What to print."""
+    kind: str = "step"
+    """step, condition, loop, parallel, router, function (start/end too)."""
+    parent: str | None = None
+    """The container it sits in."""
+    target: str | None = None
+    """For a step: what runs (``agent researcher``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    """An edge of ``workflow.graph()``."""
+
+    source: str
+    """From."""
+    target: str
+    """To."""
+    label: str = ""
+    """``then``, ``else``, ``repeat`` ..."""
+    back: bool = False
+    """A loop's back-edge (found by search too when not marked)."""
+
+
+def graph_from_object(graph: Any) -> tuple[list[GraphNode], list[GraphEdge]]:
+    """Read any object with ``.nodes`` (id, label, kind, parent) and ``.edges``
+    (source, target, label); dicts work too."""
+
+    def get(obj: Any, name: str, default: Any = None) -> Any:
+        if isinstance(obj, dict):
+            return obj.get(name, default)
+        return getattr(obj, name, default)
+
+    nodes = []
+    for n in get(graph, "nodes", []):
+        node_id = str(get(n, "id") or get(n, "path"))
+        nodes.append(
+            GraphNode(
+                id=node_id,
+                label=str(get(n, "label") or node_id.rsplit("/", 1)[-1]),
+                kind=str(get(n, "kind") or "step"),
+                parent=get(n, "parent"),
+                target=get(n, "target"),
+            )
+        )
+    edges = [
+        GraphEdge(
+            str(get(e, "source")),
+            str(get(e, "target")),
+            str(get(e, "label") or ""),
+            bool(get(e, "back", False)),
+        )
+        for e in get(graph, "edges", [])
+    ]
+    return nodes, edges
+
+
+def graph_from_paths(steps: Sequence[tuple[str, str]]) -> tuple[list[GraphNode], list[GraphEdge]]:
+    """A graph guessed from the steps a run reported (``(path, kind)`` in start order),
+    for sessions whose workflow definition is gone: containers from path prefixes, and
+    siblings chained in the order they ran (children of a Parallel side by side)."""
+    ids = [p for p, _ in steps]
+    kinds = dict(steps)
+    known = set(ids)
+
+    def parent_of(path: str) -> str | None:
+        head = path.rsplit("/", 1)[0] if "/" in path else None
+        while head is not None and head not in known:
+            head = head.rsplit("/", 1)[0] if "/" in head else None
+        return head
+
+    nodes = [GraphNode(p, p.rsplit("/", 1)[-1], kinds[p], parent_of(p)) for p in ids]
+    edges: list[GraphEdge] = []
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for n in nodes:
+        children[n.parent].append(n.id)
+    for parent, kids in children.items():
+        pkind = kinds.get(parent or "", "")
+        if parent is not None:
+            firsts = kids if pkind == "parallel" else kids[:1]
+            edges.extend(GraphEdge(parent, k) for k in firsts)
+        if pkind != "parallel":
+            edges.extend(GraphEdge(a, b) for a, b in zip(kids, kids[1:], strict=False))
+    return nodes, edges
+
+
+@dataclass(slots=True)
+class Placed:
+    """A node (or a dummy point of a long edge) on the canvas."""
+
+    id: str
+    """Node id ('' for a dummy)."""
+    layer: int
+    """Row of boxes."""
+    order: int
+    """Position within the layer."""
+    x: int = 0
+    """Left column."""
+    y: int = 0
+    """Top row."""
+    w: int = BOX_W
+    """Width (1 for a dummy)."""
+    dummy: bool = False
+    """A point an edge passes through."""
+
+    @property
+    def cx(self) -> int:
+        """Centre column."""
+        return self.x + self.w // 2
+
+
+@dataclass(slots=True)
+class Layout:
+    """Where everything goes."""
+
+    nodes: dict[str, GraphNode]
+    """The graph's nodes."""
+    placed: dict[str, Placed]
+    """Real nodes by id."""
+    layers: list[list[Placed]]
+    """Every layer, dummies included, in order."""
+    canvas: Canvas
+    """The drawing (without node colours; see :meth:`Canvas.box`)."""
+    back_edges: list[GraphEdge] = field(default_factory=list)
+    """Edges drawn on the rail."""
+
+    def neighbour(self, node_id: str, dx: int, dy: int) -> str | None:
+        """The node left/right in its layer or up/down nearest in column."""
+        here = self.placed.get(node_id)
+        if here is None:
+            return None
+        if dy:
+            layer = here.layer + dy
+            while 0 <= layer < len(self.layers):
+                real = [p for p in self.layers[layer] if not p.dummy]
+                if real:
+                    return min(real, key=lambda p: (abs(p.cx - here.cx), p.order)).id
+                layer += dy
+            return None
+        real = [p for p in self.layers[here.layer] if not p.dummy]
+        i = real.index(here) + dx
+        if 0 <= i < len(real):
+            return real[i].id
+        return None
+
+    def first(self) -> str | None:
+        """The top-left node."""
+        for layer in self.layers:
+            for p in layer:
+                if not p.dummy:
+                    return p.id
+        return None
+
+
+# -- the canvas ---------------------------------------------------------------------------
+
+_UP, _DOWN, _LEFT, _RIGHT = 1, 2, 4, 8
+_LINE_CHARS = {
+    _UP | _DOWN: "│",
+    _UP: "│",
+    _DOWN: "│",
+    _LEFT | _RIGHT: "─",
+    _LEFT: "─",
+    _RIGHT: "─",
+    _DOWN | _RIGHT: "┌",
+    _DOWN | _LEFT: "┐",
+    _UP | _RIGHT: "└",
+    _UP | _LEFT: "┘",
+    _UP | _DOWN | _RIGHT: "├",
+    _UP | _DOWN | _LEFT: "┤",
+    _DOWN | _LEFT | _RIGHT: "┬",
+    _UP | _LEFT | _RIGHT: "┴",
+    _UP | _DOWN | _LEFT | _RIGHT: "┼",
+}
+
+
+class Canvas:
+    """A grid of characters with a style name per cell."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.chars = [[" "] * width for _ in range(height)]
+        self.styles: list[list[str]] = [[""] * width for _ in range(height)]
+        self._bits: dict[tuple[int, int], int] = {}
+        self.titles: list[tuple[int, int, int, str, str]] = []
+
+    def put(self, x: int, y: int, text: str, style: str = "") -> None:
+        """Write text from (x, y), clipped."""
+        if not 0 <= y < self.height:
+            return
+        for i, ch in enumerate(text):
+            if 0 <= x + i < self.width:
+                self.chars[y][x + i] = ch
+                self.styles[y][x + i] = style
+                self._bits.pop((x + i, y), None)
+
+    def line_bits(self, x: int, y: int, bits: int, style: str = "edge") -> None:
+        """Merge line directions into a cell and draw the matching box character."""
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            return
+        merged = self._bits.get((x, y), 0) | bits
+        self._bits[(x, y)] = merged
+        self.chars[y][x] = _LINE_CHARS.get(merged, "┼")
+        if not self.styles[y][x] or self.styles[y][x].startswith("group"):
+            self.styles[y][x] = style
+
+    def vline(self, x: int, y0: int, y1: int, style: str = "edge") -> None:
+        """A vertical line from y0 to y1 (both ends joined to the next cells)."""
+        lo, hi = min(y0, y1), max(y0, y1)
+        for y in range(lo, hi + 1):
+            bits = (_UP if y > lo else 0) | (_DOWN if y < hi else 0)
+            self.line_bits(x, y, bits or (_UP | _DOWN), style)
+
+    def hline(self, y: int, x0: int, x1: int, style: str = "edge") -> None:
+        """A horizontal line from x0 to x1."""
+        lo, hi = min(x0, x1), max(x0, x1)
+        for x in range(lo, hi + 1):
+            bits = (_LEFT if x > lo else 0) | (_RIGHT if x < hi else 0)
+            self.line_bits(x, y, bits or (_LEFT | _RIGHT), style)
+
+    def route(self, x0: int, y0: int, x1: int, y_mid: int, y1: int, style: str = "edge") -> None:
+        """Down from (x0, y0) to the row y_mid, across to x1, down to (x1, y1)."""
+        if x0 == x1:
+            self.vline(x0, y0, y1, style)
+            return
+        self.vline(x0, y0, y_mid, style)
+        self.hline(y_mid, x0, x1, style)
+        self.vline(x1, y_mid, y1, style)
+        # the corners: join the vertical and horizontal parts
+        self.line_bits(x0, y_mid, _UP | (_RIGHT if x1 > x0 else _LEFT), style)
+        self.line_bits(x1, y_mid, _DOWN | (_LEFT if x1 > x0 else _RIGHT), style)
+
+    def frame(self, x0: int, y0: int, x1: int, y1: int, title: str, style: str) -> None:
+        """A light dashed frame with a title (a container's children)."""
+        for x in range(x0 + 1, x1):
+            self.put(x, y0, "┄", style)
+            self.put(x, y1, "┄", style)
+        for y in range(y0 + 1, y1):
+            self.put(x0, y, "┆", style)
+            self.put(x1, y, "┆", style)
+        self.put(x0, y0, "╭", style)
+        self.put(x1, y0, "╮", style)
+        self.put(x0, y1, "╰", style)
+        self.put(x1, y1, "╯", style)
+        if title and x1 - x0 > 6:
+            self.titles.append((x0, x1, y1, title, style))
+
+    def place_titles(self) -> None:
+        """Write frame titles on their bottom borders (the top is where arrows come in),
+        where no edge crosses: drawn last, so they must fit between the lines."""
+        for x0, x1, y, title, style in self.titles:
+            text = f" {title[: x1 - x0 - 5]} "
+            for x in range(x0 + 2, x1 - len(text)):
+                if all(self.chars[y][x + i] == "┄" for i in range(len(text))):
+                    self.put(x, y, text, style)
+                    break
+
+    def box(
+        self, p: Placed, title: str, line1: str, line2: str, style: str, selected: bool
+    ) -> None:
+        """A node's box: title in the top border, two lines inside."""
+        x, y, w = p.x, p.y, p.w
+        tl, tr, bl, br, h, v = (
+            ("╔", "╗", "╚", "╝", "═", "║") if selected else ("┌", "┐", "└", "┘", "─", "│")
+        )
+        inner = w - 2
+        top = title[: inner - 2]
+        self.put(x, y, tl + h + top + h * (inner - 1 - len(top)) + tr, style)
+        self.put(x, y + 1, v + " " + line1[: inner - 2].ljust(inner - 1) + v, style + "-label")
+        self.put(x, y + 2, v + " " + line2[: inner - 2].ljust(inner - 1) + v, style)
+        self.put(x, y + 3, bl + h * inner + br, style)
+
+
+# -- the layout ---------------------------------------------------------------------------
+
+
+def _back_edges(ids: list[str], edges: list[GraphEdge]) -> set[int]:
+    """Indexes of edges that close a cycle: those marked ``back``, and those an iterative
+    depth-first search from the sources finds."""
+    out: dict[str, list[int]] = defaultdict(list)
+    indeg: dict[str, int] = dict.fromkeys(ids, 0)
+    back: set[int] = {i for i, e in enumerate(edges) if e.back}
+    for i, e in enumerate(edges):
+        if i in back:
+            continue
+        out[e.source].append(i)
+        indeg[e.target] = indeg.get(e.target, 0) + 1
+    state: dict[str, int] = {}  # 1 on stack, 2 done
+    roots = [n for n in ids if indeg.get(n, 0) == 0] + ids
+    for root in roots:
+        if root in state:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            node, k = stack[-1]
+            if k < len(out[node]):
+                stack[-1] = (node, k + 1)
+                i = out[node][k]
+                t = edges[i].target
+                if state.get(t) == 1:
+                    back.add(i)
+                elif t not in state:
+                    state[t] = 1
+                    stack.append((t, 0))
+            else:
+                state[node] = 2
+                stack.pop()
+    return back
+
+
+def _crossings(layers: list[list[Placed]], succ: dict[int, list[int]]) -> int:
+    total = 0
+    for layer, nxt in zip(layers, layers[1:], strict=False):
+        pos = {id(p): i for i, p in enumerate(nxt)}
+        pairs = []
+        for i, p in enumerate(layer):
+            for t in succ.get(id(p), []):
+                if t in pos:
+                    pairs.append((i, pos[t]))
+        pairs.sort()
+        for a in range(len(pairs)):
+            for b in range(a + 1, len(pairs)):
+                if pairs[a][0] < pairs[b][0] and pairs[a][1] > pairs[b][1]:
+                    total += 1
+    return total
+
+
+def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps: int = 6) -> Layout:
+    """Place the nodes in layers and route the edges.
+
+    Args:
+        nodes: The graph's nodes (their order is the tie-breaker).
+        edges: Its edges; edges to unknown nodes are dropped.
+        sweeps: Barycentre passes (each one down and one up).
+    """
+    node_map = {n.id: n for n in nodes}
+    ids = list(node_map)
+    edge_list = [
+        e for e in edges if e.source in node_map and e.target in node_map and e.source != e.target
+    ]
+    back_idx = _back_edges(ids, edge_list)
+    forward = [e for i, e in enumerate(edge_list) if i not in back_idx]
+    back = [e for i, e in enumerate(edge_list) if i in back_idx]
+
+    # Longest-path layering (Kahn's order).
+    preds: dict[str, list[str]] = defaultdict(list)
+    succs: dict[str, list[str]] = defaultdict(list)
+    for e in forward:
+        preds[e.target].append(e.source)
+        succs[e.source].append(e.target)
+    indeg = {n: len(preds[n]) for n in ids}
+    ready = [n for n in ids if indeg[n] == 0]
+    layer_of: dict[str, int] = {}
+    topo: list[str] = []
+    while ready:
+        n = ready.pop(0)
+        topo.append(n)
+        layer_of[n] = max((layer_of[p] + 1 for p in preds[n]), default=0)
+        for s in succs[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    for n in ids:  # anything left (should not happen after removing back-edges)
+        layer_of.setdefault(n, 0)
+
+    # Containers: a child sits below its container.
+    for n in topo:
+        parent = node_map[n].parent
+        if parent in layer_of and layer_of[n] <= layer_of[parent]:
+            layer_of[n] = layer_of[parent] + 1
+            for s in succs[n]:
+                layer_of[s] = max(layer_of[s], layer_of[n] + 1)
+    # Keep successors below after the container adjustment (one more pass in topo order).
+    for n in topo:
+        for s in succs[n]:
+            if layer_of[s] <= layer_of[n]:
+                layer_of[s] = layer_of[n] + 1
+
+    n_layers = max(layer_of.values(), default=-1) + 1
+    layers: list[list[Placed]] = [[] for _ in range(n_layers)]
+    placed: dict[str, Placed] = {}
+    for n in topo + [n for n in ids if n not in topo]:
+        p = Placed(n, layer_of[n], len(layers[layer_of[n]]))
+        layers[p.layer].append(p)
+        placed[n] = p
+
+    # Long edges get dummies; succ/pred on Placed objects (by id()).
+    succ_p: dict[int, list[int]] = defaultdict(list)
+    pred_p: dict[int, list[int]] = defaultdict(list)
+    chains: list[tuple[GraphEdge, list[Placed]]] = []
+    for e in forward:
+        a, b = placed[e.source], placed[e.target]
+        chain = [a]
+        for layer in range(a.layer + 1, b.layer):
+            d = Placed("", layer, len(layers[layer]), w=1, dummy=True)
+            layers[layer].append(d)
+            chain.append(d)
+        chain.append(b)
+        for u, v in zip(chain, chain[1:], strict=False):
+            succ_p[id(u)].append(id(v))
+            pred_p[id(v)].append(id(u))
+        chains.append((e, chain))
+
+    # Barycentre ordering, containers kept together by a secondary key.
+    def group_key(p: Placed) -> str:
+        return node_map[p.id].parent or "" if not p.dummy else ""
+
+    def sweep(down: bool) -> None:
+        rng = range(1, n_layers) if down else range(n_layers - 2, -1, -1)
+        for li in rng:
+            ref = layers[li - 1] if down else layers[li + 1]
+            pos = {id(p): i for i, p in enumerate(ref)}
+            links = pred_p if down else succ_p
+            layer = layers[li]
+
+            bary: dict[int, float] = {}
+            for i, p in enumerate(layer):
+                ns = [pos[q] for q in links.get(id(p), []) if q in pos]
+                bary[id(p)] = sum(ns) / len(ns) if ns else float(i)
+            centre: dict[str, float] = {}
+            for p in layer:
+                g = group_key(p)
+                if g:
+                    centre.setdefault(g, bary[id(p)])
+            layer.sort(key=lambda p: (centre.get(group_key(p), bary[id(p)]), bary[id(p)]))
+
+    best = [list(layer) for layer in layers]
+    best_cross = _crossings(layers, succ_p)
+    for _ in range(sweeps):
+        if best_cross == 0:
+            break
+        sweep(True)
+        sweep(False)
+        cross = _crossings(layers, succ_p)
+        if cross < best_cross:
+            best_cross = cross
+            best = [list(layer) for layer in layers]
+    layers = best
+    for layer in layers:
+        for i, p in enumerate(layer):
+            p.order = i
+
+    # Coordinates: each layer centred.
+    widths = [sum(p.w for p in layer) + GAP_X * max(0, len(layer) - 1) for layer in layers]
+    inner_w = max(widths, default=BOX_W)
+    pad = 2
+    rails = len(back)
+    width = inner_w + 2 * pad + (3 * rails + 8 if rails else 0)
+    for li, layer in enumerate(layers):
+        x = pad + (inner_w - widths[li]) // 2
+        for p in layer:
+            p.x = x
+            p.y = 1 + li * (BOX_H + GAP_Y)
+            x += p.w + GAP_X
+    height = 1 + n_layers * (BOX_H + GAP_Y)
+    canvas = Canvas(max(width, BOX_W + 4), max(height, BOX_H + 2))
+
+    # Container frames first (everything else draws over them).
+    children: dict[str, list[str]] = defaultdict(list)
+    for n in ids:
+        parent = node_map[n].parent
+        while parent is not None and parent in node_map:
+            children[parent].append(n)
+            parent = node_map[parent].parent
+    for cid, kids in children.items():
+        if node_map[cid].kind not in CONTAINER_KINDS:
+            continue
+        ps = [placed[k] for k in kids]
+        x0 = min(p.x for p in ps) - 1
+        x1 = max(p.x + p.w for p in ps)
+        y0 = min(p.y for p in ps) - 1
+        y1 = max(p.y + BOX_H for p in ps)
+        canvas.frame(x0, y0, x1, y1, f"{node_map[cid].kind} {node_map[cid].label}", "group")
+
+    # Forward edges, segment by segment.
+    for e, chain in chains:
+        for u, v in zip(chain, chain[1:], strict=False):
+            y_from = u.y + (BOX_H if not u.dummy else BOX_H)
+            y_to = v.y - 1
+            mid = y_from + 1
+            canvas.route(u.cx, y_from, v.cx, mid, y_to)
+            if v.dummy:
+                canvas.vline(v.cx, v.y - 1, v.y + BOX_H)
+        last = chain[-1]
+        canvas.put(last.cx, last.y - 1, "▼", "edge")
+        if e.label:
+            canvas.put(last.cx + 2, last.y - 1, e.label[:12], "edge-label")
+
+    # Back-edges on rails at the right.
+    rail0 = pad + inner_w + 3
+    for k, e in enumerate(back):
+        a, b = placed[e.source], placed[e.target]
+        rail = rail0 + 3 * k
+        ya, yb = a.y + 2, b.y + 1
+        canvas.hline(ya, a.x + a.w, rail)
+        canvas.vline(rail, yb, ya)
+        canvas.hline(yb, b.x + b.w, rail)
+        canvas.line_bits(rail, ya, _UP | _LEFT)
+        canvas.line_bits(rail, yb, _DOWN | _LEFT)
+        canvas.put(b.x + b.w, yb, "◀", "edge")
+        label = f"↺ {e.label or 'repeat'}"
+        canvas.put(rail + 1, (ya + yb) // 2, label[: width - rail - 1], "edge-label")
+
+    canvas.place_titles()
+    return Layout(nodes=node_map, placed=placed, layers=layers, canvas=canvas, back_edges=back)

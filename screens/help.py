@@ -1,0 +1,122 @@
+"""The keys screen (F1 or ?): every key of every pane, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+__all__ = ["KEYS", "HelpScreen", "keys_table"]
+
+KEYS: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "Everywhere",
+        [
+            ("F1  ?", "these keys"),
+            ("ctrl+p", "command palette: every action, 'Talk to …' a target"),
+            ("F2 F3 F4 F5 F6", "chat · team lanes · workflow graph · approvals · usage"),
+            ("F7", "sessions: open, resume, replay, delete"),
+            ("F8", "light / dark theme"),
+            ("ctrl+n", "new session"),
+            ("ctrl+r", "replay this session"),
+            ("ctrl+c", "cancel the run in flight (not the app)"),
+            ("escape", "back to the prompt / close a dialog"),
+            ("ctrl+q", "quit"),
+        ],
+    ),
+    (
+        "Chat",
+        [
+            ("enter", "send (queued while the engine loads or a run is in flight)"),
+            ("ctrl+j", "newline (every terminal); shift+enter / alt+enter where reported"),
+            ("↑ on the first line", "previous prompt"),
+            ("↓ on the last line", "next prompt"),
+            ("tab", "to the target picker and the transcript"),
+            ("enter on a tool block", "expand: arguments, result or error, duration"),
+        ],
+    ),
+    (
+        "Approvals",
+        [
+            ("↑ ↓", "choose a pending call (newest first)"),
+            ("y", "allow once"),
+            ("s", "allow for this session"),
+            ("a", "allow always: shows the rules to save, asks to confirm"),
+            ("n", "deny, with an optional note for the model"),
+            ("e", "edit the arguments (JSON, ctrl+s to allow)"),
+        ],
+    ),
+    (
+        "Team",
+        [
+            ("↑ ↓ enter", "move in the run tree; selecting a run focuses its lane"),
+            ("[ ]", "previous / next lane"),
+            ("t", "show / hide the run tree"),
+        ],
+    ),
+    (
+        "Workflow graph",
+        [
+            ("← → ↑ ↓", "move the selection"),
+            ("enter / double click", "open the node's transcript"),
+        ],
+    ),
+    (
+        "Sessions",
+        [
+            ("type", "filter by title or id"),
+            ("enter", "open (and continue)"),
+            ("r", "resume unfinished runs"),
+            ("p", "replay"),
+            ("d", "delete (asks first)"),
+        ],
+    ),
+    (
+        "Replay",
+        [
+            ("space", "play / pause"),
+            ("1 2 3 4", "speed 1x · 2x · 10x · instant"),
+            (". ,", "one event forward / back"),
+            ("← →  home end", "scrub (or click the timeline)"),
+            ("escape", "close the replay"),
+        ],
+    ),
+]
+"""Every key, by context."""
+
+
+def keys_table() -> Table:
+    """The keys as a table."""
+    table = Table(box=None, show_header=False, pad_edge=False, expand=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for i, (section, rows) in enumerate(KEYS):
+        if i:
+            table.add_row("", "")
+        table.add_row(Text(section, style="bold underline"), "")
+        for key, what in rows:
+            table.add_row(f"  {key}", what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key."""
+
+    CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "help.tcss"]
+    BINDINGS: ClassVar[list[Any]] = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> Any:
+        with VerticalScroll(classes="dialog"):
+            yield Static(Text("Workbench keys", style="bold"), classes="title")
+            yield Static(keys_table())
+            yield Static(Text("escape closes", style="dim"))
+
+    async def action_dismiss(self, result: None = None) -> None:
+        """Close."""
+        self.dismiss(result)

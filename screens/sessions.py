@@ -1,0 +1,214 @@
+"""The sessions screen (F7): browse, filter, open, resume, replay or delete a session.
+
+Filtering matches the title and the id as you type (full-text search over events comes
+later). ``enter`` opens a session in the main view (new prompts continue it), ``r`` also
+resumes its unfinished runs, ``p`` replays it, ``d`` deletes it after asking.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Input, Static
+
+from screens.engine_api import EngineLike
+
+__all__ = ["ConfirmDelete", "SessionsScreen", "format_when"]
+
+
+def format_when(ts: float) -> str:
+    """Local date and time of an epoch timestamp."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+class ConfirmDelete(ModalScreen[bool]):
+    """Delete a session? y / n."""
+
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("y", "answer(True)", "Delete"),
+        Binding("n,escape", "answer(False)", "Keep"),
+    ]
+
+    def __init__(self, session_id: str, title: str) -> None:
+        super().__init__(classes="confirm-modal")
+        self.session_id = session_id
+        self.title_text = title
+
+    def compose(self) -> Any:
+        with Vertical(classes="dialog"):
+            yield Static(Text(f"Delete session {self.session_id}?", style="bold"), classes="title")
+            yield Static(
+                Text(f"“{self.title_text}”\nIts runs and events go too. This cannot be undone.")
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Delete (y)", variant="error", id="yes")
+                yield Button("Keep (n)", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Answer."""
+        self.dismiss(yes)
+
+
+class SessionsScreen(Screen[tuple[str, str] | None]):
+    """Stored sessions, newest first. Dismisses with (action, session id)."""
+
+    CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "sessions.tcss"]
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "choose('open')", "Open"),
+        Binding("r", "choose('resume')", "Resume"),
+        Binding("p", "choose('replay')", "Replay"),
+        Binding("d", "delete", "Delete"),
+    ]
+
+    def __init__(
+        self, engine: EngineLike, *, current: str | None = None, limit: int = 1000
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.current = current
+        self.limit = limit
+        self.sessions: list[Any] = []
+        """Every session loaded."""
+        self.shown: list[Any] = []
+        """The sessions that match the filter."""
+
+    def compose(self) -> Any:
+        yield Static(Text("Sessions", style="bold"), id="sessions-title")
+        yield Input(placeholder="/ filter by title or id", id="sessions-filter")
+        table: DataTable[Any] = DataTable(
+            id="sessions-table", cursor_type="row", zebra_stripes=True
+        )
+        yield table
+        yield Static(
+            "enter open · r resume · p replay · d delete · / filter · escape back",
+            id="sessions-hint",
+        )
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("", key="mark", width=1)
+        table.add_column("session", key="id")
+        table.add_column("title", key="title")
+        table.add_column("runs", key="runs")
+        table.add_column("updated", key="updated")
+        table.loading = True
+        table.focus()
+        self._load()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="sessions",
+        description="list sessions",
+        exit_on_error=False,
+    )
+    def _load(self) -> None:
+        sessions = self.engine.sessions(limit=self.limit)
+        self.app.call_from_thread(self._loaded, sessions)
+
+    def _loaded(self, sessions: list[Any]) -> None:
+        self.sessions = sessions
+        table = self.query_one(DataTable)
+        table.loading = False
+        self._fill(self.query_one("#sessions-filter", Input).value)
+
+    def _fill(self, query: str) -> None:
+        q = query.strip().lower()
+        self.shown = [
+            s for s in self.sessions if not q or q in (s.title or "").lower() or q in s.id.lower()
+        ]
+        table = self.query_one(DataTable)
+        table.clear()
+        for s in self.shown:
+            title = (s.title or "(untitled)").replace("\n", " ")
+            table.add_row(
+                "●" if s.id == self.current else "",
+                s.id,
+                title[:80],
+                str(getattr(s, "run_count", "")),
+                format_when(s.updated_at),
+                key=s.id,
+            )
+        if not self.shown:
+            self.query_one("#sessions-hint", Static).update(
+                "No sessions match."
+                if q
+                else "No sessions yet: send a prompt from the chat (escape)."
+            )
+        else:
+            self.query_one("#sessions-hint", Static).update(
+                f"{len(self.shown)} of {len(self.sessions)} · enter open · r resume · p replay · "
+                "d delete · / filter · escape back"
+            )
+
+    @on(Input.Changed, "#sessions-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    @on(Input.Submitted, "#sessions-filter")
+    def _filter_done(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_filter(self) -> None:
+        """Type a filter."""
+        self.query_one("#sessions-filter", Input).focus()
+
+    def action_back(self) -> None:
+        """Back to the main view (or from the filter to the list)."""
+        if self.focused is self.query_one("#sessions-filter", Input):
+            self.query_one(DataTable).focus()
+            return
+        self.dismiss(None)
+
+    @property
+    def selected(self) -> Any | None:
+        """The highlighted session."""
+        table = self.query_one(DataTable)
+        if (
+            not self.shown
+            or table.cursor_row is None
+            or not 0 <= table.cursor_row < len(self.shown)
+        ):
+            return None
+        return self.shown[table.cursor_row]
+
+    def action_choose(self, action: str) -> None:
+        """Open, resume or replay the highlighted session."""
+        s = self.selected
+        if s is not None:
+            self.dismiss((action, s.id))
+
+    @on(DataTable.RowSelected, "#sessions-table")
+    def _row_selected(self) -> None:
+        self.action_choose("open")
+
+    @work(
+        exclusive=True, group="delete-session", description="delete a session", exit_on_error=False
+    )
+    async def action_delete(self) -> None:
+        """Delete the highlighted session after asking."""
+        s = self.selected
+        if s is None:
+            return
+        if not await self.app.push_screen_wait(ConfirmDelete(s.id, s.title or "(untitled)")):
+            return
+        self.engine.delete_session(s.id)
+        self.notify(f"Deleted {s.id}.", timeout=3)
+        if s.id == self.current:
+            self.dismiss(("deleted", s.id))
+            return
+        self.sessions = [x for x in self.sessions if x.id != s.id]
+        self._fill(self.query_one("#sessions-filter", Input).value)

@@ -1,0 +1,398 @@
+"""The transcript: a windowed, streaming list of a few runs' items.
+
+The chat pane, every team lane and a workflow node's transcript are each one
+:class:`Transcript` over a different set of runs. It renders :mod:`screens.state` items:
+it mounts at most :attr:`Transcript.window` of them (a session of 100,000 events must not
+become 100,000 widgets; older items load on demand) and, while a message streams, appends
+only the new text to its Markdown (the app batches deltas per frame before they get here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.events import Click
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Collapsible, Static
+
+from screens.state import (
+    AssistantItem,
+    Changes,
+    EndItem,
+    Item,
+    NoteItem,
+    SessionState,
+    ToolItem,
+    UserItem,
+    format_cost,
+    format_duration,
+    format_tokens,
+)
+
+if TYPE_CHECKING:
+    from textual.widgets import Markdown
+
+__all__ = [
+    "AssistantMessage",
+    "EndLine",
+    "ItemFilter",
+    "NoteLine",
+    "ToolBlock",
+    "Transcript",
+    "UserMessage",
+    "item_widget",
+]
+
+ItemFilter = Callable[[SessionState, Item], bool]
+"""Which items a transcript shows."""
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class ItemWidget:
+    """Mixin: a widget that draws one item and redraws when it changes."""
+
+    item: Item
+    shown_version: int = -1
+
+    def update_item(self) -> None:
+        """Redraw from :attr:`item`."""
+
+
+class UserMessage(Static, ItemWidget):
+    """The user's prompt (or a task a parent run gave)."""
+
+    def __init__(self, item: UserItem) -> None:
+        self.item = item
+        who = f"task for {item.source}" if item.task else "you"
+        text = Text.assemble((f"{who} › ", "bold"), item.text)
+        super().__init__(text, classes="-task" if item.task else "")
+
+
+class NoteLine(Static, ItemWidget):
+    """A one-line note."""
+
+    def __init__(self, item: NoteItem) -> None:
+        self.item = item
+        super().__init__(Text(item.text), classes=f"-{item.style}")
+
+
+class EndLine(Static, ItemWidget):
+    """The end of a run: status, time, usage and cost of the turn."""
+
+    def __init__(self, item: EndItem) -> None:
+        self.item = item
+        body = Text(item.summary())
+        if item.status == "failed" and item.error:
+            body.append(f"\n{item.error}")
+            if item.hint:
+                body.append(f"\nhint: {item.hint}", style="italic")
+        super().__init__(body, classes=f"-{item.status}")
+
+
+class AssistantMessage(Vertical, ItemWidget):
+    """An assistant message as Markdown, streamed by appending only what is new.
+
+    One writer at a time: while Markdown parses an append, newer text waits and goes in
+    the next append, so a fast stream costs one parse per frame, not one per delta.
+    """
+
+    def __init__(self, item: AssistantItem) -> None:
+        super().__init__(classes="-streaming" if not item.done else "")
+        self.item = item
+        self._shown = ""
+        self._markdown: Markdown | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._header = Static(self._header_text(), classes="header", markup=False)
+
+    def _header_text(self) -> Content:
+        item = self.item
+        assert isinstance(item, AssistantItem)
+        bits = [item.source]
+        if item.model:
+            bits.append(item.model)
+        if item.done and (item.prompt_tokens or item.completion_tokens):
+            bits.append(
+                f"{format_tokens(item.prompt_tokens)}+{format_tokens(item.completion_tokens)} tok"
+            )
+        if item.cost:
+            bits.append(format_cost(item.cost))
+        if not item.done:
+            bits.append("…")
+        return Content(" · ".join(bits))
+
+    def compose(self) -> Any:
+        yield self._header
+
+    async def on_mount(self) -> None:
+        from textual.widgets import Markdown
+
+        markdown = Markdown()
+        # Awaiting the mount waits for the widget's own first (empty) update; appending
+        # before that would race with it.
+        await self.mount(markdown)
+        self._markdown = markdown
+        self._write()
+
+    def update_item(self) -> None:
+        item = self.item
+        assert isinstance(item, AssistantItem)
+        self.set_class(not item.done, "-streaming")
+        self._header.update(self._header_text())
+        self.shown_version = item.version
+        self._write()
+
+    @property
+    def shown_text(self) -> str:
+        """The text handed to the Markdown so far."""
+        return self._shown
+
+    def _write(self) -> None:
+        if self._markdown is None or (self._writer is not None and not self._writer.done()):
+            return
+        if self.item.text != self._shown:  # type: ignore[attr-defined]
+            self._writer = asyncio.create_task(self._drain(self._markdown))
+
+    async def _drain(self, markdown: Markdown) -> None:
+        while True:
+            text: str = self.item.text  # type: ignore[attr-defined]
+            if text == self._shown or not markdown.is_attached:
+                return
+            if text.startswith(self._shown):
+                suffix = text[len(self._shown) :]
+                self._shown = text
+                await markdown.append(suffix)
+            else:
+                self._shown = text
+                await markdown.update(text)
+
+
+_TOOL_ICONS: dict[str, str] = {
+    "requested": "…",
+    "awaiting": "⚠",
+    "running": "⟳",
+    "done": "✓",
+    "failed": "✗",
+    "denied": "⊘",
+}
+
+
+class ToolBlock(Collapsible, ItemWidget):
+    """A tool call inline in a transcript: arguments, result or error, duration."""
+
+    def __init__(self, item: ToolItem) -> None:
+        self.item = item
+        self._args = Static(classes="args", markup=False)
+        self._result = Static(classes="result", markup=False)
+        super().__init__(self._args, self._result, title=self._title_text(), collapsed=True)
+        self._fill()
+
+    def _title_text(self) -> Content:
+        item = self.item
+        assert isinstance(item, ToolItem)
+        bits = [f"{_TOOL_ICONS[item.status]} {item.tool}"]
+        if item.status == "awaiting":
+            bits.append("awaiting approval")
+        elif item.status == "running":
+            bits.append("running")
+        elif item.status == "denied":
+            bits.append("denied")
+        if item.duration_ms is not None and item.status in ("done", "failed"):
+            bits.append(format_duration(item.duration_ms))
+        if item.status == "failed" and item.error:
+            first = item.error.strip().splitlines()[0] if item.error.strip() else ""
+            bits.append(first[:60])
+        return Content(" · ".join(bits))
+
+    def _fill(self) -> None:
+        item = self.item
+        assert isinstance(item, ToolItem)
+        args = Text("arguments\n", style="bold")
+        args.append(_json(item.arguments))
+        self._args.update(args)
+        result = Text()
+        if item.decision:
+            result.append(f"{item.decision}\n", style="italic")
+        if item.error is not None:
+            result.append("error\n", style="bold")
+            result.append(item.error)
+        elif item.output is not None:
+            result.append("result\n", style="bold")
+            out = item.output if len(item.output) <= 4000 else item.output[:4000] + " …"
+            result.append(out)
+        else:
+            result.append("(no result yet)", style="dim")
+        self._result.update(result)
+        for status in _TOOL_ICONS:
+            self.set_class(item.status == status, f"-{status}")
+
+    def update_item(self) -> None:
+        self.title = self._title_text()  # type: ignore[assignment]
+        self._fill()
+        self.shown_version = self.item.version
+
+
+def item_widget(item: Item) -> Widget:
+    """The widget that draws an item."""
+    if isinstance(item, AssistantItem):
+        return AssistantMessage(item)
+    if isinstance(item, ToolItem):
+        return ToolBlock(item)
+    if isinstance(item, UserItem):
+        return UserMessage(item)
+    if isinstance(item, EndItem):
+        return EndLine(item)
+    assert isinstance(item, NoteItem)
+    return NoteLine(item)
+
+
+class MoreLine(Static):
+    """Says how many older items are not shown; a click shows more."""
+
+    class Pressed(Message):
+        """Show more, please."""
+
+    def on_click(self, event: Click) -> None:
+        event.stop()
+        self.post_message(self.Pressed())
+
+
+class Transcript(VerticalScroll):
+    """The items of some runs, newest at the bottom, following the stream."""
+
+    DEFAULT_CSS = """
+    Transcript { height: 1fr; }
+    """
+
+    window: ClassVar[int] = 60
+    """Items mounted at most after a rebuild (more as they stream in, up to twice that)."""
+
+    def __init__(
+        self,
+        match: ItemFilter,
+        *,
+        empty: str = "",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.match = match
+        """Which items belong here."""
+        self.empty_text = empty
+        """Shown while there is nothing."""
+        self._widgets: dict[int, Widget] = {}
+        self._hidden: list[Item] = []
+        self._more = MoreLine(classes="more")
+        self._empty = Static(empty, classes="empty", markup=False)
+        self._state: SessionState | None = None
+        self._unmounted: list[Item] = []
+
+    def compose(self) -> Any:
+        yield self._more
+        yield self._empty
+
+    def on_mount(self) -> None:
+        self._more.display = False
+        self._empty.display = bool(self.empty_text)
+        self.anchor()
+        self.call_after_refresh(self._drain)
+
+    def _drain(self) -> None:
+        """Mount the items that arrived before the transcript was mounted."""
+        if self._unmounted:
+            items, self._unmounted = self._unmounted, []
+            self._mount_items(items)
+            self._update_more()
+
+    @property
+    def item_count(self) -> int:
+        """Items shown plus hidden."""
+        return len(self._widgets) + len(self._hidden)
+
+    def rebuild(self, state: SessionState) -> None:
+        """Forget what is shown and draw the state's items from scratch (windowed)."""
+        self._state = state
+        for w in list(self._widgets.values()):
+            w.remove()
+        self._widgets.clear()
+        self._unmounted.clear()
+        items = [i for i in state.items if self.match(state, i)]
+        self._hidden = items[: -self.window] if len(items) > self.window else []
+        self._mount_items(items[len(self._hidden) :])
+        self._update_more()
+        self.anchor()
+
+    def sync(self, state: SessionState, changes: Changes) -> None:
+        """Apply one frame's changes."""
+        self._state = state
+        for uid, item in changes.updated.items():
+            w = self._widgets.get(uid)
+            if isinstance(w, ItemWidget) and w.shown_version != item.version:
+                w.update_item()
+        new = [i for i in changes.new_items if self.match(state, i)]
+        if new:
+            self._mount_items(new)
+            overflow = len(self._widgets) - 2 * self.window
+            if overflow > 0:
+                for uid in list(self._widgets)[:overflow]:
+                    w = self._widgets.pop(uid)
+                    self._hidden.append(w.item)  # type: ignore[attr-defined]
+                    w.remove()
+            self._update_more()
+
+    def _mount_items(self, items: list[Item]) -> None:
+        if not items:
+            return
+        if not self.is_mounted:
+            self._unmounted.extend(items)  # mounted with the transcript itself
+            return
+        widgets = []
+        for item in items:
+            w = item_widget(item)
+            self._widgets[item.uid] = w
+            widgets.append(w)
+        self.mount_all(widgets)
+        self._empty.display = False
+
+    def _update_more(self) -> None:
+        n = len(self._hidden)
+        self._more.display = n > 0
+        if n:
+            self._more.update(f"▲ {n} earlier items — click to show more")
+        self._empty.display = not self._widgets and not n and bool(self.empty_text)
+
+    @on(MoreLine.Pressed)
+    def show_more(self) -> None:
+        """Mount the next window of older items."""
+        if not self._hidden:
+            return
+        batch = self._hidden[-self.window :]
+        del self._hidden[-self.window :]
+        widgets = []
+        for item in batch:
+            w = item_widget(item)
+            widgets.append(w)
+        # Older items go above the ones shown.
+        first = next(iter(self._widgets.values()), None)
+        if first is not None:
+            self.mount_all(widgets, before=first)
+        else:
+            self.mount_all(widgets)
+        shown = dict(self._widgets)
+        self._widgets = {item.uid: w for item, w in zip(batch, widgets, strict=True)}
+        self._widgets.update(shown)
+        self.release_anchor()
+        self._update_more()
