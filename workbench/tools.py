@@ -13,11 +13,13 @@ group ``workbench.plugins``; see :mod:`workbench.plugins_registry`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import json
 import re
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -85,8 +87,6 @@ class Tool:
     """Workspace name (``files.read``); rules and events use it."""
     description: str
     """What it does, shown to the model."""
-    parameters: dict[str, Any]
-    """JSON Schema of the arguments (an object)."""
     timeout: float | None
     """Seconds before the call is abandoned with an error; ``None`` for no limit."""
     match_on: tuple[MatchOn, str] | None
@@ -99,7 +99,7 @@ class Tool:
         self,
         name: str,
         description: str,
-        parameters: dict[str, Any],
+        parameters: dict[str, Any] | None,
         *,
         timeout: float | None = 60.0,
         match_on: tuple[MatchOn, str] | None = None,
@@ -108,11 +108,21 @@ class Tool:
     ) -> None:
         self.name = name
         self.description = description
-        self.parameters = parameters
+        self._parameters = parameters
         self.timeout = timeout
         self.match_on = match_on
         self.source = source
         self._preview = preview
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """JSON Schema of the arguments (an object)."""
+        if self._parameters is None:
+            self._parameters = self._build_parameters()
+        return self._parameters
+
+    def _build_parameters(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {}}
 
     def renamed(self, name: str, source: str | None = None) -> Tool:
         """A shallow copy under another name (toolkits prefix their tools this way)."""
@@ -207,22 +217,41 @@ class FunctionTool(Tool):
         source: str = "",
         preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
     ) -> None:
-        summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
-        self._ctx_param, self._model = _signature_model(fn, arg_docs)
-        schema = self._model.model_json_schema()
-        _strip_titles(schema)
-        schema.setdefault("properties", {})
+        self._description = description
+        self._sig: _Signature | None = None
         super().__init__(
             name or fn.__name__,
-            description if description is not None else summary,
-            schema,
+            "",
+            None,
             timeout=timeout,
             match_on=match_on,
             source=source or f"python {fn.__module__}",
             preview=preview,
         )
+
+    # The signature is analysed on first use, and once per function: creating many agents
+    # that share a tool costs almost nothing (see bench/engine_overhead.py).
+    @property  # type: ignore[override]
+    def description(self) -> str:
+        """The docstring's summary, unless given."""
+        if self._description is None:
+            self._description = self._signature().summary
+        return self._description
+
+    @description.setter
+    def description(self, value: str) -> None:
+        if value:
+            self._description = value
+
+    def _build_parameters(self) -> dict[str, Any]:
+        return self._signature().schema
+
+    def _signature(self) -> _Signature:
+        if self._sig is None:
+            self._sig = _analyse(self.fn)
+        return self._sig
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(arguments, dict):
@@ -230,19 +259,22 @@ class FunctionTool(Tool):
         if "__raw__" in arguments:
             raise ToolError(f"arguments are not valid JSON: {arguments['__raw__']!r}")
         try:
-            model = self._model.model_validate(arguments)
+            model = self._signature().model.model_validate(arguments)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
             raise ToolError(f"invalid arguments: {problems}") from None
-        return {k: getattr(model, k) for k in type(model).model_fields}
+        return {
+            (f.alias or k): getattr(model, k) for k, f in type(model).model_fields.items()
+        }
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         kwargs = dict(arguments)
-        if self._ctx_param:
-            kwargs[self._ctx_param] = ctx
+        ctx_param = self._signature().ctx_param
+        if ctx_param:
+            kwargs[ctx_param] = ctx
         if self._is_async:
             return await self.fn(**kwargs)
         # Sync tools run in a thread so a slow one never blocks the event loop or the UI.
@@ -458,6 +490,35 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
+@dataclass(frozen=True)
+class _Signature:
+    summary: str
+    model: type[BaseModel]
+    schema: dict[str, Any]
+    ctx_param: str | None
+
+
+_signatures: weakref.WeakKeyDictionary[Callable[..., Any], _Signature] = weakref.WeakKeyDictionary()
+
+
+def _analyse(fn: Callable[..., Any]) -> _Signature:
+    """Schema, validator and description of a function, computed once per function."""
+    try:
+        sig = _signatures.get(fn)
+    except TypeError:  # not weakly referenceable
+        sig = None
+    if sig is None:
+        summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
+        ctx_param, model = _signature_model(fn, arg_docs)
+        schema = model.model_json_schema()
+        _strip_titles(schema)
+        schema.setdefault("properties", {})
+        sig = _Signature(summary, model, schema, ctx_param)
+        with contextlib.suppress(TypeError):
+            _signatures[fn] = sig
+    return sig
+
+
 def _signature_model(
     fn: Callable[..., Any], arg_docs: dict[str, str]
 ) -> tuple[str | None, type[BaseModel]]:
@@ -481,7 +542,10 @@ def _signature_model(
             ann = Any
         default = ... if param.default is inspect.Parameter.empty else param.default
         desc = arg_docs.get(pname)
-        fields[pname] = (ann, Field(default, description=desc) if desc else default)
+        # A parameter named like a BaseModel attribute (``json``, ``copy``) gets an inner name
+        # and keeps its own as the alias the model sees.
+        inner = f"{pname}_" if hasattr(BaseModel, pname) else pname
+        fields[inner] = (ann, Field(default, description=desc, alias=pname))
     model = create_model(  # type: ignore[call-overload]
         f"{fn.__name__}_args",
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
