@@ -261,10 +261,11 @@ class Agent:
                 f"unknown tool '{name}'; available: {', '.join(sorted(self._by_name)) or 'none'}"
             )
         try:
-            tool.validate(args)
+            # Rules judge the arguments as the tool will see them (defaults filled in).
+            validated = tool.validate(args)
         except ToolError as exc:
             return await fail(str(exc))
-        decision = decided.get(call.id) or await self._decide(ctx, tool, call.id, args)
+        decision = decided.get(call.id) or await self._decide(ctx, tool, call.id, args, validated)
         if not decision.allowed:
             note = f": {decision.note}" if decision.note else ""
             return await fail(f"the user refused this call{note}")
@@ -283,13 +284,19 @@ class Agent:
         return output if error is None else f"Error: {error}"
 
     async def _decide(
-        self, ctx: RunContext, tool: Tool, call_id: str, args: dict[str, Any]
+        self,
+        ctx: RunContext,
+        tool: Tool,
+        call_id: str,
+        args: dict[str, Any],
+        validated: dict[str, Any],
     ) -> _Decision:
         from workbench.approvals import PendingApproval, rules_for_decision
 
         svc = ctx.services
+        judged = {k: str(v) if isinstance(v, Path) else v for k, v in validated.items()}
         verdict = svc.policy.evaluate(
-            tool.name, tool.match_on, args, svc.saved_rules(ctx.session_id), root=svc.root
+            tool.name, tool.match_on, judged, svc.saved_rules(ctx.session_id), root=svc.root
         )
         if verdict.decision == "allow":
             return _Decision(True, args)
@@ -322,6 +329,8 @@ class Agent:
             session_id=ctx.session_id,
             run_id=ctx.run_id,
             source=self.name,
+            verdict=verdict,
+            match_on=tool.match_on,
         )
         res = await svc.broker.request(pending)
         arguments = args

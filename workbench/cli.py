@@ -371,12 +371,7 @@ class _Prompter:
             if key == "s":
                 return Resolution(decision="allow", scope="session")
             if key == "a":
-                from workbench.approvals import rules_for_decision
-
-                verdict = self.engine.policy.evaluate(
-                    p.tool, _match_on(self.engine, p), p.arguments, root=self.engine.root
-                )
-                rules = rules_for_decision(p.tool, _match_on(self.engine, p), p.arguments, verdict, "workspace", root=self.engine.root)
+                rules = p.rules_for("workspace", root=self.engine.root)
                 c.print("This will save: " + "; ".join(escape(r.display()) for r in rules))
                 ok = (await session.prompt_async("save? [y/n] > ")).strip().lower()
                 if ok in ("y", "yes"):
@@ -397,14 +392,6 @@ class _Prompter:
                     c.print(f"[red]not a JSON object: {escape(str(exc))}[/]")
                     continue
                 return Resolution(decision="allow", scope="once", edited_arguments=edited)
-
-
-def _match_on(engine: Engine, p: PendingApproval) -> Any:
-    for tk in engine._toolkits.values():
-        for t in getattr(tk, "_tools", []):
-            if t.name == p.tool:
-                return t.match_on
-    return None
 
 
 # -- sessions ----------------------------------------------------------------------------
