@@ -29,7 +29,7 @@ __all__ = [
     "TABLE_NAMES",
 ]
 
-EVENT_ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+_EVENT_ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 """``BIGINT`` everywhere but SQLite, where ``INTEGER PRIMARY KEY`` is the rowid."""
 
 
@@ -102,7 +102,7 @@ class EventRow(SQLModel, table=True):
         Index("ix_events_run_id", "run_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=EVENT_ID_TYPE)
+    id: int | None = Field(default=None, primary_key=True, sa_type=_EVENT_ID_TYPE)
     """Autoincrementing; ``seq`` is what orders a session."""
     session_id: str = Field(foreign_key="sessions.id", ondelete="CASCADE")
     """The session."""
