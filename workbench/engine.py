@@ -100,7 +100,7 @@ class MemoryServices:
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         return self._fanout.add(fn)
 
-    async def publish(self, event: EventBase) -> Event:
+    async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
         self._seq += 1
         ev = parse_event(event.model_dump()).model_copy(update={"seq": self._seq})
         self._fanout.send(ev)
@@ -178,10 +178,36 @@ class Engine:
 
     # -- Services ----------------------------------------------------------------------
 
-    async def publish(self, event: EventBase) -> Event:
-        stored = await self.store.append(event)
-        self._fanout.send(stored)
-        return stored
+    async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
+        """Append ``event`` to the log; subscribers get it once it is committed, with its seq.
+
+        A run does not wait for the disk (the writer thread commits in groups, within
+        milliseconds), except for ``durable=True`` events: a run's terminal event waits, so
+        when a run returns its whole log is stored.
+        """
+        if not durable:
+            self.store.append_nowait(event, self._stored)
+            return event  # type: ignore[return-value]
+        # Through the same queue and callback, so subscribers still see events in seq order.
+        done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def settle(stored: EventBase | None, error: BaseException | None) -> None:
+            self._stored(stored, error)
+            if done.done():
+                return
+            if error is not None or stored is None:
+                done.set_exception(error or RuntimeError("event not stored"))
+            else:
+                done.set_result(stored)  # type: ignore[arg-type]
+
+        self.store.append_nowait(event, settle)
+        return await done
+
+    def _stored(self, stored: EventBase | None, error: BaseException | None) -> None:
+        if error is not None or stored is None:
+            log.error("event not stored: %s", error)
+            return
+        self._fanout.send(stored)  # type: ignore[arg-type]
 
     def saved_rules(self, session_id: str) -> list[Rule]:
         from workbench.approvals import Rule

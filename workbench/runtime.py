@@ -70,8 +70,8 @@ class Services(Protocol):
     policy: ApprovalPolicy
     """The workspace's approval policy."""
 
-    async def publish(self, event: EventBase) -> Event:
-        """Store the event (assigning its seq) and fan it out."""
+    async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
+        """Store the event (assigning its seq) and fan it out; ``durable`` waits for the disk."""
         ...
 
     def saved_rules(self, session_id: str) -> list[Rule]:
@@ -131,14 +131,14 @@ class RunContext:
     cost: float | None = None
     """Cost spent by this run itself."""
 
-    async def emit(self, event: EventBase) -> Event:
-        """Stamp the common fields and publish."""
+    async def emit(self, event: EventBase, *, durable: bool = False) -> Event:
+        """Stamp the common fields and publish (``durable`` waits until it is on disk)."""
         event.session_id = self.session_id
         event.run_id = self.run_id
         event.parent_run_id = self.parent_run_id
         if not event.source:
             event.source = self.source
-        return await self.services.publish(event)
+        return await self.services.publish(event, durable=durable)
 
     def child(self, source: str, run_id: str | None = None, prior: list[Event] | None = None) -> RunContext:
         """The context of a child run (a team member, a workflow step)."""
@@ -191,12 +191,13 @@ async def run_lifecycle(
     try:
         outcome = await body(ctx)
     except asyncio.CancelledError:
-        await asyncio.shield(ctx.emit(RunCancelled(duration_ms=ms())))
+        await asyncio.shield(ctx.emit(RunCancelled(duration_ms=ms()), durable=True))
         raise
     except (ModelError, RunError) as exc:
         hint = getattr(exc, "hint", None)
         await ctx.emit(
-            RunFailed(error=str(exc), hint=hint, duration_ms=ms(), usage=ctx.usage, cost=ctx.cost)
+            RunFailed(error=str(exc), hint=hint, duration_ms=ms(), usage=ctx.usage, cost=ctx.cost),
+            durable=True,
         )
         return RunOutcome(
             "failed", error=str(exc), hint=hint, usage=ctx.usage, cost=ctx.cost, run_id=ctx.run_id
@@ -204,7 +205,9 @@ async def run_lifecycle(
     except Exception as exc:
         log.error("run %s crashed:\n%s", ctx.run_id, traceback.format_exc())
         error = f"{type(exc).__name__}: {exc}"
-        await ctx.emit(RunFailed(error=error, duration_ms=ms(), usage=ctx.usage, cost=ctx.cost))
+        await ctx.emit(
+            RunFailed(error=error, duration_ms=ms(), usage=ctx.usage, cost=ctx.cost), durable=True
+        )
         return RunOutcome("failed", error=error, usage=ctx.usage, cost=ctx.cost, run_id=ctx.run_id)
     outcome.run_id = ctx.run_id
     if outcome.status == "completed":
@@ -215,7 +218,8 @@ async def run_lifecycle(
                 cost=outcome.cost,
                 duration_ms=ms(),
                 structured=outcome.structured,
-            )
+            ),
+            durable=True,
         )
     elif outcome.status == "failed":
         await ctx.emit(
@@ -225,7 +229,8 @@ async def run_lifecycle(
                 duration_ms=ms(),
                 usage=outcome.usage,
                 cost=outcome.cost,
-            )
+            ),
+            durable=True,
         )
     return outcome
 

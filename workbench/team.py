@@ -290,9 +290,9 @@ class LeaderServices:
         self.policy: ApprovalPolicy = DelegationPolicy(inner.policy, allowed)
         """The workspace policy, allowing the tools named in ``allowed``."""
 
-    async def publish(self, event: EventBase) -> Event:
+    async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
         """Store and fan out, through the engine."""
-        return await self._inner.publish(event)
+        return await self._inner.publish(event, durable=durable)
 
     def saved_rules(self, session_id: str) -> list[Rule]:
         """The engine's saved rules."""

@@ -7,7 +7,7 @@ exception or a timeout becomes a :class:`ToolError`, which the agent turns into 
 
 A :class:`Toolkit` is what a plugin provides: a named group of tools (``files.read`` is
 the tool ``read`` of the toolkit ``files``). Toolkits are registered through the entry-point
-group ``workbench.plugins``; see :mod:`workbench.plugins_registry`.
+group ``workbench.plugins``; see :mod:`workbench.registry`.
 """
 
 from __future__ import annotations

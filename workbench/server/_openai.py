@@ -188,7 +188,8 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
                 role=role,
                 content=_text(m.content),
                 source="openai",
-            )
+            ),
+            durable=True,
         )
     after = await asyncio.to_thread(engine.store.last_seq, sid)
     try:

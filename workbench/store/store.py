@@ -29,7 +29,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -408,12 +408,19 @@ class _Pending:
     loop: asyncio.AbstractEventLoop | None = None
     afuture: asyncio.Future[EventBase] | None = None
     cfuture: concurrent.futures.Future[EventBase | None] | None = None
+    callback: Callable[[EventBase | None, BaseException | None], None] | None = None
     result: EventBase | None = None
     error: BaseException | None = None
 
 
 def _settle_async(items: list[_Pending]) -> None:
     for p in items:
+        if p.callback is not None:
+            try:
+                p.callback(p.result, p.error)
+            except Exception:  # a failing callback must not stop the others
+                log.exception("store: append callback failed")
+            continue
         fut = p.afuture
         if fut is None or fut.done():  # the caller was cancelled: the event is stored anyway
             continue
@@ -621,6 +628,24 @@ class Store:
         fut: asyncio.Future[EventBase] = loop.create_future()
         self._put(_Pending(self._checked(event), loop=loop, afuture=fut))
         return cast(_E, await fut)
+
+    def append_nowait(
+        self,
+        event: EventBase,
+        callback: Callable[[EventBase | None, BaseException | None], None],
+    ) -> None:
+        """Queue an event and return at once; ``callback(stored, error)`` runs on the calling
+        event loop once it is committed. Callbacks run in append order.
+
+        This is the engine's hot path: a run never waits for the disk, yet every event
+        reaches subscribers only after it is durable, with its ``seq``.
+
+        Raises:
+            ValueError: The event has no ``session_id``.
+            StoreClosedError: The store is closed.
+        """
+        loop = asyncio.get_running_loop()
+        self._put(_Pending(self._checked(event), loop=loop, callback=callback))
 
     def append_sync(self, event: _E, timeout: float | None = None) -> _E:
         """Like :meth:`append`, blocking the calling thread until committed.
