@@ -83,15 +83,15 @@ class WorkbenchApp(App[int]):
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {workbench_commands}
     BINDINGS: ClassVar[list[Any]] = [
         Binding("ctrl+c", "cancel_run", "Cancel run", priority=True),
-        Binding("f1", "help", "Keys"),
+        Binding("f1", "help", "Keys", priority=True),
         Binding("question_mark", "help", "Keys", show=False),
-        Binding("f2", "show('chat')", "Chat", show=False),
-        Binding("f3", "show('team')", "Team", show=False),
-        Binding("f4", "show('graph')", "Graph", show=False),
-        Binding("f5", "show('approvals')", "Approvals", show=False),
-        Binding("f6", "show('usage')", "Usage", show=False),
-        Binding("f7", "sessions", "Sessions"),
-        Binding("f8", "toggle_theme", "Theme", show=False),
+        Binding("f2", "show('chat')", "Chat", show=False, priority=True),
+        Binding("f3", "show('team')", "Team", show=False, priority=True),
+        Binding("f4", "show('graph')", "Graph", show=False, priority=True),
+        Binding("f5", "show('approvals')", "Approvals", show=False, priority=True),
+        Binding("f6", "show('usage')", "Usage", show=False, priority=True),
+        Binding("f7", "sessions", "Sessions", priority=True),
+        Binding("f8", "toggle_theme", "Theme", show=False, priority=True),
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
         Binding("escape", "focus_prompt", "Prompt", show=False),
@@ -180,6 +180,7 @@ class WorkbenchApp(App[int]):
         self._inbox: deque[Any] = deque()
         self._orphans: deque[Any] = deque(maxlen=50_000)
         self._flush_timer: Timer | None = None
+        self._wake_pending = False
         self._last_flush = 0.0
         self._thread = threading.get_ident()
         self._unlisten: Callable[[], None] | None = None
@@ -405,10 +406,15 @@ class WorkbenchApp(App[int]):
     def _listen(self, event: Any) -> None:
         """The engine's listener: queue the event; the next frame draws it."""
         self._inbox.append(event)
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        # The listener runs in the engine's tasks (or threads): schedule the frame from the
+        # app's own message loop, where timers belong.
         if threading.get_ident() == self._thread:
-            self._schedule_flush()
-        else:
-            self.call_from_thread(self._schedule_flush)
+            self.call_later(self._schedule_flush)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self.call_later, self._schedule_flush)
 
     def feed(self, events: list[Any]) -> None:
         """Draw events as if the engine had published them (tests, scripted feeds)."""
@@ -418,6 +424,7 @@ class WorkbenchApp(App[int]):
         self._flush()
 
     def _schedule_flush(self) -> None:
+        self._wake_pending = False
         if self._flush_timer is not None:
             return
         wait = max(0.001, self.frame_interval - (time.monotonic() - self._last_flush))
@@ -486,6 +493,9 @@ class WorkbenchApp(App[int]):
         try:
             from workbench.approvals import rules_for_decision
 
+            pending = engine.broker.get(approval.call_id) if engine.broker is not None else None
+            if pending is not None and getattr(pending, "verdict", None) is not None:
+                return [r.display() for r in pending.rules_for("workspace", root=engine.root)]
             match_on = await self._match_on(approval.tool)
             saved = engine.saved_rules(self.session_id or "")
             verdict = engine.policy.evaluate(
@@ -621,6 +631,8 @@ class WorkbenchApp(App[int]):
         if self.engine is None:
             self.notify("The engine is still loading.", timeout=3)
             return
+        if isinstance(self.screen, SessionsScreen):
+            return
         self.push_screen(SessionsScreen(self.engine, current=self.session_id), self._session_chosen)
 
     def _session_chosen(self, choice: tuple[str, str] | None) -> None:
@@ -712,11 +724,16 @@ class WorkbenchApp(App[int]):
 
     def action_show(self, tab: str) -> None:
         """Show a pane."""
-        if tab not in TABS:
-            return
-        if self.screen is not self.screen_stack[0]:
-            return
-        self.view.show(tab)
+        view = self._active_view()
+        if tab in TABS and view is not None:
+            view.show(tab)
+
+    def _active_view(self) -> SessionView | None:
+        """The panes on screen: the main ones, or a replay's."""
+        if self.screen is self.screen_stack[0]:
+            return self.view
+        view = getattr(self.screen, "view", None)
+        return view if isinstance(view, SessionView) else None
 
     def action_focus_prompt(self) -> None:
         """Back to the prompt."""

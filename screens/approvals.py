@@ -82,6 +82,7 @@ class DenyNoteModal(ModalScreen[str | None]):
     """Deny, with an optional note for the model. Dismisses with the note ('' for none)
     or None when the person changes their mind."""
 
+    AUTO_FOCUS = "#deny-note"
     BINDINGS: ClassVar[list[Any]] = [Binding("escape", "cancel", "Back")]
 
     def __init__(self, approval: ApprovalState) -> None:
@@ -111,6 +112,7 @@ class DenyNoteModal(ModalScreen[str | None]):
 class EditArgumentsModal(ModalScreen[dict[str, Any] | None]):
     """Edit the arguments as JSON, then allow. Invalid JSON is refused in place."""
 
+    AUTO_FOCUS = "#edit-args"
     BINDINGS: ClassVar[list[Any]] = [
         Binding("escape", "cancel", "Back"),
         Binding("ctrl+s", "allow", "Allow with these arguments", priority=True),

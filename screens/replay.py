@@ -197,6 +197,7 @@ class ReplayScreen(Screen[None]):
     """A stored session, played back through the live panes."""
 
     CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "replay.tcss"]
+    AUTO_FOCUS = "#timeline"
     BINDINGS: ClassVar[list[Any]] = [
         Binding("space", "toggle_play", "Play/pause", priority=True),
         Binding("1", "speed(0)", "1x", priority=True),
@@ -206,11 +207,6 @@ class ReplayScreen(Screen[None]):
         Binding("full_stop", "step(1)", "Step", priority=True),
         Binding("comma", "step(-1)", "Back", priority=True),
         Binding("escape", "close", "Close replay"),
-        Binding("f2", "show('chat')", "Chat", show=False),
-        Binding("f3", "show('team')", "Team", show=False),
-        Binding("f4", "show('graph')", "Graph", show=False),
-        Binding("f5", "show('approvals')", "Approvals", show=False),
-        Binding("f6", "show('usage')", "Usage", show=False),
     ]
 
     @dataclass
@@ -289,7 +285,6 @@ class ReplayScreen(Screen[None]):
         self.status.session = "space play/pause · 1-4 speed · . , step · ←→ scrub · esc close"
         self.timeline.speed = SPEEDS[self._speed_index]
         self.view.rebuild(self.state)
-        self.timeline.focus()
         self._open()
 
     @property
@@ -491,10 +486,6 @@ class ReplayScreen(Screen[None]):
         self._prefetch()
 
     # -- the rest ------------------------------------------------------------------------
-
-    def action_show(self, tab: str) -> None:
-        """Show a pane."""
-        self.view.show(tab)
 
     def action_close(self) -> None:
         """Back to where the replay was opened from."""

@@ -64,6 +64,7 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
     """Stored sessions, newest first. Dismisses with (action, session id)."""
 
     CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "sessions.tcss"]
+    AUTO_FOCUS = "#sessions-table"
     BINDINGS: ClassVar[list[Any]] = [
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
@@ -105,7 +106,6 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         table.add_column("runs", key="runs")
         table.add_column("updated", key="updated")
         table.loading = True
-        table.focus()
         self._load()
 
     @work(
