@@ -135,7 +135,21 @@ class Engine:
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
         self._rules_cache: list[Rule] | None = None
+        self._agents: dict[tuple[str, str | None], Agent] = {}
         self.model_override: str | None = None
+        store.default_workspace = str(self.root)
+
+    def reload(self, workspace: Workspace) -> None:
+        """Use a changed workspace for new runs; runs in flight finish on the agents they
+        already built. The approval policy follows the file; toolkits are reopened lazily."""
+        from workbench.approvals import ApprovalPolicy
+
+        self.workspace = workspace
+        a = workspace.approvals
+        self.policy = ApprovalPolicy(
+            default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
+        )
+        self._agents.clear()
 
     @classmethod
     def open(
@@ -323,7 +337,14 @@ class Engine:
         return out
 
     async def build_agent(self, name: str, model: str | None = None) -> Agent:
-        """The agent ``name`` with its model and tools."""
+        """The agent ``name`` with its model and tools (built once; agents keep no run state)."""
+        key = (name, model or self.model_override)
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = self._agents[key] = await self._make_agent(name, model)
+        return agent
+
+    async def _make_agent(self, name: str, model: str | None) -> Agent:
         from workbench.agent import Agent
         from workbench.models import make_model
 
@@ -430,12 +451,15 @@ class Engine:
         Raises:
             RunError: the target does not exist.
         """
+        from workbench.store import new_id
+
         kind = kind or self.target_kind(target)
-        if session_id is None:
-            session_id = self.store.create_session(workspace=str(self.root)).id
+        # A new session's row is made by its first event (with this workspace); an existing
+        # one gives its conversation so far as history.
+        history = self.history(session_id) if session_id else []
+        session_id = session_id or new_id("s")
         run_id = new_run_id()
         ctx = RunContext(self, session_id=session_id, run_id=run_id, source=target)
-        history = self.history(session_id)
 
         async def body(c: RunContext) -> RunOutcome:
             tgt = await self.build_agent(target, model) if kind == "agent" else await self.build_target(kind, target)

@@ -324,7 +324,7 @@ class _Statements:
         self.new_session = s(
             engine,
             "INSERT INTO sessions (id, title, workspace, created_at, updated_at, last_seq) "
-            "VALUES (:id, '', '', :now, :now, 0) ON CONFLICT (id) DO NOTHING",
+            "VALUES (:id, '', :ws, :now, :now, 0) ON CONFLICT (id) DO NOTHING",
         )
         self.insert_event = s(
             engine,
@@ -522,6 +522,8 @@ class Store:
         """
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self.default_workspace = ""
+        """The workspace recorded for a session that its first event creates."""
         # One shared in-memory connection: readers and the writer take turns on it.
         self._db_lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock()
@@ -841,7 +843,7 @@ class Store:
             sql.bump.run(cursor, **values)
             row = cursor.fetchone()
             if row is None:
-                sql.new_session.run(cursor, id=session_id, now=now)
+                sql.new_session.run(cursor, id=session_id, ws=self.default_workspace, now=now)
                 sql.bump.run(cursor, **values)
                 row = cursor.fetchone()
             if row is None:  # pragma: no cover - the row was just inserted
@@ -874,8 +876,8 @@ class Store:
         if missing:  # first events of new sessions: nobody else can insert them meanwhile
             cursor.executemany(
                 "INSERT INTO sessions (id, title, workspace, created_at, updated_at, last_seq) "
-                "VALUES (?, '', '', ?, ?, ?)",
-                [(sid, now, now, counts[sid]) for sid in missing],
+                "VALUES (?, '', ?, ?, ?, ?)",
+                [(sid, self.default_workspace, now, now, counts[sid]) for sid in missing],
             )
             last.update((sid, counts[sid]) for sid in missing)
         return last
