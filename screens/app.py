@@ -787,13 +787,7 @@ def _one_line(error: BaseException) -> str:
 def _swap_workspace(engine: Any, workspace: Any) -> None:
     """Point the engine at a reloaded workspace (new runs use it; runs in flight keep the
     agents they built). The approval policy follows the file."""
-    from workbench.approvals import ApprovalPolicy
-
-    engine.workspace = workspace
-    a = workspace.approvals
-    engine.policy = ApprovalPolicy(
-        default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
-    )
+    engine.reload(workspace)
 
 
 def run_app(
