@@ -24,7 +24,8 @@ How it lives:
   stdio server, quotes the tail of its stderr (which goes to a temporary file, never to
   the terminal): a command that cannot start or exits at once, a server that dies during
   a call, a call that gets no answer within ``timeout`` seconds (default 30; the server
-  is then stopped, killed if it does not exit), a protocol error.
+  is then stopped, killed if it does not exit), a protocol error. Starting gets
+  ``startup_timeout`` seconds (default: ``timeout``, but at least 30).
 - After a failure the next call starts the server again.
 - ``notifications/tools/list_changed`` marks the tool list stale; the next
   :meth:`McpToolkit.list_tools` asks the server again. Otherwise the list is cached.
@@ -52,12 +53,15 @@ from workbench.tools import Tool, ToolContext, ToolError, Toolkit
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
 
-__all__ = ["DEFAULT_TIMEOUT", "McpTool", "McpToolkit", "result_text"]
+__all__ = ["DEFAULT_STARTUP_TIMEOUT", "DEFAULT_TIMEOUT", "McpTool", "McpToolkit", "result_text"]
 
 log = logging.getLogger("workbench.mcp")
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds to wait for a server to start and for each call, unless ``timeout`` says."""
+"""Seconds to wait for each call, unless ``timeout`` says."""
+
+DEFAULT_STARTUP_TIMEOUT = 30.0
+"""The least number of seconds a server gets to start (``startup_timeout`` overrides)."""
 
 _TAIL_LINES = 20
 _TAIL_CHARS = 4000
@@ -208,7 +212,7 @@ class _Connection:
         from mcp.client.session import ClientSession
 
         started = time.monotonic()
-        timeout = self._toolkit.timeout
+        timeout = self._toolkit.startup_timeout
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await self._open_transport(stack)
@@ -376,8 +380,9 @@ class McpToolkit(Toolkit):
 
     Config keys (the server's table in ``workbench.yaml``): ``command``, ``args``, ``env``,
     ``cwd`` for a stdio server, or ``url`` and ``headers`` for an HTTP one; ``timeout``
-    (seconds, default 30) for starting and for each call. ``name``, when present, overrides
-    the toolkit name (the server's name under ``mcp:``).
+    (seconds, default 30) for each call; ``startup_timeout`` (default ``timeout``, at least
+    30) for starting. ``name``, when present, overrides the toolkit name (the server's
+    name under ``mcp:``).
     """
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
@@ -399,7 +404,13 @@ class McpToolkit(Toolkit):
         }
         """HTTP headers sent to it."""
         self.timeout: float = float(config.get("timeout") or DEFAULT_TIMEOUT)
-        """Seconds to wait for the server to start, and for each call."""
+        """Seconds to wait for each call (and for the tool list)."""
+        self.startup_timeout: float = float(
+            config.get("startup_timeout") or max(self.timeout, DEFAULT_STARTUP_TIMEOUT)
+        )
+        """Seconds to wait for the server to start and answer ``initialize``: ``timeout``,
+        but at least 30 (a cold start under load, or a first ``npx``/``uvx`` download, is
+        slower than any call should be)."""
         if (self.command is None) == (self.url is None):
             raise ValueError(f"MCP server {name!r} needs exactly one of 'command' or 'url'")
         self._conn: _Connection | None = None

@@ -7,7 +7,8 @@ in a table of their own: ``memory``, or ``memory_<hash>`` with a ``vector`` colu
 embedding model is set. The same fact told twice (ignoring case and spacing) is kept once;
 its tags are merged.
 
-Settings (``toolkits: memory:`` in ``workbench.yaml``), optional::
+Settings (``toolkits: memory:`` in ``workbench.yaml``, or the top-level ``memory:``
+table), optional::
 
     toolkits:
       memory:
@@ -46,7 +47,7 @@ class MemoryToolkit(FunctionToolkit):
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)
-        model = config.get("embedding_model")
+        model = config.get("embedding_model") or _workspace_setting(root, "embedding_model")
         self.embedding_model: str | None = str(model) if model else None
         """The embedding model for hybrid recall (``None``: full text only)."""
         self.table_name = _TABLE
@@ -208,6 +209,18 @@ class MemoryToolkit(FunctionToolkit):
         if not rows:
             return f"Nothing remembered matches {query!r}."
         return _format(rows)
+
+
+def _workspace_setting(root: Path, key: str) -> Any:
+    """A key of the top-level ``memory:`` table of ``workbench.yaml`` (``None`` if unset)."""
+    if not (root / "workbench.yaml").is_file():
+        return None
+    try:
+        from workbench.workspace import load_workspace
+
+        return load_workspace(root).memory.get(key)
+    except Exception:  # a broken file is reported where the workspace is opened
+        return None
 
 
 def _content(fact: str, tags: list[str]) -> str:

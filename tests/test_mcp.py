@@ -209,6 +209,24 @@ async def test_server_that_exits_at_start_shows_stderr(tmp_path: Path) -> None:
         await tk.aclose()
 
 
+async def test_server_that_never_answers_at_start_is_stopped(tmp_path: Path) -> None:
+    tk = McpToolkit(
+        "slow",
+        {"command": sys.executable, "args": [str(TOY), "--hang-at-start"], "startup_timeout": 3},
+        tmp_path,
+    )
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ToolError) as info:
+            await tk.list_tools()
+        assert time.monotonic() - t0 < 3 + 3
+        msg = str(info.value)
+        assert "MCP server 'slow' did not answer within 3s of starting; it was stopped" in msg
+        assert "loading a very large model..." in msg
+    finally:
+        await tk.aclose()
+
+
 async def test_crash_mid_call_reports_stderr_and_restarts(toy: McpToolkit, tmp_path: Path) -> None:
     tools = by_name(await toy.list_tools())
     first = pid_of(await tools["toy.echo"].invoke({"text": "a"}, ctx(tmp_path)))
@@ -232,7 +250,7 @@ async def test_hanging_tool_times_out_and_server_is_killed(tmp_path: Path) -> No
         with pytest.raises(ToolError) as info:
             await tools["toy.hang"].invoke({"seconds": 120}, ctx(tmp_path))
         elapsed = time.monotonic() - t0
-        assert 3.9 <= elapsed < 5.5
+        assert 3.9 <= elapsed < 4 + 3
         assert "hang did not answer within 4s" in str(info.value)
         assert "hanging for 120.0s" in str(info.value)  # its stderr so far
         # The stuck process is stopped (stdin closed, then SIGTERM) and a new one serves.
@@ -305,15 +323,54 @@ async def test_concurrent_calls_share_one_server(toy: McpToolkit, tmp_path: Path
 def test_registry_loads_the_toolkit_under_the_server_name(tmp_path: Path) -> None:
     from workbench.registry import load_toolkit
 
-    tk = load_toolkit("mcp", {"name": "time", "command": "mcp-server-time"}, tmp_path)
+    tk = load_toolkit("mcp", {"command": "mcp-server-time"}, tmp_path, name="time")
     assert isinstance(tk, McpToolkit) and tk.name == "time"
+    # A config that carries its name works too (for callers without ``name=``).
+    tk = load_toolkit("mcp", {"name": "clock2", "command": "mcp-server-time"}, tmp_path)
+    assert tk.name == "clock2"
+
+
+async def test_engine_run_sees_a_crash_as_a_tool_result_error(
+    write_workspace: Any, db_url: str
+) -> None:
+    from workbench.engine import Engine
+
+    root = write_workspace(
+        f"""
+        mcp:
+          toy: {{ command: {json.dumps(sys.executable)}, args: [{json.dumps(str(TOY))}] }}
+        agents:
+          crasher: {{ model: test, instructions: Call the tool., tools: [toy.crash] }}
+          echoer: {{ model: test, instructions: Call the tool., tools: ["toy.ec*"] }}
+        approvals:
+          default: allow
+        """
+    )
+    async with Engine.open(root, db=db_url) as engine:
+        assert [t.name for t in await engine.tools_for(["toy.*"])][:2] == ["toy.echo", "toy.fail"]
+        crashed = await engine.start_run("crasher", "go")
+        await crashed.wait()
+        results = [e for e in engine.session_events(crashed.session_id) if e.type == "tool.result"]
+        assert len(results) == 1 and results[0].tool == "toy.crash"
+        assert "MCP server 'toy' exited during crash" in (results[0].error or "")
+        assert "server stderr (last lines)" in (results[0].error or "")
+
+        # The next run's call starts the server again.
+        echoed = await engine.start_run("echoer", "go", session_id=crashed.session_id)
+        await echoed.wait()
+        results = [e for e in engine.session_events(echoed.session_id) if e.type == "tool.result"]
+        assert results[-1].tool == "toy.echo" and results[-1].error is None
+        assert "(pid " in (results[-1].output or "")
 
 
 def test_config_needs_command_or_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="exactly one of 'command' or 'url'"):
         McpToolkit("x", {}, tmp_path)
     tk = McpToolkit("x", {"command": "srv", "cwd": "sub", "timeout": None}, tmp_path)
-    assert tk.cwd == tmp_path / "sub" and tk.timeout == 30
+    assert tk.cwd == tmp_path / "sub" and tk.timeout == 30 and tk.startup_timeout == 30
+    tk = McpToolkit("x", {"url": "http://127.0.0.1:1/mcp", "timeout": 2}, tmp_path)
+    assert tk.cwd == tmp_path and tk.timeout == 2 and tk.startup_timeout == 30
+    assert McpToolkit("x", {"command": "s", "timeout": 90}, tmp_path).startup_timeout == 90
 
 
 def test_result_text_renders_every_block() -> None:

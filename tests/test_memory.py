@@ -117,7 +117,11 @@ async def test_hybrid_recall_with_an_embedding_model(
     assert "Miso" in await call(tk, "recall", query="cat named")
     await tk.aclose()
 
-    again = MemoryToolkit("memory", {"embedding_model": "embedder"}, tmp_path)
+    # The model may be set in the workspace's own memory: table as well.
+    with (tmp_path / "workbench.yaml").open("a") as f:
+        f.write("memory: {enabled: true, embedding_model: embedder}\n")
+    again = MemoryToolkit("memory", {}, tmp_path)
+    assert again.table_name == tk.table_name
     assert "Invoices" in await call(again, "recall", query="when are invoices due")
 
     # Back to full text only: a fresh table, filled from the others, searchable at once.

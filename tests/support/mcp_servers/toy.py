@@ -14,6 +14,7 @@ Run over stdio (the default) or streamable HTTP::
     python tests/support/mcp_servers/toy.py
     python tests/support/mcp_servers/toy.py --http --port 8123
     python tests/support/mcp_servers/toy.py --exit-at-start "bad config"
+    python tests/support/mcp_servers/toy.py --hang-at-start
 """
 
 from __future__ import annotations
@@ -79,10 +80,14 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--exit-at-start", metavar="MESSAGE", help="print MESSAGE and exit 3")
+    parser.add_argument("--hang-at-start", action="store_true", help="never answer")
     opts = parser.parse_args()
     if opts.exit_at_start:
         print(opts.exit_at_start, file=sys.stderr, flush=True)
         sys.exit(3)
+    if opts.hang_at_start:
+        print("loading a very large model...", file=sys.stderr, flush=True)
+        time.sleep(3600)
     server = build()
     if opts.http:
         server.run("streamable-http", host="127.0.0.1", port=opts.port)
