@@ -573,7 +573,7 @@ class McpToolkit(Toolkit):
                 f"{conn.tail_note()}"
             ) from None
         except MCPError as exc:
-            if conn.lost is not None or exc.code == -32000:
+            if conn.lost is not None or exc.code == types.CONNECTION_CLOSED:
                 self._retire(conn)
             raise ToolError(
                 f"MCP server {self.name!r} failed to list its tools: {exc.message}{conn.tail_note()}"
