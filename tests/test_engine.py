@@ -70,11 +70,17 @@ def stamp(label: str) -> str:
 '''
 
 
-def workspace(write: WriteWorkspace, base_url: str, extra: str = "", default: str = "allow") -> Path:
+def workspace(
+    write: WriteWorkspace,
+    base_url: str,
+    extra: str = "",
+    default: str = "allow",
+    direct: bool = True,
+) -> Path:
     return write(
         f"""
         models:
-          local: {{model: openai/fake, api_base: "{base_url}", api_key: x, retry_delay: 0.01}}
+          local: {{model: openai/fake, api_base: "{base_url}", api_key: x, retry_delay: 0.01, direct: {str(direct).lower()}}}
         agents:
           helper:
             model: local
@@ -88,21 +94,24 @@ def workspace(write: WriteWorkspace, base_url: str, extra: str = "", default: st
     )
 
 
-async def run_collect(engine: Engine, target: str, prompt: str, **kw: Any) -> tuple[Any, list[Event]]:
+async def run_collect(
+    engine: Engine, target: str, prompt: str, **kw: Any
+) -> tuple[Any, list[Event]]:
     seen: list[Event] = []
     engine.add_listener(seen.append)
     outcome = await engine.run(target, prompt, **kw)
     return outcome, seen
 
 
-async def test_streams_text_and_tool_call_through_litellm(
-    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
+async def test_streams_text_and_tool_call(
+    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str, direct: bool
 ) -> None:
     fake_model.push(
         Reply(tool_calls=[("tools_-word_count", {"text": "a b c"})]),
         Reply(text="There are three words."),
     )
-    root = workspace(write_workspace, fake_model.base_url)
+    root = workspace(write_workspace, fake_model.base_url, direct=direct)
     async with Engine.open(root, db_url) as engine:
         outcome, seen = await run_collect(engine, "helper", "count 'a b c'")
         stored = engine.session_events(seen[0].session_id)
@@ -126,15 +135,16 @@ async def test_streams_text_and_tool_call_through_litellm(
     assert done.type == "run.completed" and done.usage.total_tokens > 0  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
 async def test_bad_arguments_go_back_to_the_model(
-    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
+    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str, direct: bool
 ) -> None:
     fake_model.push(
         Reply(tool_calls=[("tools_-word_count", {"txt": 1})]),
         Reply(tool_calls=[("tools_-word_count", '{"text": "unterminated')]),
         Reply(text="ok"),
     )
-    root = workspace(write_workspace, fake_model.base_url)
+    root = workspace(write_workspace, fake_model.base_url, direct=direct)
     async with Engine.open(root, db_url) as engine:
         outcome, seen = await run_collect(engine, "helper", "go")
     assert outcome.ok
@@ -172,17 +182,22 @@ async def test_tool_calls_of_one_turn_run_concurrently(
     root = workspace(write_workspace, fake_model.base_url)
     async with Engine.open(root, db_url) as engine:
         _, seen = await run_collect(engine, "helper", "go")
-    spans = [tuple(map(float, (e.output or "").split(":")[1:])) for e in seen if isinstance(e, ToolResult)]
+    spans = [
+        tuple(map(float, (e.output or "").split(":")[1:]))
+        for e in seen
+        if isinstance(e, ToolResult)
+    ]
     assert len(spans) == 2
     (a0, a1), (b0, b1) = spans
     assert a0 < b1 and b0 < a1, f"the two calls did not overlap: {spans}"
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
 async def test_retries_transient_errors_then_succeeds(
-    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
+    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str, direct: bool
 ) -> None:
     fake_model.push(Reply(error=429), Reply(error=503), Reply(text="finally"))
-    root = workspace(write_workspace, fake_model.base_url)
+    root = workspace(write_workspace, fake_model.base_url, direct=direct)
     async with Engine.open(root, db_url) as engine:
         outcome, seen = await run_collect(engine, "helper", "hi")
     assert outcome.ok, outcome.error
@@ -194,10 +209,19 @@ async def test_retries_transient_errors_then_succeeds(
 @pytest.mark.parametrize(
     ("reply", "expect_error", "expect_hint"),
     [
-        (Reply(error=401, message="Incorrect API key provided"), "authentication failed", "API key"),
-        (Reply(error=404, message="The model `fake` does not exist"), "model not found", "model name"),
+        (
+            Reply(error=401, message="Incorrect API key provided"),
+            "authentication failed",
+            "API key",
+        ),
+        (
+            Reply(error=404, message="The model `fake` does not exist"),
+            "model not found",
+            "model name",
+        ),
     ],
 )
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
 async def test_auth_and_unknown_model_end_the_run_with_a_hint(
     fake_model: FakeOpenAI,
     write_workspace: WriteWorkspace,
@@ -205,9 +229,10 @@ async def test_auth_and_unknown_model_end_the_run_with_a_hint(
     reply: Reply,
     expect_error: str,
     expect_hint: str,
+    direct: bool,
 ) -> None:
     fake_model.push(reply)
-    root = workspace(write_workspace, fake_model.base_url)
+    root = workspace(write_workspace, fake_model.base_url, direct=direct)
     async with Engine.open(root, db_url) as engine:
         outcome, seen = await run_collect(engine, "helper", "hi")
     assert outcome.status == "failed"
@@ -218,15 +243,16 @@ async def test_auth_and_unknown_model_end_the_run_with_a_hint(
     assert len(fake_model.chat_requests) == 1  # not retried
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
 async def test_unreachable_endpoint_fails_with_what_to_fix(
-    write_workspace: WriteWorkspace, db_url: str
+    write_workspace: WriteWorkspace, db_url: str, direct: bool
 ) -> None:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there
-    root = workspace(write_workspace, f"http://127.0.0.1:{port}/v1")
+    root = workspace(write_workspace, f"http://127.0.0.1:{port}/v1", direct=direct)
     async with Engine.open(root, db_url) as engine:
         outcome, seen = await run_collect(engine, "helper", "hi")
     assert outcome.status == "failed"
@@ -236,7 +262,9 @@ async def test_unreachable_endpoint_fails_with_what_to_fix(
     assert failed.hint and "server running" in failed.hint
 
 
-async def test_unknown_provider_is_a_clear_failure(write_workspace: WriteWorkspace, db_url: str) -> None:
+async def test_unknown_provider_is_a_clear_failure(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
     root = write_workspace(
         """
         agents:
@@ -372,7 +400,9 @@ async def test_context_budget_summarises_oldest_turns(
         first = await engine.start_run("helper", "first question " + "y " * 200)
         await first.wait()
         fake_model.push(Reply(text="SUMMARY: asked first question"), Reply(text="second answer"))
-        outcome, seen = await run_collect(engine, "helper", "second question", session_id=first.session_id)
+        outcome, seen = await run_collect(
+            engine, "helper", "second question", session_id=first.session_id
+        )
     assert outcome.ok and outcome.output == "second answer"
     note = next(e for e in seen if isinstance(e, ContextSummarized))
     assert note.turns == 2 and note.summary == "SUMMARY: asked first question"
@@ -413,7 +443,9 @@ async def test_ask_policy_waits_for_the_broker(
 async def test_deny_with_note_goes_back_to_the_model(
     fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
 ) -> None:
-    fake_model.push(Reply(tool_calls=[("tools_-word_count", {"text": "x"})]), Reply(text="understood"))
+    fake_model.push(
+        Reply(tool_calls=[("tools_-word_count", {"text": "x"})]), Reply(text="understood")
+    )
     root = workspace(write_workspace, fake_model.base_url, default="ask")
     async with Engine.open(root, db_url) as engine:
         engine.broker.auto_decider = lambda p: Resolution(decision="deny", note="not now")
@@ -440,7 +472,9 @@ async def test_edited_arguments_are_what_runs(
     assert next(e for e in seen if isinstance(e, ToolResult)).output == "4"
 
 
-async def test_test_model_calls_tools_then_answers(write_workspace: WriteWorkspace, db_url: str) -> None:
+async def test_test_model_calls_tools_then_answers(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
     root = write_workspace(
         """
         agents:

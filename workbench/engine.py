@@ -182,6 +182,9 @@ class Engine:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for agent in self._agents.values():
+            await agent.model.aclose()
+        self._agents.clear()
         for tk in self._toolkits.values():
             try:
                 await tk.aclose()
@@ -284,7 +287,9 @@ class Engine:
         kind = self.workspace.target_kind(name)
         if kind is None:
             names = ", ".join(self.catalogue_names()) or "none"
-            raise RunError(f"no agent, team or workflow named '{name}'", hint=f"the workspace has: {names}")
+            raise RunError(
+                f"no agent, team or workflow named '{name}'", hint=f"the workspace has: {names}"
+            )
         return kind
 
     def catalogue_names(self) -> list[str]:
@@ -462,10 +467,18 @@ class Engine:
         ctx = RunContext(self, session_id=session_id, run_id=run_id, source=target)
 
         async def body(c: RunContext) -> RunOutcome:
-            tgt = await self.build_agent(target, model) if kind == "agent" else await self.build_target(kind, target)
+            tgt = (
+                await self.build_agent(target, model)
+                if kind == "agent"
+                else await self.build_target(kind, target)
+            )
             return await tgt.execute(c, input, history)
 
-        label = self.workspace.resolve_model(model).model if model and kind == "agent" else self.model_label(kind, target)
+        label = (
+            self.workspace.resolve_model(model).model
+            if model and kind == "agent"
+            else self.model_label(kind, target)
+        )
         return self._spawn(ctx, run_lifecycle(ctx, kind, target, input, body, model=label))
 
     async def resume(self, run_id: str) -> RunHandle:
@@ -476,7 +489,9 @@ class Engine:
         """
         info = self.store.get_run(run_id)
         if info is None:
-            raise RunError(f"no run with id '{run_id}'", hint="see 'workbench sessions show SESSION'")
+            raise RunError(
+                f"no run with id '{run_id}'", hint="see 'workbench sessions show SESSION'"
+            )
         if info.status in ("completed", "failed", "cancelled"):
             raise RunError(f"run {run_id} already {info.status}; nothing to resume")
         if run_id in self._tasks:
@@ -499,7 +514,15 @@ class Engine:
 
         return self._spawn(
             ctx,
-            run_lifecycle(ctx, kind, info.target, info.input, body, model=getattr(started, "model", None), resumed=True),
+            run_lifecycle(
+                ctx,
+                kind,
+                info.target,
+                info.input,
+                body,
+                model=getattr(started, "model", None),
+                resumed=True,
+            ),
         )
 
     def history_before(self, events: Sequence[Event], seq: int) -> list[dict[str, Any]]:

@@ -168,7 +168,7 @@ def litellm_module() -> Any:
 
 def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelError:
     """Turn a litellm/httpx exception into a ModelError with a hint."""
-    ll = litellm_module()
+    ll = litellm_module() if type(exc).__module__.startswith("litellm") else _NoLiteLLM
     name = type(exc).__name__
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     msg = msg[:500]
@@ -196,9 +196,9 @@ def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelEr
         )
     if isinstance(exc, ll.RateLimitError) or status == 429:
         return ModelError(f"rate limited by {model}: {msg}", retryable=True)
-    if isinstance(exc, ll.Timeout | TimeoutError):
+    if isinstance(exc, ll.Timeout | TimeoutError) or name in ("APITimeoutError", "ReadTimeout"):
         return ModelError(f"{model} timed out{where}", retryable=True)
-    if isinstance(exc, ll.APIConnectionError):
+    if isinstance(exc, ll.APIConnectionError) or name == "APIConnectionError":
         return ModelError(
             f"cannot reach {model}{where}: {msg}",
             hint="is the server running and the api_base right? "
@@ -218,26 +218,71 @@ def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelEr
     return ModelError(f"{model}: {name}: {msg}")
 
 
+class _NoLiteLLM:
+    """Stands in for litellm's exception classes when the error did not come from it."""
+
+    class _Never(Exception):
+        pass
+
+    AuthenticationError = NotFoundError = RateLimitError = Timeout = _Never
+    APIConnectionError = ContextWindowExceededError = BadRequestError = _Never
+
+
 def _refused(exc: BaseException) -> bool:
     """Whether a connection could not be made at all (litellm reports it as a 500)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ConnectionError) or type(cur).__name__ in ("ConnectError", "ClientConnectorError"):
+        if isinstance(cur, ConnectionError) or type(cur).__name__ in (
+            "ConnectError",
+            "ClientConnectorError",
+        ):
             return True
         cur = cur.__cause__ or cur.__context__
     return False
 
 
+_DIRECT_PARAMS = frozenset(
+    {
+        "api_base",
+        "api_key",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "timeout",
+        "extra_headers",
+        "presence_penalty",
+        "frequency_penalty",
+        "user",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+    }
+)
+"""Arguments an OpenAI-compatible server takes exactly as the OpenAI API defines them."""
+
+
 class LiteLLMModel(Model):
     """Any provider through ``litellm.acompletion(stream=True)``.
+
+    One bypass, where it is safe: an ``openai/...`` model with an explicit ``api_base`` (a
+    vLLM, llama.cpp, LM Studio, Ollama ``/v1`` or any OpenAI-compatible server) and only
+    OpenAI-standard arguments is sent through the ``openai`` SDK directly, the client
+    litellm itself uses for it, without litellm's per-chunk stream wrapper and the logging
+    and cost callbacks it schedules after each call (most of litellm's overhead; see
+    bench/engine_overhead.py). Every other provider, or ``direct: false`` in the model's
+    table, goes through litellm.
 
     Args:
         model: the litellm model string (``openai/gpt-4o``).
         params: other litellm arguments (api_base, api_key, temperature ...).
         context_window: overrides litellm's model info.
         retry: back-off for transient failures.
+        stream: stream the reply (``False``: one whole response).
+        direct: allow the OpenAI-compatible bypass.
     """
 
     def __init__(
@@ -248,6 +293,7 @@ class LiteLLMModel(Model):
         context_window: int | None = None,
         retry: RetryPolicy | None = None,
         stream: bool = True,
+        direct: bool = True,
     ) -> None:
         self.name = model
         self.model = model
@@ -255,6 +301,85 @@ class LiteLLMModel(Model):
         self.retry = retry or RetryPolicy()
         self.use_stream = stream
         self._context_window = context_window
+        self.direct = (
+            direct
+            and model.startswith("openai/")
+            and bool(self.params.get("api_base"))
+            and set(self.params) <= _DIRECT_PARAMS
+        )
+        self._client: Any = None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    def _openai(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                base_url=str(self.params["api_base"]),
+                api_key=str(self.params.get("api_key") or "none"),
+                max_retries=0,  # our back-off, with model.retry events, does the retrying
+            )
+        return self._client
+
+    async def _direct_call(
+        self, messages: Sequence[Message], kwargs: dict[str, Any]
+    ) -> AsyncIterator[str | ModelTurn]:
+        """The OpenAI-compatible bypass (see the class docstring)."""
+        args = {k: v for k, v in kwargs.items() if k not in ("api_base", "api_key")}
+        name = self.model.split("/", 1)[1]
+        client = self._openai()
+        if not self.use_stream:
+            resp = await client.chat.completions.create(model=name, messages=list(messages), **args)
+            turn = _turn_from_response(resp, self.model)
+            if turn.text:
+                yield turn.text
+            yield turn
+            return
+        resp = await client.chat.completions.create(
+            model=name,
+            messages=list(messages),
+            stream=True,
+            stream_options={"include_usage": True},
+            **args,
+        )
+        acc = _Accumulator(self.model)
+        async for chunk in resp:
+            delta = acc.add(chunk)
+            if delta:
+                yield delta
+        yield acc.turn()
+
+    async def _litellm_call(
+        self, messages: Sequence[Message], kwargs: dict[str, Any]
+    ) -> AsyncIterator[str | ModelTurn]:
+        ll = litellm_module()
+        if not self.use_stream:
+            resp = await ll.acompletion(
+                model=self.model, messages=list(messages), num_retries=0, **kwargs
+            )
+            turn = _turn_from_response(resp, self.model)
+            if turn.text:
+                yield turn.text
+            yield turn
+            return
+        resp = await ll.acompletion(
+            model=self.model,
+            messages=list(messages),
+            stream=True,
+            stream_options={"include_usage": True},
+            num_retries=0,
+            **kwargs,
+        )
+        acc = _Accumulator(self.model)
+        async for chunk in resp:
+            delta = acc.add(chunk)
+            if delta:
+                yield delta
+        yield acc.turn()
 
     @property  # type: ignore[override]
     def context_window(self) -> int | None:
@@ -275,7 +400,6 @@ class LiteLLMModel(Model):
         *,
         on_retry: OnRetry | None = None,
     ) -> AsyncIterator[str | ModelTurn]:
-        ll = litellm_module()
         kwargs: dict[str, Any] = dict(self.params)
         kwargs.setdefault("timeout", 120)
         if tools:
@@ -284,32 +408,15 @@ class LiteLLMModel(Model):
         while True:
             attempt += 1
             streamed_any = False
+            call = self._direct_call if self.direct else self._litellm_call
             try:
-                if self.use_stream:
-                    resp = await ll.acompletion(
-                        model=self.model,
-                        messages=list(messages),
-                        stream=True,
-                        stream_options={"include_usage": True},
-                        num_retries=0,
-                        **kwargs,
-                    )
-                    acc = _Accumulator(self.model)
-                    async for chunk in resp:
-                        delta = acc.add(chunk)
-                        if delta:
-                            streamed_any = True
-                            yield delta
-                    turn = acc.turn()
-                else:
-                    resp = await ll.acompletion(
-                        model=self.model, messages=list(messages), num_retries=0, **kwargs
-                    )
-                    turn = _turn_from_response(resp, self.model)
-                    if turn.text:
-                        yield turn.text
-                turn.cost = _cost(self.model, turn.usage)
-                yield turn
+                async for item in call(messages, kwargs):
+                    if isinstance(item, ModelTurn):
+                        item.cost = _cost(self.model, item.usage)
+                        yield item
+                        return
+                    streamed_any = True
+                    yield item
                 return
             except (asyncio.CancelledError, GeneratorExit):
                 raise
@@ -408,8 +515,11 @@ def _turn_from_response(resp: Any, model: str) -> ModelTurn:
     )
 
 
+_unpriced: set[str] = set()
+
+
 def _cost(model: str, usage: Usage) -> float | None:
-    if not usage.total_tokens:
+    if not usage.total_tokens or model in _unpriced:
         return None
     try:
         prompt, completion = litellm_module().cost_per_token(
@@ -419,6 +529,7 @@ def _cost(model: str, usage: Usage) -> float | None:
         )
         return float(prompt + completion)
     except Exception:  # unknown price: cost stays unknown rather than wrong
+        _unpriced.add(model)  # and is not looked up again for every call
         return None
 
 
@@ -555,7 +666,9 @@ class ReplayModel(Model):
         yield ModelTurn(
             text=rec.content,
             tool_calls=[
-                TurnToolCall(id=c.id, name=ToolNames.encode(c.tool), arguments=json.dumps(c.arguments))
+                TurnToolCall(
+                    id=c.id, name=ToolNames.encode(c.tool), arguments=json.dumps(c.arguments)
+                )
                 for c in rec.tool_calls
             ],
             usage=rec.usage or Usage(),
@@ -591,5 +704,6 @@ def make_model(model: str, params: dict[str, Any] | None = None, **kw: Any) -> M
         attempts=int(p.pop("retries", RetryPolicy.attempts)),
         base_delay=float(p.pop("retry_delay", RetryPolicy.base_delay)),
     )
-    return LiteLLMModel(model, p, stream=stream, retry=retry, **kw)
-
+    # ``direct: false`` sends an OpenAI-compatible model through litellm too.
+    direct = bool(p.pop("direct", True))
+    return LiteLLMModel(model, p, stream=stream, retry=retry, direct=direct, **kw)
