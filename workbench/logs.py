@@ -31,6 +31,8 @@ LIBRARY_LOGGERS = (
     "sqlalchemy",
     "primp",
     "ddgs",
+    "client",  # the MCP SDK's ClientSession logs under this bare name
+    "pypdf",
 )
 """Library loggers re-homed into our file."""
 

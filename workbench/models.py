@@ -270,11 +270,12 @@ class LiteLLMModel(Model):
 
     One bypass, where it is safe: an ``openai/...`` model with an explicit ``api_base`` (a
     vLLM, llama.cpp, LM Studio, Ollama ``/v1`` or any OpenAI-compatible server) and only
-    OpenAI-standard arguments is sent through the ``openai`` SDK directly, the client
-    litellm itself uses for it, without litellm's per-chunk stream wrapper and the logging
-    and cost callbacks it schedules after each call (most of litellm's overhead; see
-    bench/engine_overhead.py). Every other provider, or ``direct: false`` in the model's
-    table, goes through litellm.
+    OpenAI-standard arguments speaks the OpenAI wire format to it directly over httpx (the
+    request litellm would send, and the same SSE stream read to its end so the connection is
+    kept alive), without litellm's per-chunk stream wrapper, the logging and cost callbacks
+    it schedules after each call, and the openai SDK's per-request type transforms: most of
+    the overhead measured in bench/engine_overhead.py. Every other provider, or
+    ``direct: false`` in the model's table, goes through litellm.
 
     Args:
         model: the litellm model string (``openai/gpt-4o``).
@@ -312,46 +313,74 @@ class LiteLLMModel(Model):
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            await client.aclose()
 
-    def _openai(self) -> Any:
+    def _http(self) -> Any:
         if self._client is None:
-            import openai
+            import httpx
 
-            self._client = openai.AsyncOpenAI(
-                base_url=str(self.params["api_base"]),
-                api_key=str(self.params.get("api_key") or "none"),
-                max_retries=0,  # our back-off, with model.retry events, does the retrying
+            headers = {"Authorization": f"Bearer {self.params.get('api_key') or 'none'}"}
+            headers.update(self.params.get("extra_headers") or {})
+            self._client = httpx.AsyncClient(
+                base_url=str(self.params["api_base"]).rstrip("/"),
+                headers=headers,
+                timeout=float(self.params.get("timeout") or 120),
             )
         return self._client
 
     async def _direct_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
     ) -> AsyncIterator[str | ModelTurn]:
-        """The OpenAI-compatible bypass (see the class docstring)."""
-        args = {k: v for k, v in kwargs.items() if k not in ("api_base", "api_key")}
-        name = self.model.split("/", 1)[1]
-        client = self._openai()
-        if not self.use_stream:
-            resp = await client.chat.completions.create(model=name, messages=list(messages), **args)
-            turn = _turn_from_response(resp, self.model)
-            if turn.text:
-                yield turn.text
-            yield turn
-            return
-        resp = await client.chat.completions.create(
-            model=name,
-            messages=list(messages),
-            stream=True,
-            stream_options={"include_usage": True},
-            **args,
-        )
-        acc = _Accumulator(self.model)
-        async for chunk in resp:
-            delta = acc.add(chunk)
-            if delta:
-                yield delta
-        yield acc.turn()
+        """The OpenAI-compatible bypass (see the class docstring): the wire format, as is."""
+        import httpx
+
+        body: dict[str, Any] = {
+            k: v
+            for k, v in kwargs.items()
+            if k not in ("api_base", "api_key", "extra_headers", "timeout")
+        }
+        body["model"] = self.model.split("/", 1)[1]
+        body["messages"] = list(messages)
+        client = self._http()
+        try:
+            if not self.use_stream:
+                resp = await client.post("/chat/completions", json=body)
+                if resp.status_code >= 400:
+                    raise _http_error(resp.status_code, resp.text, self.model, self.params)
+                turn = _turn_from_dict(resp.json(), self.model)
+                if turn.text:
+                    yield turn.text
+                yield turn
+                return
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+            async with client.stream("POST", "/chat/completions", json=body) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _http_error(resp.status_code, resp.text, self.model, self.params)
+                acc = _Accumulator(self.model)
+                # Read to the end (past [DONE]) so the connection is kept alive for the next call.
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        continue
+                    delta = acc.add_dict(json.loads(data))
+                    if delta:
+                        yield delta
+            yield acc.turn()
+        except httpx.TimeoutException as exc:
+            raise ModelError(
+                f"{self.model} timed out at {self.params['api_base']}", retryable=True
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ModelError(
+                f"cannot reach {self.model} at {self.params['api_base']}: {type(exc).__name__}",
+                hint="is the server running and the api_base right? "
+                "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
+                retryable=True,
+            ) from exc
 
     async def _litellm_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
@@ -480,6 +509,37 @@ class _Accumulator:
             return str(content)
         return ""
 
+    def add_dict(self, chunk: dict[str, Any]) -> str:
+        """The same, for a chunk parsed from the wire (the direct path)."""
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        choices = chunk.get("choices") or []
+        if not choices:
+            return ""
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+        delta = choice.get("delta") or {}
+        for tc in delta.get("tool_calls") or []:
+            index = tc.get("index", len(self.calls))
+            slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            if tc.get("id"):
+                slot["id"] = tc["id"]
+            fn = tc.get("function") or {}
+            if fn.get("name"):
+                slot["name"] = fn["name"]
+            if fn.get("arguments"):
+                slot["arguments"] += fn["arguments"]
+        content = delta.get("content")
+        if content:
+            self.text.append(content)
+            return str(content)
+        return ""
+
     def turn(self) -> ModelTurn:
         calls = [
             TurnToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
@@ -516,6 +576,57 @@ def _turn_from_response(resp: Any, model: str) -> ModelTurn:
 
 
 _unpriced: set[str] = set()
+
+
+def _turn_from_dict(data: dict[str, Any], model: str) -> ModelTurn:
+    choice = (data.get("choices") or [{}])[0]
+    msg = choice.get("message") or {}
+    usage = data.get("usage") or {}
+    return ModelTurn(
+        text=msg.get("content") or "",
+        tool_calls=[
+            TurnToolCall(
+                id=tc.get("id") or f"call_{i}",
+                name=(tc.get("function") or {}).get("name", ""),
+                arguments=(tc.get("function") or {}).get("arguments") or "",
+            )
+            for i, tc in enumerate(msg.get("tool_calls") or [])
+        ],
+        usage=Usage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+        finish_reason=choice.get("finish_reason"),
+        model=model,
+    )
+
+
+def _http_error(status: int, body: str, model: str, params: dict[str, Any]) -> ModelError:
+    """An HTTP error from an OpenAI-compatible server, as a ModelError with a hint."""
+    try:
+        detail = json.loads(body).get("error", {})
+        message = detail.get("message") if isinstance(detail, dict) else str(detail)
+    except (ValueError, AttributeError):
+        message = None
+    message = (message or body or f"HTTP {status}").strip()[:500]
+    where = f" at {params.get('api_base')}"
+    if status in (401, 403):
+        return ModelError(
+            f"authentication failed for {model}{where}: {message}",
+            hint="set a valid API key (api_key under models: in workbench.yaml)",
+        )
+    if status == 404:
+        return ModelError(
+            f"model not found: {model}{where}: {message}",
+            hint="check the model name in workbench.yaml (litellm form 'provider/model')",
+        )
+    if status == 429:
+        return ModelError(f"rate limited by {model}: {message}", retryable=True)
+    if status >= 500:
+        return ModelError(f"{model} server error {status}: {message}", retryable=True)
+    if "context" in message.lower() and "length" in message.lower():
+        return ModelError(f"context window exceeded for {model}: {message}")
+    return ModelError(f"{model}: HTTP {status}: {message}")
 
 
 def _cost(model: str, usage: Usage) -> float | None:
