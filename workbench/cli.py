@@ -32,8 +32,14 @@ class CliError(Exception):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-w", "--workspace", type=Path, default=None, help="workspace folder (default: .)")
-    p.add_argument("--db", default=None, help="SQLAlchemy URL of the store (default: SQLite in the user data dir)")
+    p.add_argument(
+        "-w", "--workspace", type=Path, default=None, help="workspace folder (default: .)"
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy URL of the store (default: SQLite in the user data dir)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal workbench for multi-agent systems. With no command, opens the TUI.",
     )
     _common(parser)
-    parser.add_argument("--serve", action="store_true", help="run headless: same as 'workbench serve'")
+    parser.add_argument(
+        "--serve", action="store_true", help="run headless: same as 'workbench serve'"
+    )
     _serve_options(parser)
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -54,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--agent", help="agent name (default: the first agent)")
     who.add_argument("--team", help="team name")
     who.add_argument("--workflow", help="workflow name")
-    run.add_argument("--model", help="use this model instead (a models: name or litellm string, or 'test')")
+    run.add_argument(
+        "--model", help="use this model instead (a models: name or litellm string, or 'test')"
+    )
     run.add_argument("--session", help="continue this session (its earlier turns are the history)")
     run.add_argument("--resume", metavar="RUN_ID", help="continue a run whose process died")
     run.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -95,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     attach = sub.add_parser("attach", help="open the TUI on a running 'workbench serve'")
     attach.add_argument("url", help="the server, e.g. http://127.0.0.1:8765")
     attach.add_argument("--token", default=None, help="its API token (default: $WORKBENCH_TOKEN)")
+
+    knowledge = sub.add_parser("knowledge", help="the workspace's knowledge base (LanceDB)")
+    _common(knowledge)
+    ksub = knowledge.add_subparsers(dest="action", metavar="ACTION")
+    ka = ksub.add_parser(
+        "add", help="ingest files (text, Markdown, code, PDF); unchanged files are skipped"
+    )
+    ka.add_argument("-w", "--workspace", type=Path, default=None, dest="workspace_k")
+    ka.add_argument(
+        "paths", nargs="*", type=Path, help="files or folders (default: the knowledge: sources)"
+    )
 
     rules = sub.add_parser("rules", help="saved approval rules")
     _common(rules)
@@ -227,7 +248,9 @@ async def _run(engine: Engine, args: argparse.Namespace, prompt: str) -> int:
     if args.json:
         engine.add_listener(lambda e: print(dump_event(e), flush=True))
     else:
-        engine.add_listener(lambda e: None if isinstance(e, ApprovalRequired) and mode == "ask" else printer.feed(e))
+        engine.add_listener(
+            lambda e: None if isinstance(e, ApprovalRequired) and mode == "ask" else printer.feed(e)
+        )
     prompter = _Prompter(engine, console) if mode == "ask" else None
     async with engine:
         try:
@@ -362,10 +385,14 @@ class _Prompter:
         session: PromptSession[str] = PromptSession()
         while True:
             key = (
-                await session.prompt_async(
-                    "[y] allow once  [s] this session  [a] always  [n] deny  [e] edit > "
+                (
+                    await session.prompt_async(
+                        "[y] allow once  [s] this session  [a] always  [n] deny  [e] edit > "
+                    )
                 )
-            ).strip().lower()
+                .strip()
+                .lower()
+            )
             if key in ("y", "yes"):
                 return Resolution(decision="allow", scope="once")
             if key == "s":
@@ -498,8 +525,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
         async with engine:
             rows = []
             for t in await engine.all_tools():
-                v = engine.policy.evaluate(t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root)
-                rows.append((t.name, t.source, v.decision, (t.description or "").split("\n")[0][:70]))
+                v = engine.policy.evaluate(
+                    t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root
+                )
+                rows.append(
+                    (t.name, t.source, v.decision, (t.description or "").split("\n")[0][:70])
+                )
             return rows
 
     rows = asyncio.run(collect())
@@ -577,14 +608,27 @@ def cmd_attach(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"the TUI is not available: {exc}") from exc
     # The workspace lives on the server: nothing to watch here.
-    options: dict[str, Any] = {"engine_factory": factory, "watch_workspace": False, "warm_up": False}
+    options: dict[str, Any] = {
+        "engine_factory": factory,
+        "watch_workspace": False,
+        "warm_up": False,
+    }
     accepted = inspect.signature(tui.run_app).parameters
     if "engine_factory" in accepted:
         return int(tui.run_app(**{k: v for k, v in options.items() if k in accepted}) or 0)
     return int(tui.WorkbenchApp(**options).run() or 0)
 
 
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from workbench.knowledge import cmd_knowledge_add
+
+    if args.action != "add":
+        raise CliError("usage: workbench knowledge add [-w DIR] PATH...")
+    return cmd_knowledge_add(getattr(args, "workspace_k", None) or args.workspace, list(args.paths))
+
+
 _COMMANDS: dict[str, Any] = {
+    "knowledge": cmd_knowledge,
     "run": cmd_run,
     "serve": cmd_serve,
     "attach": cmd_attach,
