@@ -1,0 +1,99 @@
+"""OpenAI-compatible chat, driven by the official ``openai`` client."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.server.conftest import MakeServer
+from workbench.server import ServerThread
+
+TOKEN = "chat-token"
+
+
+@pytest.fixture
+def srv(make_server: MakeServer) -> ServerThread:
+    return make_server(token=TOKEN)
+
+
+@pytest.fixture
+def oai(srv: ServerThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key=TOKEN, max_retries=0)
+
+
+def test_models_are_the_agents_teams_and_workflows(oai: openai.OpenAI) -> None:
+    models = oai.models.list()
+    assert [(m.id, m.owned_by) for m in models.data] == [
+        ("chat", "workbench:agent"),
+        ("helper", "workbench:agent"),
+        ("sleeper", "workbench:agent"),
+        ("duo", "workbench:team"),
+        ("flow", "workbench:workflow"),
+    ]
+    assert oai.models.retrieve("flow").id == "flow"
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("gpt-4o")
+
+
+def test_a_chat_completion(oai: openai.OpenAI, srv: ServerThread) -> None:
+    raw = oai.chat.completions.with_raw_response.create(
+        model="chat",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "earlier question"},
+            {"role": "assistant", "content": "earlier answer"},
+            {"role": "user", "content": [{"type": "text", "text": "and now?"}]},
+        ],
+        temperature=0.2,
+    )
+    reply = raw.parse()
+    assert reply.choices[0].message.content == "[test model] You said: and now?"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "chat" and reply.usage is not None and reply.usage.total_tokens > 0
+    sid = raw.headers["x-workbench-session"]
+    assert reply.id == "chatcmpl-" + raw.headers["x-workbench-run"]
+    # the earlier turns are in the session's log, before the run
+    with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        events = c.get(f"/api/sessions/{sid}/events").json()
+    said = [(e["role"], e["content"]) for e in events if e["type"] == "message.completed"]
+    assert said[:4] == [
+        ("system", "Be brief."),
+        ("user", "earlier question"),
+        ("assistant", "earlier answer"),
+        ("user", "and now?"),
+    ]
+
+
+def test_a_streamed_chat_completion(oai: openai.OpenAI) -> None:
+    stream = oai.chat.completions.create(
+        model="chat",
+        messages=[{"role": "user", "content": "stream these words please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "[test model] You said: stream these words please"
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_a_workflow_as_a_model(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model="flow", messages=[{"role": "user", "content": "go"}])
+    assert reply.choices[0].message.content == "[test model] You said: [test model] You said: go"
+    streamed = oai.chat.completions.create(
+        model="flow", messages=[{"role": "user", "content": "go"}], stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert text == "[test model] You said: [test model] You said: go"
+
+
+def test_errors_come_back_as_openai_errors(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError, match="last message"):
+        oai.chat.completions.create(model="chat", messages=[{"role": "assistant", "content": "x"}])
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=oai.base_url, api_key="wrong", max_retries=0).models.list()
