@@ -28,6 +28,7 @@ import fnmatch
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ BrokerListener = Callable[[Literal["added", "removed"], "PendingApproval"], None
 
 _RULES_TTL_S = 5.0
 """Seconds the saved rules are cached."""
+_ENDED_KEPT = 1000
+"""Outcomes of ended top-level runs remembered (a handle may be made after its run ended)."""
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,7 @@ class RemoteEngine:
         self._listeners: list[Listener] = []
         self._watches: dict[str, _Watch] = {}
         self._outcomes: dict[str, asyncio.Future[RunOutcome]] = {}
+        self._ended: OrderedDict[str, RunOutcome] = OrderedDict()
         self._live: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._approvals_task: asyncio.Task[None] | None = None
@@ -572,6 +576,10 @@ class RemoteEngine:
             self._live.add(event.run_id)
         if event.type in TERMINAL_TYPES:
             self._live.discard(event.run_id)
+            if event.parent_run_id is None:  # a handle may be made after its run ended
+                self._ended[event.run_id] = _outcome(event)
+                while len(self._ended) > _ENDED_KEPT:
+                    self._ended.popitem(last=False)
             for key in [k for k in self._asked if k[0] == event.run_id]:
                 del self._asked[key]
             fut = self._outcomes.get(event.run_id)
@@ -679,8 +687,12 @@ class RemoteEngine:
     def _handle(self, data: dict[str, Any]) -> RemoteRunHandle:
         run_id, session_id = data["run_id"], data["session_id"]
         fut: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
-        self._outcomes[run_id] = fut
-        self._live.add(run_id)
+        ended = self._ended.get(run_id)
+        if ended is not None:  # its events outran the answer to the request that started it
+            fut.set_result(ended)
+        else:
+            self._outcomes[run_id] = fut
+            self._live.add(run_id)
 
         async def outcome() -> RunOutcome:
             try:

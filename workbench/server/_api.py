@@ -366,8 +366,13 @@ async def workspace(wb: Wb) -> dict[str, Any]:
 async def tools(wb: Wb) -> list[ToolOut]:
     """Every tool the workspace can use, with its approval policy."""
     engine = wb.engine
+    found = {t.name: t for t in await engine.all_tools()}
+    for agent in engine.workspace.agents.values():  # workspace functions (module:function)
+        local = [p for p in agent.tools if ":" in p and "." not in p.split(":", 1)[0]]
+        if local:
+            found.update((t.name, t) for t in await engine.tools_for(local))
     out: list[ToolOut] = []
-    for t in await engine.all_tools():
+    for t in found.values():
         verdict = engine.policy.evaluate(
             t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root
         )
@@ -432,7 +437,23 @@ async def start_run(wb: Wb, body: RunIn) -> RunStartedOut:
         )
     except RunError as exc:
         raise HTTPException(400, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+    await _stored_start(engine, handle.run_id, handle.task)
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=after)
+
+
+async def _stored_start(engine: Any, run_id: str, task: asyncio.Task[Any]) -> None:
+    """Until the run's ``run.started`` is in the store: a client may ask for it at once."""
+    started = asyncio.get_running_loop().create_future()
+
+    def seen(event: Event) -> None:
+        if event.run_id == run_id and event.type == "run.started" and not started.done():
+            started.set_result(None)
+
+    remove = engine.add_listener(seen)
+    try:
+        await asyncio.wait({started, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        remove()
 
 
 async def _get_run(wb: ServerState, run_id: str) -> Any:

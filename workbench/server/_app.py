@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,6 +61,32 @@ def _version() -> str:
         return version("workbench-agents")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    type: str
+    """A short machine-readable kind: ``not_found``, ``unauthorized``, ``invalid_request``..."""
+    message: str
+    """A sentence for people."""
+    details: list[dict[str, str]] | None = None
+    """For invalid requests: each field and its problem."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answers with this body (never a stack trace)."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API token."},
+    413: {"model": ErrorBody, "description": "The request body is too large."},
+    422: {"model": ErrorBody, "description": "The request is invalid."},
+    "4XX": {"model": ErrorBody, "description": "Not found, conflict, bad request..."},
+}
+"""Declared on every operation."""
 
 
 class Health(BaseModel):
@@ -142,6 +168,7 @@ def create_app(
         "'Authorization: Bearer <token>' when the server has a token.",
         lifespan=lifespan,
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     app.state.wb = wb
 
@@ -213,7 +240,7 @@ def create_app(
 
         counts = await asyncio.to_thread(runs_by_state)
         pending = len(await wb.approvals.current())
-        body = wb.metrics.render(counts, pending, wb.hub.client_count)
+        body = wb.metrics.render(counts, pending, wb.hub.client_count, wb.hub.overflows)
         return Response(body, media_type=CONTENT_TYPE)
 
     app.include_router(_api.router)

@@ -125,6 +125,8 @@ class EventHub:
         self._remove_listener: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self.overflows = 0
+        """Times a client fell so far behind that it had to catch up from the store."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -289,6 +291,8 @@ class EventHub:
                         if _ends(ev, run_id):
                             return
                 if need_store or sub.needs_store:
+                    if sub.overflow:
+                        self.overflows += 1
                     need_store = True
                     continue
                 await sub.wait()

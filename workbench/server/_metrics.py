@@ -172,6 +172,7 @@ class Metrics:
         runs_by_state: dict[str, int],
         pending_approvals: int,
         sse_clients: int,
+        sse_overflows: int = 0,
     ) -> str:
         """The whole exposition.
 
@@ -179,6 +180,7 @@ class Metrics:
             runs_by_state: Run counts per status, from the database.
             pending_approvals: Tool calls waiting on a decision, from the database.
             sse_clients: Event streams open on this process.
+            sse_overflows: Times a stream's client fell behind and read the store.
         """
         out: list[str] = []
 
@@ -230,6 +232,12 @@ class Metrics:
             "gauge",
             "Event streams open on this process.",
             [("", sse_clients)],
+        )
+        metric(
+            "workbench_sse_catchups_total",
+            "counter",
+            "Times an event stream's client fell behind and caught up from the store.",
+            [("", sse_overflows)],
         )
         out.extend(self.run_seconds.render())
         out.extend(self.model_seconds.render())
