@@ -102,7 +102,12 @@ class Agent:
         svc = services or MemoryServices(root or Path.cwd(), sink=queue.put_nowait)
         if services is not None:
             svc.add_listener(queue.put_nowait)
-        ctx = RunContext(svc, session_id=getattr(svc, "session_id", "s_local"), run_id=new_run_id(), source=self.name)
+        ctx = RunContext(
+            svc,
+            session_id=getattr(svc, "session_id", "s_local"),
+            run_id=new_run_id(),
+            source=self.name,
+        )
 
         async def body() -> None:
             try:
@@ -173,7 +178,11 @@ class Agent:
             structured, problem = _validate_output(answer, self.output_schema)
             if problem is None:
                 return RunOutcome(
-                    "completed", output=answer, usage=ctx.usage, cost=ctx.cost, structured=structured
+                    "completed",
+                    output=answer,
+                    usage=ctx.usage,
+                    cost=ctx.cost,
+                    structured=structured,
                 )
             if retried_schema:
                 raise RunError(
@@ -189,7 +198,9 @@ class Agent:
                 f"{json.dumps(_schema_of(self.output_schema))}"
             )
             messages.append({"role": "user", "content": correction})
-            await ctx.emit(MessageCompleted(message_id=_message_id(), role="user", content=correction))
+            await ctx.emit(
+                MessageCompleted(message_id=_message_id(), role="user", content=correction)
+            )
             rounds = self.max_tool_rounds  # the corrective turn gets no tools
 
     # -- model turns -------------------------------------------------------------------
@@ -229,7 +240,9 @@ class Agent:
 
     def _request(self, call: TurnToolCall) -> ToolCallRequest:
         return ToolCallRequest(
-            id=call.id, tool=self._names.name(call.name) or call.name, arguments=_parse_args(call.arguments)
+            id=call.id,
+            tool=self._names.name(call.name) or call.name,
+            arguments=_parse_args(call.arguments),
         )
 
     # -- tools -------------------------------------------------------------------------
@@ -281,7 +294,7 @@ class Agent:
         await ctx.emit(
             ToolResult(call_id=call.id, tool=name, output=output, error=error, duration_ms=ms)
         )
-        return output if error is None else f"Error: {error}"
+        return (output or "") if error is None else f"Error: {error}"
 
     async def _decide(
         self,
@@ -303,11 +316,17 @@ class Agent:
         if verdict.decision == "deny":
             await ctx.emit(
                 ApprovalResolved(
-                    call_id=call_id, tool=tool.name, decision="deny", note=verdict.reason, decided_by="policy"
+                    call_id=call_id,
+                    tool=tool.name,
+                    decision="deny",
+                    note=verdict.reason,
+                    decided_by="policy",
                 )
             )
             return _Decision(False, args, verdict.reason)
-        tctx = ToolContext(workspace_root=svc.root, session_id=ctx.session_id, run_id=ctx.run_id, agent=self.name)
+        tctx = ToolContext(
+            workspace_root=svc.root, session_id=ctx.session_id, run_id=ctx.run_id, agent=self.name
+        )
         preview = tool.preview(args, tctx)
         await ctx.emit(
             ApprovalRequired(
@@ -352,7 +371,9 @@ class Agent:
                 return _Decision(False, args, f"edited arguments are invalid: {exc}")
         saved: list[str] = []
         if res.decision == "allow" and res.scope != "once":
-            rules = rules_for_decision(tool.name, tool.match_on, arguments, verdict, res.scope, root=svc.root)
+            rules = rules_for_decision(
+                tool.name, tool.match_on, arguments, verdict, res.scope, root=svc.root
+            )
             svc.save_rules(ctx.session_id, rules, res.scope)
             saved = [r.display() for r in rules]
         await ctx.emit(
@@ -396,7 +417,8 @@ class Agent:
             )
         folded = messages[start:cut]
         transcript = "\n".join(
-            f"{m.get('role')}: {m.get('content') or json.dumps(m.get('tool_calls'))}" for m in folded
+            f"{m.get('role')}: {m.get('content') or json.dumps(m.get('tool_calls'))}"
+            for m in folded
         )
         turn = await self.model.complete(
             [
@@ -454,7 +476,10 @@ class Agent:
                 del messages[start : start + ev.turns]
                 messages.insert(
                     start,
-                    {"role": "user", "content": f"(Summary of the earlier conversation)\n{ev.summary}"},
+                    {
+                        "role": "user",
+                        "content": f"(Summary of the earlier conversation)\n{ev.summary}",
+                    },
                 )
         # A decision with unedited arguments takes the arguments from the call itself.
         for m in messages:
@@ -482,7 +507,11 @@ def _assistant_message(turn: ModelTurn) -> Message:
     msg: Message = {"role": "assistant", "content": turn.text or None}
     if turn.tool_calls:
         msg["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments or "{}"},
+            }
             for c in turn.tool_calls
         ]
     return msg
@@ -495,7 +524,10 @@ def _assistant_from_event(ev: MessageCompleted) -> Message:
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": ToolNames.encode(c.tool), "arguments": json.dumps(c.arguments)},
+                "function": {
+                    "name": ToolNames.encode(c.tool),
+                    "arguments": json.dumps(c.arguments),
+                },
             }
             for c in ev.tool_calls
         ]
@@ -512,7 +544,9 @@ def _pending_calls(messages: list[Message], done: dict[str, ToolResult]) -> list
     for m in reversed(messages):
         if m.get("role") == "assistant":
             return [
-                TurnToolCall(id=tc["id"], name=tc["function"]["name"], arguments=tc["function"]["arguments"])
+                TurnToolCall(
+                    id=tc["id"], name=tc["function"]["name"], arguments=tc["function"]["arguments"]
+                )
                 for tc in m.get("tool_calls") or []
                 if tc["id"] not in done
             ]
@@ -539,7 +573,10 @@ def history_from_events(events: Sequence[EventBase]) -> list[Message]:
             while messages and folded < ev.turns:
                 messages.pop(0)
                 folded += 1
-            messages.insert(0, {"role": "user", "content": f"(Summary of the earlier conversation)\n{ev.summary}"})
+            messages.insert(
+                0,
+                {"role": "user", "content": f"(Summary of the earlier conversation)\n{ev.summary}"},
+            )
     # A run that died mid-batch leaves calls without results; the model needs every call answered.
     answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
     out: list[Message] = []
@@ -547,7 +584,9 @@ def history_from_events(events: Sequence[EventBase]) -> list[Message]:
         out.append(m)
         for tc in m.get("tool_calls") or []:
             if tc["id"] not in answered:
-                out.append({"role": "tool", "tool_call_id": tc["id"], "content": "Error: interrupted"})
+                out.append(
+                    {"role": "tool", "tool_call_id": tc["id"], "content": "Error: interrupted"}
+                )
     return out
 
 

@@ -167,7 +167,7 @@ def run_cli(argv: list[str]) -> int:
                 return cmd_serve(args)
             return _open_tui(args)
         handler = _COMMANDS[args.command]
-        return handler(args)
+        return int(handler(args))
     except CliError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -358,7 +358,7 @@ class _Prompter:
     async def _loop(self) -> None:
         while True:
             p = await self.queue.get()
-            if p.future.done():
+            if p.future is None or p.future.done():
                 continue
             res = await self._ask(p)
             self.engine.resolve_approval(p.call_id, res)
@@ -523,7 +523,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
     async def collect() -> list[tuple[str, str, str, str]]:
         async with engine:
-            rows = []
+            rows: list[tuple[str, str, str, str]] = []
             for t in await engine.all_tools():
                 v = engine.policy.evaluate(
                     t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root

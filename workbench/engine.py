@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from workbench.events import TERMINAL_TYPES, Event, EventBase, TargetKind, parse_event
+from workbench.events import (
+    TERMINAL_TYPES,
+    Event,
+    EventBase,
+    RunCompleted,
+    TargetKind,
+    parse_event,
+)
 from workbench.runtime import RunContext, RunError, RunOutcome, new_run_id, run_lifecycle
 
 if TYPE_CHECKING:
@@ -248,6 +255,8 @@ class Engine:
             self.broker.add_session_rules(session_id, list(rules))
             return
         for r in rules:
+            if r.decision == "ask":
+                continue  # a person's decision is allow or deny; ask is the absence of one
             self.store.add_rule(
                 scope="always" if scope == "always" else "workspace",
                 workspace=str(self.root),
@@ -418,13 +427,13 @@ class Engine:
         if run_id is not None and self.store.get_run(run_id) is not None:
             prior = self.store.events(parent.session_id, run_id=run_id)
             ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
-            if ended is not None and ended.type == "run.completed":
+            if isinstance(ended, RunCompleted):
                 return RunOutcome(
                     "completed",
-                    output=getattr(ended, "output", ""),
-                    usage=getattr(ended, "usage"),
-                    cost=getattr(ended, "cost", None),
-                    structured=getattr(ended, "structured", None),
+                    output=ended.output,
+                    usage=ended.usage,
+                    cost=ended.cost,
+                    structured=ended.structured,
                     run_id=run_id,
                 )
             if ended is not None:

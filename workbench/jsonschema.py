@@ -17,7 +17,7 @@ def validate_json_schema(value: Any, schema: dict[str, Any]) -> str | None:
         return None
     err = errors[0]
     where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-    return f"{where}: {err.message}"
+    return f"{where}: {err.message!s}"
 
 
 def check_schema(schema: dict[str, Any]) -> str | None:
@@ -27,5 +27,5 @@ def check_schema(schema: dict[str, Any]) -> str | None:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        return exc.message
+        return str(exc.message)
     return None

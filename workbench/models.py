@@ -110,8 +110,11 @@ class Model(ABC):
 
     name: str
     """What the UI shows (the test model says it is one)."""
-    context_window: int | None = None
-    """Tokens the model accepts, when known."""
+
+    @property
+    def context_window(self) -> int | None:
+        """Tokens the model accepts, when known."""
+        return None
 
     @abstractmethod
     def stream(
@@ -150,7 +153,7 @@ def litellm_module() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True
-    litellm.set_verbose = False
+    litellm.set_verbose = False  # type: ignore[attr-defined]
     litellm.turn_off_message_logging = True
     litellm.disable_token_counter = True
     # litellm adds stream handlers to its loggers at import; move them into our file.
@@ -410,7 +413,7 @@ class LiteLLMModel(Model):
                 yield delta
         yield acc.turn()
 
-    @property  # type: ignore[override]
+    @property
     def context_window(self) -> int | None:
         """From the config, else litellm's model info, else unknown."""
         if self._context_window is not None:
@@ -686,7 +689,11 @@ class TestModel(Model):
 
     __test__ = False  # not a pytest class
     name = "test"
-    context_window = 32_000
+
+    @property
+    def context_window(self) -> int | None:
+        """A fixed window, so context budgets can be shown offline."""
+        return 32_000
 
     def __init__(self, delay: float = 0.0, max_tools: int = 8) -> None:
         self.delay = delay

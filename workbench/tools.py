@@ -233,7 +233,7 @@ class FunctionTool(Tool):
 
     # The signature is analysed on first use, and once per function: creating many agents
     # that share a tool costs almost nothing (see bench/engine_overhead.py).
-    @property  # type: ignore[override]
+    @property
     def description(self) -> str:
         """The docstring's summary, unless given."""
         if self._description is None:
@@ -266,9 +266,7 @@ class FunctionTool(Tool):
                 for e in exc.errors()
             )
             raise ToolError(f"invalid arguments: {problems}") from None
-        return {
-            (f.alias or k): getattr(model, k) for k, f in type(model).model_fields.items()
-        }
+        return {(f.alias or k): getattr(model, k) for k, f in type(model).model_fields.items()}
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         kwargs = dict(arguments)
@@ -546,7 +544,7 @@ def _signature_model(
         # and keeps its own as the alias the model sees.
         inner = f"{pname}_" if hasattr(BaseModel, pname) else pname
         fields[inner] = (ann, Field(default, description=desc, alias=pname))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{fn.__name__}_args",
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
         **fields,
