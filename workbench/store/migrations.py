@@ -45,6 +45,9 @@ from sqlalchemy import func as sa_func
 
 __all__ = [
     "MIGRATIONS",
+    "PG_SEARCH_PREDICATE",
+    "PG_SEARCH_VECTOR",
+    "SEARCHED_TYPES",
     "Migration",
     "SchemaTooNewError",
     "current_version",
@@ -201,12 +204,124 @@ def _v2_control_requests(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+# -- version 3 ---------------------------------------------------------------------------
+
+SEARCHED_TYPES: tuple[str, ...] = ("message.completed", "tool.call", "tool.result")
+"""Event types whose text full-text search covers (frozen with version 3)."""
+
+_V3_SQLITE = (
+    # The searchable text of an event, kept by triggers (so every writer, and an import,
+    # keeps it in sync). rowid is events.id; session_id and seq ride along unindexed so a
+    # search groups by session without joining the events table.
+    "CREATE VIRTUAL TABLE events_fts USING fts5(body, session_id UNINDEXED, "
+    "seq UNINDEXED, type UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')",
+    """CREATE TRIGGER events_fts_insert AFTER INSERT ON events
+    WHEN new.type IN ('message.completed', 'tool.call', 'tool.result')
+    BEGIN
+        INSERT INTO events_fts (rowid, body, session_id, seq, type)
+        VALUES (new.id, {body}, new.session_id, new.seq, new.type);
+    END""",
+    """CREATE TRIGGER events_fts_delete AFTER DELETE ON events
+    WHEN old.type IN ('message.completed', 'tool.call', 'tool.result')
+    BEGIN
+        DELETE FROM events_fts WHERE rowid = old.id;
+    END""",
+    "INSERT INTO events_fts (rowid, body, session_id, seq, type) "
+    "SELECT id, {body_events}, session_id, seq, type FROM events "
+    "WHERE type IN ('message.completed', 'tool.call', 'tool.result')",
+)
+
+
+def _sqlite_body(row: str) -> str:
+    """The SQL (JSON1) expression of an event's searchable text."""
+
+    def field(name: str) -> str:
+        # (SQLite's json_extract stops at a NUL inside a string: such text is searchable
+        # up to it. The event itself is untouched.)
+        return f"coalesce(json_extract({row}.data, '$.{name}'), '')"
+
+    return (
+        f"CASE {row}.type WHEN 'message.completed' THEN {field('content')} "
+        f"WHEN 'tool.call' THEN {field('tool')} || ' ' || {field('arguments')} "
+        f"ELSE {field('tool')} || ' ' || {field('output')} || ' ' || {field('error')} END"
+    )
+
+
+_V3_PG_FUNCTION = r"""
+CREATE FUNCTION workbench_event_text(event_type text, data text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    doc jsonb;
+    body text;
+BEGIN
+    IF event_type NOT IN ('message.completed', 'tool.call', 'tool.result') THEN
+        RETURN NULL;
+    END IF;
+    IF position('\u0000' in data) = 0 THEN
+        doc := data::jsonb;
+    ELSE
+        -- jsonb cannot hold NUL: drop the escapes; text that still does not parse is
+        -- indexed raw (search text only, the event itself is untouched).
+        BEGIN
+            doc := replace(data, '\u0000', '')::jsonb;
+        EXCEPTION WHEN others THEN
+            RETURN data;
+        END;
+    END IF;
+    IF event_type = 'message.completed' THEN
+        body := coalesce(doc ->> 'content', '');
+    ELSIF event_type = 'tool.call' THEN
+        body := coalesce(doc ->> 'tool', '') || ' ' || coalesce(doc ->> 'arguments', '');
+    ELSE
+        body := coalesce(doc ->> 'tool', '') || ' ' || coalesce(doc ->> 'output', '') || ' '
+            || coalesce(doc ->> 'error', '');
+    END IF;
+    -- PostgreSQL's parser keeps files.read, notes/a.txt, word_count as one token each;
+    -- split them into words, as SQLite's unicode61 tokenizer does.
+    RETURN regexp_replace(body, '([[:alnum:]])[/._:@-]+(?=[[:alnum:]])', '\1 ', 'g');
+END
+$$
+"""
+
+PG_SEARCH_VECTOR = "to_tsvector('english'::regconfig, workbench_event_text(type, data))"
+"""The indexed expression on PostgreSQL; a query must spell it exactly so to use the index."""
+
+PG_SEARCH_PREDICATE = "type IN ('message.completed', 'tool.call', 'tool.result')"
+"""The partial index's predicate; a query must include it."""
+
+
+def _v3_fork_search_retention(conn: Connection) -> None:
+    """Forks remember their origin; sessions list and prune by ``updated_at`` through an
+    index; full-text search over messages and tool calls (FTS5 on SQLite, a GIN
+    ``tsvector`` expression index on PostgreSQL)."""
+    conn.execute(text("ALTER TABLE sessions ADD COLUMN forked_from VARCHAR"))
+    conn.execute(text("ALTER TABLE sessions ADD COLUMN forked_from_seq INTEGER"))
+    md = MetaData()
+    sessions = Table("sessions", md, Column("updated_at", Float, nullable=False))
+    Index("ix_sessions_updated_at", sessions.c.updated_at).create(conn)
+    if conn.dialect.name == "sqlite":
+        body = _sqlite_body("new")
+        for statement in _V3_SQLITE:
+            conn.exec_driver_sql(statement.format(body=body, body_events=_sqlite_body("events")))
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_V3_PG_FUNCTION)
+        conn.exec_driver_sql(
+            f"CREATE INDEX ix_events_search ON events USING gin (({PG_SEARCH_VECTOR})) "
+            f"WHERE {PG_SEARCH_PREDICATE}"
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "create sessions, runs, events, approval_rules, knowledge_sources", _v1_create_tables
     ),
     Migration(
         2, "create control_requests (cancel and decide across processes)", _v2_control_requests
+    ),
+    Migration(
+        3,
+        "fork origin, sessions by updated_at, full-text search over events",
+        _v3_fork_search_retention,
     ),
 )
 """The whole history, in order."""

@@ -37,6 +37,7 @@ class SessionRow(SQLModel, table=True):
     """One session: the ordered log of events of one conversation or task."""
 
     __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_updated_at", "updated_at"),)
 
     id: str = Field(primary_key=True)
     """``s_`` plus 12 hex digits, or whatever id the engine chose."""
@@ -50,6 +51,10 @@ class SessionRow(SQLModel, table=True):
     """Epoch seconds of the last event or change."""
     last_seq: int = 0
     """The highest ``seq`` given out in this session: the per-session counter."""
+    forked_from: str | None = None
+    """The session this one was forked from (schema version 3)."""
+    forked_from_seq: int | None = None
+    """The seq of the event in ``forked_from`` the fork was taken at."""
 
 
 class RunRow(SQLModel, table=True):
@@ -94,7 +99,12 @@ class RunRow(SQLModel, table=True):
 
 
 class EventRow(SQLModel, table=True):
-    """One event of a session's log: append-only."""
+    """One event of a session's log: append-only.
+
+    Full-text search over its text (schema version 3) lives beside it, not in these
+    columns: on SQLite the FTS5 table ``events_fts`` kept by triggers, on PostgreSQL the
+    GIN expression index ``ix_events_search`` (see :mod:`workbench.store.migrations`).
+    """
 
     __tablename__ = "events"
     __table_args__ = (

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -64,6 +65,9 @@ __all__ = [
     "RuleScope",
     "RunInfo",
     "RunStatus",
+    "SNIPPET_END",
+    "SNIPPET_START",
+    "SearchHit",
     "SessionInfo",
     "Store",
     "StoreClosedError",
@@ -153,6 +157,10 @@ class SessionInfo:
     """The seq of its last event (0 when it has none)."""
     run_count: int = 0
     """How many runs it has, children included."""
+    forked_from: str | None = None
+    """The session it was forked from, if it is a fork."""
+    forked_from_seq: int | None = None
+    """The seq in ``forked_from`` it was forked at."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +229,58 @@ class RuleInfo:
     """Epoch seconds."""
     note: str | None
     """Why it exists."""
+
+
+SNIPPET_START: Final = "\ue000"
+"""Marks the start of a matched term in :attr:`SearchHit.snippet` (a private-use character)."""
+SNIPPET_END: Final = "\ue001"
+"""Marks the end of a matched term in :attr:`SearchHit.snippet`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A session whose messages or tool calls match a full-text search."""
+
+    session_id: str
+    """The session."""
+    title: str
+    """Its title."""
+    workspace: str
+    """Its workspace folder."""
+    updated_at: float
+    """Epoch seconds of its last event: hits come newest first."""
+    seq: int
+    """The first matching event."""
+    type: str
+    """That event's type (``message.completed``, ``tool.call`` or ``tool.result``)."""
+    snippet: str
+    """A short excerpt of that event around the match; matched terms sit between
+    :data:`SNIPPET_START` and :data:`SNIPPET_END`."""
+    matches: int
+    """How many of the session's events match."""
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """The snippet as ``(text, matched)`` pieces, for highlighting."""
+        out: list[tuple[str, bool]] = []
+        rest = self.snippet
+        while rest:
+            start = rest.find(SNIPPET_START)
+            if start < 0:
+                out.append((rest, False))
+                break
+            end = rest.find(SNIPPET_END, start)
+            if end < 0:
+                end = len(rest)
+            if start:
+                out.append((rest[:start], False))
+            out.append((rest[start + 1 : end], True))
+            rest = rest[end + 1 :]
+        return [(t, m) for t, m in out if t]
+
+    @property
+    def text(self) -> str:
+        """The snippet without its markers."""
+        return self.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")
 
 
 # -- engine -------------------------------------------------------------------------------
@@ -665,6 +725,35 @@ class Store:
         self._put(_Pending(self._checked(event), cfuture=fut))
         return cast(_E, fut.result(timeout))
 
+    def append_many(
+        self, events: Iterable[EventBase], timeout: float | None = None
+    ) -> list[EventBase]:
+        """Append events in order, blocking until all are committed (an import, a fork).
+
+        They are queued together, so the writer commits them in as few transactions as
+        it can (up to 8192 events each) and nothing else lands between them in a session.
+
+        Args:
+            events: Events with a ``session_id``; their ``seq`` is ignored.
+            timeout: Seconds to wait for each at most.
+
+        Returns:
+            Copies with ``seq`` set, in the same order.
+
+        Raises:
+            ValueError: An event has no ``session_id`` (nothing is queued then).
+            StoreClosedError: The store is closed.
+        """
+        items = [_Pending(self._checked(e), cfuture=concurrent.futures.Future()) for e in events]
+        if not items:
+            return []
+        with self._cond:
+            if self._closing:
+                raise StoreClosedError("the store is closed")
+            self._queue.extend(items)
+            self._cond.notify()
+        return [cast(EventBase, cast(Any, p.cfuture).result(timeout)) for p in items]
+
     def flush(self, timeout: float | None = None) -> None:
         """Block until every event appended so far is committed (no-op once closed)."""
         fut: concurrent.futures.Future[EventBase | None] = concurrent.futures.Future()
@@ -976,7 +1065,14 @@ class Store:
     # -- sessions -------------------------------------------------------------------------
 
     def create_session(
-        self, session_id: str | None = None, title: str = "", workspace: str = ""
+        self,
+        session_id: str | None = None,
+        title: str = "",
+        workspace: str = "",
+        *,
+        created_at: float | None = None,
+        forked_from: str | None = None,
+        forked_from_seq: int | None = None,
     ) -> SessionInfo:
         """Create a session, or fill in an existing one.
 
@@ -987,6 +1083,9 @@ class Store:
             session_id: The id; ``s_`` plus 12 hex digits when None.
             title: Shown in the session browser ('' takes the first run's input).
             workspace: The workspace folder; made absolute.
+            created_at: Epoch seconds (an imported session keeps its own); now when None.
+            forked_from: For a fork: the session it was forked from.
+            forked_from_seq: For a fork: the seq it was forked at.
         """
         session_id = session_id or new_id("s")
         workspace = _abs(workspace)
@@ -995,10 +1094,19 @@ class Store:
             conn.execute(
                 text(
                     "INSERT INTO sessions (id, title, workspace, created_at, updated_at, "
-                    "last_seq) VALUES (:id, :title, :ws, :now, :now, 0) "
+                    "last_seq, forked_from, forked_from_seq) VALUES (:id, :title, :ws, "
+                    ":created, :now, 0, :forked_from, :forked_from_seq) "
                     "ON CONFLICT (id) DO NOTHING"
                 ),
-                {"id": session_id, "title": title, "ws": workspace, "now": now},
+                {
+                    "id": session_id,
+                    "title": title,
+                    "ws": workspace,
+                    "created": now if created_at is None else created_at,
+                    "now": now,
+                    "forked_from": forked_from,
+                    "forked_from_seq": forked_from_seq,
+                },
             )
             conn.execute(
                 text(
@@ -1038,6 +1146,190 @@ class Store:
         with self._write() as conn:
             result = conn.execute(delete(_sessions).where(_sessions.c.id == session_id))
         return result.rowcount > 0
+
+    def sessions_not_updated_since(
+        self, cutoff: float, limit: int | None = None
+    ) -> list[SessionInfo]:
+        """Sessions whose last event or change is older than ``cutoff``, oldest first.
+
+        Sessions with a run still running or waiting on a decision are left out: they
+        are not finished, however old.
+
+        Args:
+            cutoff: Epoch seconds.
+            limit: At most this many.
+        """
+        live = (
+            select(_runs.c.id)
+            .where(_runs.c.session_id == _sessions.c.id, _runs.c.status.in_(_LIVE_STATUSES))
+            .exists()
+        )
+        query = (
+            _session_query()
+            .where(_sessions.c.updated_at < cutoff, ~live)
+            .order_by(_sessions.c.updated_at, _sessions.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [SessionInfo(**row._mapping) for row in rows]
+
+    def delete_sessions(self, session_ids: Iterable[str], batch: int = 200) -> int:
+        """Delete sessions with their runs and events, ``batch`` sessions a transaction
+        (so that appends from running sessions are not held up for long).
+
+        Returns:
+            How many existed.
+        """
+        ids = list(dict.fromkeys(session_ids))
+        deleted = 0
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            with self._write() as conn:
+                deleted += conn.execute(delete(_sessions).where(_sessions.c.id.in_(chunk))).rowcount
+        return deleted
+
+    def search_sessions(
+        self, query: str, limit: int = 50, offset: int = 0, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """Full-text search over every session's messages, tool calls and tool results.
+
+        Every word must occur (as PostgreSQL's ``plainto_tsquery``); words are stemmed
+        (English). SQLite searches its FTS5 table ``events_fts``, PostgreSQL the GIN
+        expression index ``ix_events_search``.
+
+        Args:
+            query: Words, as a person types them (no query syntax).
+            limit: At most this many sessions.
+            offset: Skip this many (pages).
+            prefix: The last word may be the start of a word (search as you type).
+
+        Returns:
+            Matching sessions, most recently active first, each with the excerpt of its
+            first matching event.
+        """
+        words = re.findall(r"\w+", query)
+        if not words:
+            return []
+        if self._sqlite:
+            return self._search_sqlite(words, limit, offset, prefix)
+        return self._search_pg(words, limit, offset, prefix)
+
+    def _search_sqlite(
+        self, words: list[str], limit: int, offset: int, prefix: bool
+    ) -> list[SearchHit]:
+        terms = ['"' + w.replace('"', '""') + '"' for w in words]
+        if prefix:
+            terms[-1] += "*"
+        match = " ".join(terms)
+        with self._read() as conn:
+            found = conn.execute(
+                text(
+                    "WITH hits AS (SELECT session_id, MIN(seq) AS seq, rowid AS event_id, "
+                    "COUNT(*) AS n FROM events_fts WHERE events_fts MATCH :q "
+                    "GROUP BY session_id) "
+                    "SELECT s.id, s.title, s.workspace, s.updated_at, h.seq, h.event_id, h.n "
+                    "FROM hits h JOIN sessions s ON s.id = h.session_id "
+                    "ORDER BY s.updated_at DESC, s.id DESC LIMIT :limit OFFSET :offset"
+                ),
+                {"q": match, "limit": limit, "offset": offset},
+            ).all()
+            if not found:
+                return []
+            marks = ", ".join(f":e{i}" for i in range(len(found)))
+            snippets = {
+                int(row[0]): (str(row[1]), str(row[2]))
+                for row in conn.execute(
+                    text(
+                        "SELECT rowid, type, snippet(events_fts, 0, :start, :end, '…', 24) "
+                        f"FROM events_fts WHERE events_fts MATCH :q AND rowid IN ({marks})"
+                    ),
+                    {
+                        "q": match,
+                        "start": SNIPPET_START,
+                        "end": SNIPPET_END,
+                        **{f"e{i}": row.event_id for i, row in enumerate(found)},
+                    },
+                ).all()
+            }
+        return [
+            SearchHit(
+                session_id=row.id,
+                title=row.title,
+                workspace=row.workspace,
+                updated_at=row.updated_at,
+                seq=int(row.seq),
+                type=snippets.get(int(row.event_id), ("", ""))[0],
+                snippet=snippets.get(int(row.event_id), ("", ""))[1],
+                matches=int(row.n),
+            )
+            for row in found
+        ]
+
+    def _search_pg(
+        self, words: list[str], limit: int, offset: int, prefix: bool
+    ) -> list[SearchHit]:
+        from .migrations import PG_SEARCH_PREDICATE, PG_SEARCH_VECTOR
+
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if prefix:
+            # The last word as a prefix; the others as plainto_tsquery takes them.
+            tsquery = "to_tsquery('english', :last || ':*')"
+            params["last"] = words[-1]
+            if len(words) > 1:
+                tsquery = f"(plainto_tsquery('english', :head) && {tsquery})"
+                params["head"] = " ".join(words[:-1])
+        else:
+            tsquery = "plainto_tsquery('english', :q)"
+            params["q"] = " ".join(words)
+        with self._read() as conn:
+            found = conn.execute(
+                text(
+                    "WITH hits AS (SELECT session_id, MIN(seq) AS seq, COUNT(*) AS n "
+                    f"FROM events WHERE {PG_SEARCH_PREDICATE} "
+                    f"AND {PG_SEARCH_VECTOR} @@ {tsquery} GROUP BY session_id) "
+                    "SELECT s.id, s.title, s.workspace, s.updated_at, h.seq, h.n "
+                    "FROM hits h JOIN sessions s ON s.id = h.session_id "
+                    "ORDER BY s.updated_at DESC, s.id DESC LIMIT :limit OFFSET :offset"
+                ),
+                params,
+            ).all()
+            if not found:
+                return []
+            pairs = ", ".join(f"(:s{i}, :n{i})" for i in range(len(found)))
+            keys: dict[str, Any] = {}
+            for i, row in enumerate(found):
+                keys[f"s{i}"] = row.id
+                keys[f"n{i}"] = row.seq
+            options = (
+                f'StartSel="{SNIPPET_START}", StopSel="{SNIPPET_END}", MaxWords=24, '
+                'MinWords=8, MaxFragments=1, FragmentDelimiter=" … "'
+            )
+            snippets = {
+                (str(r[0]), int(r[1])): (str(r[2]), str(r[3] or ""))
+                for r in conn.execute(
+                    text(
+                        "SELECT session_id, seq, type, ts_headline('english', "
+                        f"workbench_event_text(type, data), {tsquery}, :options) "
+                        f"FROM events WHERE (session_id, seq) IN (VALUES {pairs})"
+                    ),
+                    {**params, **keys, "options": options},
+                ).all()
+            }
+        return [
+            SearchHit(
+                session_id=row.id,
+                title=row.title,
+                workspace=row.workspace,
+                updated_at=row.updated_at,
+                seq=int(row.seq),
+                type=snippets.get((row.id, int(row.seq)), ("", ""))[0],
+                snippet=snippets.get((row.id, int(row.seq)), ("", ""))[1],
+                matches=int(row.n),
+            )
+            for row in found
+        ]
 
     @staticmethod
     def _session(conn: Connection, session_id: str) -> SessionInfo | None:
