@@ -9,6 +9,7 @@ subscriber sees it, so what a face shows is always what the log holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -29,7 +30,8 @@ from workbench.runtime import RunContext, RunError, RunOutcome, new_run_id, run_
 if TYPE_CHECKING:
     from workbench.agent import Agent
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Resolution, Rule
-    from workbench.store import RunInfo, SessionInfo, Store
+    from workbench.models import Model
+    from workbench.store import RunInfo, SearchHit, SessionInfo, Store
     from workbench.tools import Tool, Toolkit
     from workbench.workspace import Workspace
 
@@ -459,15 +461,29 @@ class Engine:
         session_id: str | None = None,
         kind: TargetKind | None = None,
         model: str | None = None,
+        model_object: Model | None = None,
     ) -> RunHandle:
         """Start a top-level run in the background; returns at once with its ids.
 
+        Args:
+            target: The agent, team or workflow.
+            input: The prompt or task.
+            session_id: Continue this session (its conversation is the history).
+            kind: What ``target`` is (looked up when None).
+            model: A model name or litellm string instead of the agent's own.
+            model_object: A :class:`~workbench.models.Model` instance for an agent run
+                instead of the configured one (the ``replay`` model of ``sessions rerun``);
+                used for this run only.
+
         Raises:
-            RunError: the target does not exist.
+            RunError: the target does not exist, or ``model_object`` is given for a team
+                or a workflow.
         """
         from workbench.store import new_id
 
         kind = kind or self.target_kind(target)
+        if model_object is not None and kind != "agent":
+            raise RunError(f"a model object can only replace an agent's model, not a {kind}'s")
         # A new session's row is made by its first event (with this workspace); an existing
         # one gives its conversation so far as history.
         history = self.history(session_id) if session_id else []
@@ -476,18 +492,23 @@ class Engine:
         ctx = RunContext(self, session_id=session_id, run_id=run_id, source=target)
 
         async def body(c: RunContext) -> RunOutcome:
-            tgt = (
-                await self.build_agent(target, model)
-                if kind == "agent"
-                else await self.build_target(kind, target)
-            )
+            tgt: Target
+            if model_object is not None:
+                # Agents are built once and shared; this run gets its own copy.
+                base = await self.build_agent(target, model)
+                tgt = dataclasses.replace(base, model=model_object, model_label=model_object.name)
+            elif kind == "agent":
+                tgt = await self.build_agent(target, model)
+            else:
+                tgt = await self.build_target(kind, target)
             return await tgt.execute(c, input, history)
 
-        label = (
-            self.workspace.resolve_model(model).model
-            if model and kind == "agent"
-            else self.model_label(kind, target)
-        )
+        if model_object is not None:
+            label: str | None = model_object.name
+        elif model and kind == "agent":
+            label = self.workspace.resolve_model(model).model
+        else:
+            label = self.model_label(kind, target)
         return self._spawn(ctx, run_lifecycle(ctx, kind, target, input, body, model=label))
 
     async def resume(self, run_id: str) -> RunHandle:
@@ -586,6 +607,13 @@ class Engine:
     def delete_session(self, session_id: str) -> bool:
         """Delete a session and everything in it."""
         return self.store.delete_session(session_id)
+
+    def search_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """Sessions whose messages or tool calls contain every word of ``query``, newest
+        first, each with an excerpt (see :meth:`Store.search_sessions`)."""
+        return self.store.search_sessions(query, limit=limit, prefix=prefix)
 
 
 def elapsed_ms(t0: float) -> float:
