@@ -1,5 +1,9 @@
 """Teams against the local OpenAI-compatible server, through litellm's real HTTP path.
 
+The model says ``direct: false``: an ``openai/`` model with an ``api_base`` would otherwise
+take the engine's direct route to the server (which the workflow and durable tests use), and
+these tests are meant to go through litellm.
+
 Every agent has a one-line system prompt that names it ("You are writer."), and one
 responder plays every model: it decides by that prompt and by the messages, so each test
 can see who was called, with what, in what order, and which answer became the team's.
@@ -42,7 +46,7 @@ def team_workspace(
     return write(
         f"""
         models:
-          default: {{model: openai/fake, api_base: "{base_url}", api_key: x}}
+          default: {{model: openai/fake, api_base: "{base_url}", api_key: x, direct: false}}
         agents:
           researcher: {{instructions: You are researcher., description: Finds facts.}}
           writer: {{instructions: You are writer., description: Writes prose.}}
