@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("prompt", nargs="*", help="the prompt ('-' reads standard input)")
 
-    sessions = sub.add_parser("sessions", help="list, show or delete stored sessions")
+    sessions = sub.add_parser(
+        "sessions",
+        help="list, show, delete, export, import, fork, re-run, search or prune sessions",
+    )
     _common(sessions)
     ssub = sessions.add_subparsers(dest="action", metavar="ACTION")
     sl = ssub.add_parser("list", help="newest first")
@@ -88,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--json", action="store_true", help="print its events as JSON lines")
     sd = ssub.add_parser("delete", help="delete a session")
     sd.add_argument("id")
+    _session_actions(ssub)
+
+    replay = sub.add_parser(
+        "replay", help="replay a stored session (or an exported .jsonl file) in the TUI or as text"
+    )
+    _common(replay)
+    replay.add_argument("target", metavar="ID|FILE", help="a session id, or a JSONL export")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="times faster than recorded (0 or inf: instant; default 1, and instant for "
+        "--plain when stdout is not a terminal)",
+    )
+    replay.add_argument(
+        "--plain", action="store_true", help="print the transcript to stdout instead of the TUI"
+    )
 
     doctor = sub.add_parser("doctor", help="check the workspace, keys and endpoints")
     _common(doctor)
@@ -124,6 +144,71 @@ def build_parser() -> argparse.ArgumentParser:
     rr = rsub.add_parser("rm", help="remove a rule")
     rr.add_argument("id")
     return parser
+
+
+def _late_common(p: argparse.ArgumentParser) -> None:
+    """``-w`` and ``--db`` after an action too (``sessions export ID --db URL``); SUPPRESS
+    keeps them from resetting what was given before the action."""
+    p.add_argument("-w", "--workspace", type=Path, default=argparse.SUPPRESS, help="workspace")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL of the store")
+
+
+def _session_actions(ssub: Any) -> None:
+    """export, import, fork, rerun, search, prune (see workbench.sessions)."""
+    se = ssub.add_parser("export", help="write a session as JSONL (lossless), Markdown or HTML")
+    se.add_argument("id")
+    se.add_argument(
+        "--format",
+        choices=["jsonl", "md", "html"],
+        default=None,
+        help="default: from the -o file's suffix, else jsonl",
+    )
+    se.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    _late_common(se)
+    si = ssub.add_parser("import", help="import a JSONL export; prints the session id")
+    si.add_argument("file", help="the .jsonl file ('-' reads standard input)")
+    si.add_argument(
+        "--as-new", action="store_true", help="give it a new id (to keep a copy beside it)"
+    )
+    _late_common(si)
+    sf = ssub.add_parser(
+        "fork",
+        help="a new session with the history up to one message; prints its id "
+        "(continue it with: workbench run --session NEW ...)",
+    )
+    sf.add_argument("id")
+    at = sf.add_mutually_exclusive_group(required=True)
+    at.add_argument("--at", type=int, metavar="SEQ", help="the last event to keep")
+    at.add_argument("--message", metavar="MESSAGE_ID", help="the last message to keep")
+    sf.add_argument("--title", default=None, help="default: 'fork of <title>'")
+    _late_common(sf)
+    sr = ssub.add_parser(
+        "rerun",
+        help="run a session again with the recorded model answers and real tools; "
+        "exit 1 when a tool result differs",
+    )
+    sr.add_argument("id")
+    sr.add_argument(
+        "--model",
+        default="replay",
+        help="replay (the recorded answers, no model calls; default) or a model name",
+    )
+    sr.add_argument(
+        "--approve",
+        choices=["recorded", "all", "never"],
+        default="recorded",
+        help="decide tool calls that need approval as recorded (default), allow all, or none",
+    )
+    _late_common(sr)
+    sq = ssub.add_parser("search", help="full-text search over messages and tool calls")
+    sq.add_argument("text", nargs="+")
+    sq.add_argument("--limit", type=int, default=30)
+    sq.add_argument("--json", action="store_true", help="one JSON object a line")
+    _late_common(sq)
+    sp = ssub.add_parser("prune", help="delete sessions not updated for a while")
+    sp.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 45m, 2w")
+    sp.add_argument("--dry-run", action="store_true", help="only list what would go")
+    _late_common(sp)
 
 
 def _serve_options(p: argparse.ArgumentParser) -> None:
@@ -432,6 +517,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     action = args.action or "list"
+    if action in ("export", "import", "fork", "rerun", "search", "prune"):
+        return _session_action(args)
     with Store.open(args.db) as store:
         # Runs whose process died show as interrupted, never as still running.
         store.mark_interrupted()
@@ -482,6 +569,280 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             console.print(f"deleted {args.id}")
             return EXIT_OK
     raise CliError(f"unknown action {action}")
+
+
+def _session_action(args: argparse.Namespace) -> int:
+    """export, import, fork, rerun, search, prune: thin wrappers of workbench.sessions."""
+    from workbench import sessions as lib
+
+    try:
+        if args.action == "rerun":
+            return _rerun(args)
+        from workbench.store import Store
+
+        with Store.open(args.db) as store:
+            return int(_SESSION_ACTIONS[args.action](store, args))
+    except lib.SessionsError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _export(store: Any, args: argparse.Namespace) -> int:
+    import io
+
+    from workbench.sessions import write_export
+
+    fmt = args.format
+    if fmt is None:
+        suffix = args.output.suffix.lower() if args.output else ""
+        fmt = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}.get(suffix, "jsonl")
+    if args.output is None:
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+        try:
+            write_export(store, args.id, fmt, out)
+        finally:
+            out.flush()
+            out.detach()
+        return EXIT_OK
+    tmp = args.output.with_name(args.output.name + ".part")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            write_export(store, args.id, fmt, f)
+        tmp.replace(args.output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _note(f"wrote {args.output} ({fmt})")
+    return EXIT_OK
+
+
+def _import(store: Any, args: argparse.Namespace) -> int:
+    import io
+
+    from workbench.sessions import import_session
+
+    if args.file == "-":
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="\n")
+        info = import_session(store, stdin, as_new=args.as_new, name="<stdin>")
+    else:
+        info = import_session(store, Path(args.file), as_new=args.as_new)
+    print(info.id)
+    _note(f"imported {info.id} “{info.title}” ({info.last_seq} events)")
+    return EXIT_OK
+
+
+def _fork(store: Any, args: argparse.Namespace) -> int:
+    from workbench.sessions import fork_session
+
+    info = fork_session(store, args.id, at_seq=args.at, message_id=args.message, title=args.title)
+    print(info.id)
+    _note(
+        f"forked {args.id} at event {info.forked_from_seq} into {info.id}; continue it with: "
+        f"workbench run --session {info.id} '...'"
+    )
+    return EXIT_OK
+
+
+def _search(store: Any, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    hits = store.search_sessions(" ".join(args.text), limit=args.limit)
+    if args.json:
+        import json
+
+        for h in hits:
+            print(
+                json.dumps(
+                    {
+                        "session_id": h.session_id,
+                        "title": h.title,
+                        "updated_at": h.updated_at,
+                        "seq": h.seq,
+                        "type": h.type,
+                        "snippet": h.text,
+                        "matches": h.matches,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return EXIT_OK
+    console = Console(highlight=False)
+    if not hits:
+        console.print("No session matches.")
+        return EXIT_OK
+    table = Table("session", "updated", "title", "match", box=None)
+    for h in hits:
+        snippet = Text()
+        for part, matched in h.parts():
+            snippet.append(
+                " ".join(part.split(" ")).replace("\n", " "), "bold yellow" if matched else ""
+            )
+        where = Text(f"  #{h.seq} {h.type}", style="dim")
+        table.add_row(h.session_id, _when(h.updated_at), h.title, snippet + where)
+    console.print(table)
+    return EXIT_OK
+
+
+def _prune(store: Any, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from workbench.sessions import parse_age, prune_sessions
+
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    gone = prune_sessions(store, age, dry_run=args.dry_run)
+    console = Console(highlight=False)
+    verb = "would delete" if args.dry_run else "deleted"
+    for s in gone:
+        console.print(f"{verb} {s.id}  {_when(s.updated_at)}  {s.title}", markup=False)
+    console.print(f"{verb} {len(gone)} session{'s' if len(gone) != 1 else ''}")
+    return EXIT_OK
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from workbench.sessions import rerun_session
+
+    console = Console(highlight=False)
+    engine = _engine(args)
+
+    async def go() -> Any:
+        async with engine:
+            return await rerun_session(
+                engine,
+                args.id,
+                model=args.model,
+                approve=args.approve,
+                on_run=lambda run, new: console.print(
+                    f"[bold]▶ {escape(run.target)}[/] [dim]{escape(run.id)} → {escape(new)}[/] "
+                    f"{escape(run.input[:80])}"
+                ),
+            )
+
+    report = asyncio.run(go())
+    style = {"same": "green", "changed": "red", "missing": "red", "extra": "red"}
+    for run in report.runs:
+        if run.skipped:
+            console.print(f"[yellow]skipped {escape(run.old_run_id)}: {escape(run.skipped)}[/]")
+            continue
+        if run.new_status != run.old_status:
+            error = f": {escape(run.new_error)}" if run.new_error else ""
+            console.print(
+                f"[red]run {escape(run.old_run_id)} was {run.old_status}, "
+                f"now {run.new_status}{error}[/]"
+            )
+        if run.calls:
+            table = Table("tool", "call", "result", "recorded", "now", box=None)
+            for c in run.calls:
+                table.add_row(
+                    escape(c.tool),
+                    escape(c.call_id),
+                    f"[{style[c.status]}]{c.status}[/]",
+                    f"{c.old_ms:.0f} ms" if c.status != "extra" else "",
+                    f"{c.new_ms:.0f} ms" if c.status != "missing" else "",
+                )
+            console.print(table)
+        for c in run.calls:
+            if not c.same:
+                console.print(Syntax(c.unified_diff(), "diff", theme="ansi_dark"))
+    if not report.rerun:
+        raise CliError(f"nothing in session {args.id} could be re-run")
+    calls = [c for r in report.runs for c in r.calls]
+    differ = report.differing_calls
+    _note(f"re-run in session {report.session_id}")
+    if report.identical:
+        console.print(f"[green]identical: {len(calls)} tool results as recorded[/]")
+        return EXIT_OK
+    console.print(f"[red]{len(differ)} of {len(calls)} tool results differ[/]")
+    return EXIT_FAILED
+
+
+_SESSION_ACTIONS: dict[str, Any] = {
+    "export": _export,
+    "import": _import,
+    "fork": _fork,
+    "search": _search,
+    "prune": _prune,
+}
+
+
+def _note(msg: str) -> None:
+    """A line for people on stderr (stdout carries what scripts read)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[dim]{escape(msg)}[/]")
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import math
+
+    from workbench import sessions as lib
+
+    path = Path(args.target)
+    is_file = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or path.is_file()
+    speed = args.speed
+    if speed is not None and (math.isnan(speed) or speed < 0):
+        raise CliError("--speed must be 0 (instant), a positive number or inf")
+    if speed == 0:
+        speed = math.inf
+    try:
+        if args.plain:
+            from rich.console import Console
+
+            if speed is None:
+                speed = 1.0 if sys.stdout.isatty() else math.inf
+            console = Console(highlight=False)
+            if is_file:
+                _, events = lib.read_archive(path)
+                lib.replay_plain(events, console, speed=speed)
+                return EXIT_OK
+            from workbench.store import Store
+
+            with Store.open(args.db) as store:
+                if store.get_session(args.target) is None:
+                    raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
+                lib.replay_plain(lib.iter_events(store, args.target), console, speed=speed)
+            return EXIT_OK
+        if not is_file:
+            return _replay_tui(args, args.db, args.target, speed)
+        import tempfile
+
+        from workbench.store import Store
+
+        with tempfile.TemporaryDirectory(prefix="workbench-replay-") as folder:
+            url = f"sqlite:///{Path(folder) / 'replay.db'}"
+            with Store.open(url) as store:
+                info = lib.import_session(store, path)
+            return _replay_tui(args, url, info.id, speed)
+    except lib.SessionsError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _replay_tui(
+    args: argparse.Namespace, db: str | None, session_id: str, speed: float | None
+) -> int:
+    import inspect
+
+    try:
+        from screens import app as tui
+    except ImportError as exc:
+        raise CliError(f"the TUI is not available: {exc}") from exc
+    options: dict[str, Any] = {"workspace": args.workspace, "db": db, "replay": session_id}
+    if speed is not None and "replay_speed" in inspect.signature(tui.run_app).parameters:
+        options["replay_speed"] = speed
+    return int(tui.run_app(**options) or 0)
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
@@ -633,6 +994,7 @@ _COMMANDS: dict[str, Any] = {
     "serve": cmd_serve,
     "attach": cmd_attach,
     "sessions": cmd_sessions,
+    "replay": cmd_replay,
     "doctor": cmd_doctor,
     "tools": cmd_tools,
     "rules": cmd_rules,
