@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import WriteWorkspace
 from tests.support.openai_server import FakeOpenAI, RecordedRequest, Reply
-from workbench.approvals import ApprovalPolicy
+from workbench.approvals import ApprovalPolicy, Resolution
 from workbench.engine import Engine
 from workbench.events import (
     ApprovalRequired,
@@ -40,7 +40,11 @@ Responder = Callable[[dict[str, Any]], Reply | str | None]
 
 
 def team_workspace(
-    write: WriteWorkspace, base_url: str, teams: str, approvals: str = "allow"
+    write: WriteWorkspace,
+    base_url: str,
+    teams: str,
+    approvals: str = "allow",
+    files: dict[str, str] | None = None,
 ) -> Path:
     teams = teams.replace("\n", "\n" + " " * 8)  # keep every line inside the dedented block
     return write(
@@ -54,11 +58,13 @@ def team_workspace(
           broken: {{instructions: You are broken., description: Always fails.}}
           boss: {{instructions: You are boss.}}
           judge: {{instructions: You are judge.}}
+          counter: {{instructions: You are counter., tools: ["tools:word_count"]}}
         teams:
         {teams}
         approvals:
           default: {approvals}
-        """
+        """,
+        files,
     )
 
 
@@ -587,3 +593,58 @@ async def test_build_team_and_an_inline_default_leader(
     assert {"b", "a", "a.leader", "b.leader", "researcher", "writer", "critic"} <= sources
     a_leader = next(r for r in fake_model.chat_requests if 'team "a"' in r.system)
     assert "Prefer facts." in a_leader.system
+
+
+# -- approvals inside a team --------------------------------------------------------------
+
+TOOLS_PY = '''
+def word_count(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: The text to count.
+    """
+    return len(text.split())
+'''
+
+
+async def test_a_member_waiting_for_approval_keeps_the_others_results(
+    fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
+) -> None:
+    def responder(req: dict[str, Any]) -> Reply | None:
+        if who(req) == "counter":
+            last = req["messages"][-1]
+            if last["role"] == "user":
+                return Reply(tool_calls=[("tools_-word_count", {"text": "a b"})])
+            return Reply(text=f"counter got: {last['content']}")
+        if who(req) == "boss":
+            return Reply(text="COMBINED")
+        return member_replies(req)
+
+    fake_model.responder = responder
+    root = team_workspace(
+        write_workspace,
+        fake_model.base_url,
+        "  panel: {mode: broadcast, leader: boss, members: [researcher, counter, writer]}",
+        approvals="ask",
+        files={"tools.py": TOOLS_PY},
+    )
+    async with Engine.open(root, db_url) as engine:
+        seen: list[Event] = []
+        engine.add_listener(seen.append)
+        handle = await engine.start_run("panel", "count")
+        for _ in range(1000):
+            done = {e.source for e in seen if e.type == "run.completed"}
+            if engine.broker.pending() and {"researcher", "writer"} <= done:
+                break
+            await asyncio.sleep(0.01)
+        pending = engine.broker.pending()
+        assert len(pending) == 1 and pending[0].source == "counter"
+        member_run = runs_of(seen)[pending[0].run_id]
+        assert member_run.parent_run_id == handle.run_id  # asked from inside the member's run
+        engine.resolve_approval(pending[0].call_id, Resolution(decision="deny", note="not today"))
+        outcome = await asyncio.wait_for(handle.wait(), 30)
+    assert outcome.ok and outcome.output == "COMBINED"
+    combine = last_user(requests_of(fake_model, "boss")[0].json or {})
+    assert "R[count]" in combine and "W[count]" in combine
+    assert "counter got: Error: the user refused this call: not today" in combine
