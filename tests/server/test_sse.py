@@ -142,3 +142,20 @@ async def test_a_client_whose_buffer_overflows_reads_the_rest_from_the_store(
             assert hub.client_count == 0
         finally:
             await hub.aclose()
+
+
+def test_a_client_that_leaves_is_forgotten(client: httpx.Client) -> None:
+    body = client.post("/api/runs", json={"target": "sleeper", "input": "rest"}).json()
+    read_until(
+        client, f"/api/sessions/{body['session_id']}/stream", lambda e: e.type == "tool.call"
+    )
+
+    def open_streams() -> int:
+        text = client.get("/metrics").text
+        return int(text.split("\nworkbench_sse_clients ")[1].split()[0])
+
+    deadline = time.monotonic() + 5
+    while open_streams():
+        assert time.monotonic() < deadline, "the stream's subscription outlived its client"
+        time.sleep(0.05)
+    client.post(f"/api/runs/{body['run_id']}/cancel")

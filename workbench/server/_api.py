@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
@@ -515,7 +516,7 @@ async def stream_run(
     """The events of a run and its child runs as SSE (``id:`` is the session seq); ends
     after the run's terminal event."""
     info = await _get_run(wb, run_id)
-    return _sse(wb, wb.hub.stream(info.session_id, _after(after, last_event_id), run_id=run_id))
+    return _sse(wb, wb.hub.batches(info.session_id, _after(after, last_event_id), run_id=run_id))
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -610,7 +611,7 @@ async def stream_session(
     """A session's events as SSE: what the store has after ``after`` (or
     ``Last-Event-ID``), then live, from any server process. ``id:`` is the seq."""
     await _get_session(wb, session_id)
-    return _sse(wb, wb.hub.stream(session_id, _after(after, last_event_id)))
+    return _sse(wb, wb.hub.batches(session_id, _after(after, last_event_id)))
 
 
 @router.delete("/sessions/{session_id}", response_model=Deleted, tags=["sessions"])
@@ -745,9 +746,11 @@ async def resolve_approval(wb: Wb, call_id: CallId, body: ResolveIn) -> ResolveO
 # -- SSE ----------------------------------------------------------------------------------------------
 
 
-def _sse(wb: ServerState, events: AsyncIterator[Event]) -> EventSourceResponse:
-    async def encode() -> AsyncIterator[ServerSentEvent]:
-        async for ev in events:
-            yield ServerSentEvent(data=dump_event(ev), id=str(ev.seq))
+def _sse(wb: ServerState, batches: AsyncGenerator[list[Event], None]) -> EventSourceResponse:
+    async def encode() -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(batches):  # unsubscribes at once when the client leaves
+            async for batch in batches:
+                # JSON has no raw newline, so each event is exactly one data: line
+                yield "".join(f"id: {ev.seq}\ndata: {dump_event(ev)}\n\n" for ev in batch).encode()
 
     return EventSourceResponse(encode(), ping=wb.config.sse_ping, sep="\n")

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
@@ -234,7 +234,7 @@ class EventHub:
         after_seq: int = 0,
         *,
         run_id: str | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """A session's events after ``after_seq``: first from the store, then live.
 
         Args:
@@ -246,6 +246,20 @@ class EventHub:
         Yields:
             Events in seq order, each once, none missing.
         """
+        async with contextlib.aclosing(self.batches(session_id, after_seq, run_id=run_id)) as it:
+            async for batch in it:
+                for ev in batch:
+                    yield ev
+
+    async def batches(
+        self,
+        session_id: str,
+        after_seq: int = 0,
+        *,
+        run_id: str | None = None,
+    ) -> AsyncGenerator[list[Event], None]:
+        """Like :meth:`stream`, in batches: whatever is available at once goes together
+        (one write to the client for a burst of events, not one per event)."""
         store = self.engine.store
         sub = self.subscribe(session_id)
         try:
@@ -261,24 +275,29 @@ class EventHub:
             last = after_seq
             need_store = True
             while not self._closing.is_set():
+                out: list[Event] = []
+                ended = False
                 if need_store:
                     need_store = False
                     sub.reset()  # before reading: whatever comes after is in the buffer
-                    while True:
+                    while not ended:
                         page = await asyncio.to_thread(
                             store.events, session_id, after_seq=last, limit=_PAGE
                         )
                         for ev in page:
                             last = ev.seq
                             if tree is None or tree.admit(ev):
-                                yield ev
+                                out.append(ev)
                                 if _ends(ev, run_id):
-                                    return
+                                    ended = True
+                                    break
                         if len(page) < _PAGE:
                             break
-                    if run_over:
-                        return
-                while sub.items:
+                        if out:
+                            yield out
+                            out = []
+                    ended = ended or run_over
+                while sub.items and not ended:
                     ev = sub.items.popleft()
                     if ev.seq <= last:
                         continue
@@ -287,9 +306,12 @@ class EventHub:
                         break
                     last = ev.seq
                     if tree is None or tree.admit(ev):
-                        yield ev
-                        if _ends(ev, run_id):
-                            return
+                        out.append(ev)
+                        ended = _ends(ev, run_id)
+                if out:
+                    yield out
+                if ended:
+                    return
                 if need_store or sub.needs_store:
                     if sub.overflow:
                         self.overflows += 1

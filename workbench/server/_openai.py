@@ -12,6 +12,7 @@ agent's own instructions apply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -235,14 +236,17 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
         try:
             yield chunk({"role": "assistant", "content": ""})
             streamed = False
-            async for ev in wb.hub.stream(sid, after, run_id=handle.run_id):
-                if ev.run_id != handle.run_id:
-                    continue
-                if ev.type == "message.delta":
-                    streamed = True
-                    yield chunk({"content": getattr(ev, "text", "")})
-                elif ev.type in TERMINAL_TYPES:
-                    break
+            async with contextlib.aclosing(
+                wb.hub.stream(sid, after, run_id=handle.run_id)
+            ) as events:
+                async for ev in events:
+                    if ev.run_id != handle.run_id:
+                        continue
+                    if ev.type == "message.delta":
+                        streamed = True
+                        yield chunk({"content": getattr(ev, "text", "")})
+                    elif ev.type in TERMINAL_TYPES:
+                        break
             outcome = await handle.wait()
             finished = True
             if not outcome.ok:

@@ -154,10 +154,16 @@ class ServerThread:
         self._error: BaseException | None = None
         self.url = ""
         """``http://127.0.0.1:PORT`` once started."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The server's event loop (where the engine's runs execute), once started."""
 
     def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self._server.serve()
+
         try:
-            asyncio.run(self._server.serve())
+            asyncio.run(main())
         except BaseException as exc:  # reported by start()
             self._error = exc
 
