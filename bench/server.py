@@ -1,0 +1,181 @@
+"""The server: runs per second through the API, and how late events reach SSE clients.
+
+``workbench serve`` runs in a subprocess (a fresh SQLite store, an agent on the offline
+``test`` model); the clients run here, so they do not share the server's GIL. With 1, 10
+and 50 concurrent clients, each client repeatedly starts a run (``POST /api/runs``) and
+follows its event stream (``GET /api/runs/{id}/stream``) to the end. A run is about 60
+events (a 50-word answer streamed word by word, as fast as the test model can).
+
+- runs/s: runs completed per second of wall time, over all clients.
+- event latency: from the event's creation in the engine (its ``ts``) to the moment the
+  client parsed it off the SSE stream: the store's commit, the fan-out, HTTP, parsing.
+  Same machine, same clock.
+- baseline: the same runs with ``Engine.start_run`` in this process, no server at all.
+
+Run by hand: ``.venv/bin/python bench/server.py [--runs N] [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+
+from workbench.client import iter_sse  # noqa: E402
+from workbench.engine import Engine  # noqa: E402
+from workbench.events import TERMINAL_TYPES, parse_event  # noqa: E402
+
+WORKSPACE = "agents:\n  chat: {model: test, instructions: Answer.}\n"
+PROMPT = " ".join(f"word{i}" for i in range(50))
+CLIENTS = (1, 10, 50)
+
+Row = tuple[int, float, float, float, float]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+async def through_api(url: str, clients: int, runs: int) -> tuple[float, list[float]]:
+    """Runs/s and event latencies (ms) with ``clients`` concurrent clients."""
+    latencies: list[float] = []
+    todo = iter(range(runs))
+    size = clients * 2 + 4
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+
+        async def client() -> None:
+            for _ in todo:
+                r = await http.post("/api/runs", json={"target": "chat", "input": PROMPT})
+                run_id = r.json()["run_id"]
+                async with http.stream("GET", f"/api/runs/{run_id}/stream") as resp:
+                    async for msg in iter_sse(resp):
+                        ev = parse_event(msg.data)
+                        latencies.append((time.time() - ev.ts) * 1000)
+                        if ev.type in TERMINAL_TYPES and ev.run_id == run_id:
+                            break
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return runs / elapsed, latencies
+
+
+async def engine_alone(engine: Engine, clients: int, runs: int) -> float:
+    """Runs/s with the engine alone, no HTTP."""
+    todo = iter(range(runs))
+
+    async def worker() -> None:
+        for _ in todo:
+            handle = await engine.start_run("chat", PROMPT)
+            await handle.wait()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return runs / (time.perf_counter() - t0)
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
+    """``workbench serve`` on a free port; returns the process and its URL."""
+    db = f"sqlite:///{root / 'server.db'}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve",
+            "-w",
+            str(root),
+            "--db",
+            db,
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "WORKBENCH_LOG": str(root / "log")},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return proc, found[1]
+    raise RuntimeError("workbench serve did not start")
+
+
+async def measure(root: Path, url: str, runs_wanted: int, repeat: int) -> list[Row]:
+    """One row per number of clients."""
+    rows: list[Row] = []
+    async with Engine.open(root, f"sqlite:///{root / 'alone.db'}") as engine:
+        await engine_alone(engine, 4, 40)  # warm up both
+        await through_api(url, 4, 20)
+        for clients in CLIENTS:
+            runs = runs_wanted or max(100, 4 * clients)
+            api, alone, p50, p99 = [], [], [], []
+            for _ in range(repeat):
+                rate, lat = await through_api(url, clients, runs)
+                api.append(rate)
+                p50.append(percentile(lat, 50))
+                p99.append(percentile(lat, 99))
+                alone.append(await engine_alone(engine, clients, runs))
+            rows.append(
+                (
+                    clients,
+                    statistics.median(api),
+                    statistics.median(alone),
+                    statistics.median(p50),
+                    statistics.median(p99),
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="runs/s and SSE event latency of the server")
+    parser.add_argument(
+        "--runs", type=int, default=0, help="runs per scenario (default: 4 x clients, at least 100)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; the median is shown")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "workbench.yaml").write_text(WORKSPACE)
+        proc, url = start_server(root)
+        try:
+            rows = asyncio.run(measure(root, url, args.runs, args.repeat))
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    words = len(PROMPT.split())
+    print(
+        f"server bench: {words}-word answers (~{words + 8} events a run), median of {args.repeat}"
+    )
+    print()
+    print(
+        "| clients | runs/s via API | runs/s engine alone | API / alone | event latency p50 | p99 |"
+    )
+    print("|--:|--:|--:|--:|--:|--:|")
+    for clients, api, alone, p50, p99 in rows:
+        print(
+            f"| {clients} | {api:.1f} | {alone:.1f} | {api / alone:.2f} | {p50:.1f} ms | {p99:.1f} ms |"
+        )
+
+
+if __name__ == "__main__":
+    main()
