@@ -36,6 +36,16 @@ from workbench.events import (
 from workbench.runtime import RunOutcome
 from workbench.team import DelegationPolicy, Team, build_team, parse_vote
 
+TOOLS_PY = '''
+def word_count(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: The text to count.
+    """
+    return len(text.split())
+'''
+
 Responder = Callable[[dict[str, Any]], Reply | str | None]
 
 
@@ -44,7 +54,6 @@ def team_workspace(
     base_url: str,
     teams: str,
     approvals: str = "allow",
-    files: dict[str, str] | None = None,
 ) -> Path:
     teams = teams.replace("\n", "\n" + " " * 8)  # keep every line inside the dedented block
     return write(
@@ -64,7 +73,7 @@ def team_workspace(
         approvals:
           default: {approvals}
         """,
-        files,
+        {"tools.py": TOOLS_PY},
     )
 
 
@@ -597,16 +606,6 @@ async def test_build_team_and_an_inline_default_leader(
 
 # -- approvals inside a team --------------------------------------------------------------
 
-TOOLS_PY = '''
-def word_count(text: str) -> int:
-    """Count the words in a text.
-
-    Args:
-        text: The text to count.
-    """
-    return len(text.split())
-'''
-
 
 async def test_a_member_waiting_for_approval_keeps_the_others_results(
     fake_model: FakeOpenAI, write_workspace: WriteWorkspace, db_url: str
@@ -627,7 +626,6 @@ async def test_a_member_waiting_for_approval_keeps_the_others_results(
         fake_model.base_url,
         "  panel: {mode: broadcast, leader: boss, members: [researcher, counter, writer]}",
         approvals="ask",
-        files={"tools.py": TOOLS_PY},
     )
     async with Engine.open(root, db_url) as engine:
         seen: list[Event] = []
