@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from workbench.init import add_parser as add_init_parser
+
+    add_init_parser(sub)
+
     run = sub.add_parser("run", help="run an agent, team or workflow and stream it")
     _common(run)
     who = run.add_mutually_exclusive_group()
@@ -988,7 +992,14 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     return cmd_knowledge_add(getattr(args, "workspace_k", None) or args.workspace, list(args.paths))
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from workbench.init import cmd_init as run_init
+
+    return run_init(args)
+
+
 _COMMANDS: dict[str, Any] = {
+    "init": cmd_init,
     "knowledge": cmd_knowledge,
     "run": cmd_run,
     "serve": cmd_serve,
