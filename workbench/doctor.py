@@ -10,7 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["Check", "PROVIDER_KEYS", "check_setup", "run_doctor"]
+__all__ = [
+    "PROVIDER_EXAMPLES",
+    "PROVIDER_KEYS",
+    "Check",
+    "check_setup",
+    "model_setup_help",
+    "ollama_models",
+    "run_doctor",
+]
 
 PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
@@ -28,6 +36,21 @@ PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
     "vertex_ai": ("GOOGLE_APPLICATION_CREDENTIALS",),
 }
 """The environment variables litellm reads for each provider prefix."""
+
+PROVIDER_EXAMPLES: dict[str, tuple[str, str]] = {
+    "openai": ("OpenAI", "openai/gpt-4o"),
+    "anthropic": ("Anthropic", "anthropic/claude-sonnet-4-5"),
+    "gemini": ("Gemini", "gemini/gemini-2.0-flash"),
+    "mistral": ("Mistral", "mistral/mistral-large-latest"),
+    "groq": ("Groq", "groq/llama-3.3-70b-versatile"),
+    "openrouter": ("OpenRouter", "openrouter/openai/gpt-4o"),
+    "deepseek": ("DeepSeek", "deepseek/deepseek-chat"),
+    "xai": ("xAI", "xai/grok-2-latest"),
+}
+"""Provider prefix -> (its name, an example model string), for the doctor's advice."""
+
+OLLAMA_DEFAULT_BASE = "http://127.0.0.1:11434"
+"""Where Ollama listens unless ``OLLAMA_API_BASE`` says otherwise."""
 
 
 @dataclass
@@ -60,6 +83,61 @@ def _endpoint_ok(api_base: str, api_key: str | None, timeout: float = 3.0) -> st
     return None
 
 
+def ollama_models(base: str, timeout: float = 1.0) -> list[str] | None:
+    """The models a local Ollama serves, or ``None`` when nothing answers at ``base``."""
+    import httpx
+
+    try:
+        r = httpx.get(base.rstrip("/") + "/api/tags", timeout=timeout)
+        r.raise_for_status()
+        return [str(m.get("name", "")) for m in r.json().get("models", []) if m.get("name")]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+
+
+def model_setup_help(offline: bool = False) -> str:
+    """How to configure a real model: the ``models:`` line and the environment variable
+    litellm reads for each provider, Ollama on localhost, any OpenAI-compatible server;
+    then what this machine already has (keys set, a running Ollama, unless ``offline``)."""
+    lines = [
+        "only the offline `test` model is configured (fine for trying things out).",
+        "To use a real model, name it in workbench.yaml (models: default: MODEL_STRING; "
+        "agents without model: use it) and set the variable litellm reads:",
+    ]
+    for provider, (label, example) in PROVIDER_EXAMPLES.items():
+        keys = " or ".join(PROVIDER_KEYS[provider])
+        lines.append(f"  {label:<11} {example:<30} {keys}")
+    lines.append(f"  {'Ollama':<11} {'ollama/llama3':<30} no key: `ollama serve`")
+    lines.append(
+        f"  (Ollama listens on {OLLAMA_DEFAULT_BASE}; set OLLAMA_API_BASE if it is elsewhere)"
+    )
+    lines.append(
+        "  Any OpenAI-compatible server (vLLM, llama.cpp, LM Studio): default: "
+        '{model: openai/NAME, api_base: "http://127.0.0.1:8000/v1", api_key: "none"}'
+    )
+    found = [
+        (provider, key)
+        for provider in PROVIDER_EXAMPLES
+        for key in PROVIDER_KEYS[provider]
+        if os.environ.get(key)
+    ]
+    for provider, key in found:
+        lines.append(
+            f"Found {key} in the environment: try default: {PROVIDER_EXAMPLES[provider][1]}"
+        )
+    if not offline:
+        base = os.environ.get("OLLAMA_API_BASE", OLLAMA_DEFAULT_BASE)
+        served = ollama_models(base)
+        if served:
+            lines.append(
+                f"Ollama answers at {base} with {', '.join(served[:5])}: try default: "
+                f"ollama/{served[0]}"
+            )
+        elif served is not None:
+            lines.append(f"Ollama answers at {base} but has no model yet: ollama pull llama3")
+    return "\n".join(lines)
+
+
 def check_setup(root: Path | None, db: str | None, offline: bool = False) -> list[Check]:
     """Run every check and return the report lines."""
     from workbench.registry import PluginError, available_toolkits, load_toolkit
@@ -72,7 +150,11 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
         return [Check("workspace", False, str(exc))]
     where = str(ws.path) if ws.path else f"{ws.root} (no workbench.yaml: using defaults)"
     checks.append(
-        Check("workspace", True, f"{where}: {len(ws.agents)} agents, {len(ws.teams)} teams, {len(ws.workflows)} workflows")
+        Check(
+            "workspace",
+            True,
+            f"{where}: {len(ws.agents)} agents, {len(ws.teams)} teams, {len(ws.workflows)} workflows",
+        )
     )
     try:
         from workbench.store import Store
@@ -86,28 +168,21 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
     specs = {}
     for name in used:
         spec = ws.resolve_model(name)
-        specs[spec.model + str(sorted(spec.params.items()))] = (name, spec)
-    if not specs:
-        checks.append(
-            Check(
-                "models",
-                False,
-                "no model configured: add one under models: in workbench.yaml "
-                "(e.g. default: openai/gpt-4o with OPENAI_API_KEY set, or ollama/llama3 with "
-                "'ollama serve'), or use the offline 'test' model",
-                warn=True,
-            )
-        )
+        specs[spec.model + str(sorted(spec.params.items()))] = (name or "default", spec)
     for label, spec in specs.values():
         if spec.model in ("test", "replay"):
-            checks.append(Check(f"model {label}", True, f"{spec.model} (offline, for demos and tests)"))
+            checks.append(
+                Check(f"model {label}", True, f"{spec.model} (offline, for demos and tests)")
+            )
             continue
         provider = spec.model.split("/", 1)[0] if "/" in spec.model else ""
         api_base = spec.params.get("api_base")
         api_key = spec.params.get("api_key")
         if api_base:
             if offline:
-                checks.append(Check(f"model {label}", True, f"{spec.model} at {api_base} (not contacted)"))
+                checks.append(
+                    Check(f"model {label}", True, f"{spec.model} at {api_base} (not contacted)")
+                )
                 continue
             problem = _endpoint_ok(str(api_base), str(api_key) if api_key else None)
             checks.append(
@@ -121,29 +196,58 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
         if provider == "ollama":
             base = os.environ.get("OLLAMA_API_BASE", "http://127.0.0.1:11434")
             if offline:
-                checks.append(Check(f"model {label}", True, f"{spec.model} via {base} (not contacted)"))
+                checks.append(
+                    Check(f"model {label}", True, f"{spec.model} via {base} (not contacted)")
+                )
                 continue
             problem = _endpoint_ok(base + "/v1", None)
             checks.append(
-                Check(f"model {label}", problem is None, problem and f"{problem}: run 'ollama serve'" or f"{spec.model} via {base}")
+                Check(
+                    f"model {label}",
+                    problem is None,
+                    problem and f"{problem}: run 'ollama serve'" or f"{spec.model} via {base}",
+                )
             )
             continue
         keys = PROVIDER_KEYS.get(provider)
         if keys is None:
-            checks.append(Check(f"model {label}", True, f"{spec.model} (provider '{provider}' not checked)", warn=True))
+            checks.append(
+                Check(
+                    f"model {label}",
+                    True,
+                    f"{spec.model} (provider '{provider}' not checked)",
+                    warn=True,
+                )
+            )
         elif api_key or any(os.environ.get(k) for k in keys):
             checks.append(Check(f"model {label}", True, f"{spec.model}: key found"))
         else:
             checks.append(
-                Check(f"model {label}", False, f"{spec.model}: set {' or '.join(keys)} (or api_key under models:)")
+                Check(
+                    f"model {label}",
+                    False,
+                    f"{spec.model}: set {' or '.join(keys)} (or api_key under models:)",
+                )
             )
 
-    used_kits = sorted({t.split(".", 1)[0] for a in ws.agents.values() for t in a.tools if "." in t.split(":", 1)[0]})
+    if all(spec.model in ("test", "replay") for _, spec in specs.values()):
+        checks.append(Check("models", True, model_setup_help(offline=offline), warn=True))
+
+    used_kits = sorted(
+        {
+            t.split(".", 1)[0]
+            for a in ws.agents.values()
+            for t in a.tools
+            if "." in t.split(":", 1)[0]
+        }
+    )
     for kit in used_kits:
         if kit in ws.mcp:
             cfg = ws.mcp[kit]
             if cfg.command and shutil.which(cfg.command) is None and not Path(cfg.command).exists():
-                checks.append(Check(f"mcp {kit}", False, f"command '{cfg.command}' not found on PATH"))
+                checks.append(
+                    Check(f"mcp {kit}", False, f"command '{cfg.command}' not found on PATH")
+                )
             else:
                 checks.append(Check(f"mcp {kit}", True, cfg.command or cfg.url or ""))
             continue
