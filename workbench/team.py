@@ -98,7 +98,10 @@ __all__ = [
     "build_team",
     "child_run_id",
     "parse_vote",
+    "record_answer",
+    "record_input",
     "run_agent_child",
+    "run_concurrently",
 ]
 
 T = TypeVar("T")
@@ -211,7 +214,7 @@ async def run_concurrently(coros: Sequence[Awaitable[T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
-def prior_user_message(prior: Sequence[Event]) -> bool:
+def _prior_user_message(prior: Sequence[Event]) -> bool:
     """Whether an earlier attempt of this run already recorded its input."""
     return any(isinstance(e, MessageCompleted) and e.role == "user" for e in prior)
 
@@ -222,7 +225,7 @@ async def record_input(ctx: RunContext, input: str) -> None:
     Agents do the same, so a session that talks to a team has a conversation to show and
     to continue from (``history_from_events`` reads the top-level runs' messages).
     """
-    if not prior_user_message(ctx.prior):
+    if not _prior_user_message(ctx.prior):
         await ctx.emit(
             MessageCompleted(message_id=_message_id(ctx, "in"), role="user", content=input)
         )

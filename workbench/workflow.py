@@ -450,7 +450,11 @@ class Workflow:
     async def execute(
         self, ctx: RunContext, input: str, history: Sequence[dict[str, Any]] = ()
     ) -> RunOutcome:
-        """Do the workflow's work in its run; the caller wraps it in ``run_lifecycle``."""
+        """Do the workflow's work in its run; the caller wraps it in ``run_lifecycle``.
+
+        ``history`` is accepted for the engine's sake and not used: steps start afresh, each
+        with the input the workflow gives it.
+        """
         if self.engine is None:
             raise RunError(
                 f"workflow '{self.name}' is not bound to an engine",
