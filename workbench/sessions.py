@@ -373,8 +373,8 @@ def import_session(
                 f"session {session_id} is already in this store; import it with --as-new "
                 "to give the copy a new id, or delete the stored one first"
             )
-        started = [e.run_id for e in events if isinstance(e, RunStarted)]
-        taken = next((r for r in started if store.get_run(r) is not None), None)
+        run_ids = dict.fromkeys(e.run_id for e in events if e.run_id)
+        taken = next((r for r in run_ids if store.get_run(r) is not None), None)
         if taken is not None:
             raise SessionExistsError(
                 f"run {taken} of session {session_id} is already in this store (in another "
