@@ -20,7 +20,7 @@ from starlette.routing import Route
 from workbench.events import TERMINAL_TYPES, Event
 from workbench.runtime import RunError
 
-from . import _api, _openai
+from . import _api, _openai, _sessions
 from ._config import ServerConfig
 from ._control import ControlPlane
 from ._guard import GuardMiddleware
@@ -243,6 +243,7 @@ def create_app(
         body = wb.metrics.render(counts, pending, wb.hub.client_count, wb.hub.overflows)
         return Response(body, media_type=CONTENT_TYPE)
 
+    app.include_router(_sessions.router)  # first: /api/sessions/search is no session id
     app.include_router(_api.router)
     app.include_router(_openai.router)
     app.router.routes.append(Route("/mcp", endpoint=mcp.app, include_in_schema=False))
