@@ -110,6 +110,28 @@ async def _sse(resp: Any) -> tuple[str, list[dict[str, Any]]]:
     return "".join(text), [calls[i] for i in sorted(calls)]
 
 
+async def _collect(stream: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Text and tool calls from a stream of SDK chunk objects (openai SDK and litellm alike)."""
+    text: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    async for chunk in stream:
+        for ch in chunk.choices:
+            if ch.delta.content:
+                text.append(ch.delta.content)
+            for tc in ch.delta.tool_calls or []:
+                slot = calls.setdefault(
+                    tc.index,
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if tc.id:
+                    slot["id"] = tc.id
+                if tc.function and tc.function.name:
+                    slot["function"]["name"] += tc.function.name
+                if tc.function and tc.function.arguments:
+                    slot["function"]["arguments"] += tc.function.arguments
+    return "".join(text), [calls[i] for i in sorted(calls)]
+
+
 def httpx_layer(base: str, stream: bool) -> Callable[[], Awaitable[str]]:
     import httpx
 
@@ -146,28 +168,7 @@ def openai_layer(base: str, stream: bool) -> Callable[[], Awaitable[str]]:
                 tools=[TOOL_SCHEMA],
                 stream=True,  # type: ignore[arg-type]
             )
-            text: list[str] = []
-            calls: dict[int, dict[str, Any]] = {}
-            async for chunk in s:
-                for ch in chunk.choices:
-                    if ch.delta.content:
-                        text.append(ch.delta.content)
-                    for tc in ch.delta.tool_calls or []:
-                        slot = calls.setdefault(
-                            tc.index,
-                            {
-                                "id": "",
-                                "type": "function",
-                                "function": {"name": "", "arguments": ""},
-                            },
-                        )
-                        if tc.id:
-                            slot["id"] = tc.id
-                        if tc.function and tc.function.name:
-                            slot["function"]["name"] += tc.function.name
-                        if tc.function and tc.function.arguments:
-                            slot["function"]["arguments"] += tc.function.arguments
-            return "".join(text), [calls[i] for i in sorted(calls)]
+            return await _collect(s)
         r = await client.chat.completions.create(
             model="fake", messages=messages, tools=[TOOL_SCHEMA]
         )  # type: ignore[arg-type]
@@ -198,28 +199,7 @@ def litellm_layer(base: str, stream: bool) -> Callable[[], Awaitable[str]]:
         }
         if stream:
             s = await ll.acompletion(stream=True, **kw)
-            text: list[str] = []
-            calls: dict[int, dict[str, Any]] = {}
-            async for chunk in s:
-                for ch in chunk.choices:
-                    if ch.delta.content:
-                        text.append(ch.delta.content)
-                    for tc in ch.delta.tool_calls or []:
-                        slot = calls.setdefault(
-                            tc.index,
-                            {
-                                "id": "",
-                                "type": "function",
-                                "function": {"name": "", "arguments": ""},
-                            },
-                        )
-                        if tc.id:
-                            slot["id"] = tc.id
-                        if tc.function and tc.function.name:
-                            slot["function"]["name"] += tc.function.name
-                        if tc.function and tc.function.arguments:
-                            slot["function"]["arguments"] += tc.function.arguments
-            return "".join(text), [calls[i] for i in sorted(calls)]
+            return await _collect(s)
         r = await ll.acompletion(**kw)
         m = r.choices[0].message
         return m.content or "", [tc.model_dump() for tc in m.tool_calls or []]
