@@ -2110,7 +2110,11 @@ class ApprovalBroker:
     ) -> None:
         self.auto_decider = auto_decider
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[PendingApproval, asyncio.AbstractEventLoop, int]] = {}
+        # Keyed by (run_id, call_id): a model's call ids are unique within a run only (the
+        # test model and some local servers number them), so concurrent runs may repeat one.
+        self._pending: dict[
+            tuple[str, str], tuple[PendingApproval, asyncio.AbstractEventLoop, int]
+        ] = {}
         self._seq = 0
         self._listeners: list[BrokerListener] = []
         self._session_rules: dict[str, list[Rule]] = {}
@@ -2125,7 +2129,7 @@ class ApprovalBroker:
             The decision.
 
         Raises:
-            ValueError: A call with the same id is already pending.
+            ValueError: A call with the same id is already pending in the same run.
             asyncio.CancelledError: The awaiting task was cancelled (the call is withdrawn).
         """
         if self.auto_decider is not None:
@@ -2142,43 +2146,55 @@ class ApprovalBroker:
 
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Resolution] = loop.create_future()
+        key = (p.run_id, p.call_id)
         with self._lock:
-            if p.call_id in self._pending:
+            if key in self._pending:
                 raise ValueError(f"call {p.call_id!r} is already waiting for a decision")
             p.future = fut
             self._seq += 1
-            self._pending[p.call_id] = (p, loop, self._seq)
+            self._pending[key] = (p, loop, self._seq)
         self._notify("added", p)
         try:
             return await fut
         finally:
             with self._lock:
-                entry = self._pending.get(p.call_id)
+                entry = self._pending.get(key)
                 if entry is not None and entry[0] is p:
-                    del self._pending[p.call_id]
+                    del self._pending[key]
             if not fut.done():
                 fut.cancel()
             self._notify("removed", p)
 
-    def resolve(self, call_id: str, resolution: Resolution) -> bool:
+    def _key(self, call_id: str, run_id: str | None) -> tuple[str, str] | None:
+        """The pending entry meant (call the lock held); None when none or ambiguous."""
+        if run_id is not None:
+            key = (run_id, call_id)
+            return key if key in self._pending else None
+        keys = [k for k in self._pending if k[1] == call_id]
+        return keys[0] if len(keys) == 1 else None
+
+    def resolve(self, call_id: str, resolution: Resolution, run_id: str | None = None) -> bool:
         """Decide on a pending call. Safe from any thread.
 
         Args:
             call_id: The call's id.
             resolution: The decision.
+            run_id: The run that asks; needed only when several runs wait on the same
+                call id (without it such a call is not decided: never guess which).
 
         Returns:
-            False if no such call is pending (unknown, already resolved, or withdrawn).
+            False if no such call is pending (unknown, already resolved, withdrawn, or
+            ambiguous without ``run_id``).
         """
         with self._lock:
-            entry = self._pending.get(call_id)
-            if entry is None:
+            key = self._key(call_id, run_id)
+            if key is None:
                 return False
-            p, loop, _ = entry
+            p, loop, _ = self._pending[key]
             fut = p.future
             if fut is None or fut.done():
                 return False
-            del self._pending[call_id]
+            del self._pending[key]
         import asyncio
 
         try:
@@ -2194,10 +2210,11 @@ class ApprovalBroker:
                 return False
         return True
 
-    def get(self, call_id: str) -> PendingApproval | None:
-        """The pending call with this id, if any."""
+    def get(self, call_id: str, run_id: str | None = None) -> PendingApproval | None:
+        """The pending call with this id (of this run), if any and not ambiguous."""
         with self._lock:
-            entry = self._pending.get(call_id)
+            key = self._key(call_id, run_id)
+            entry = self._pending.get(key) if key is not None else None
         return entry[0] if entry else None
 
     def pending(self, session_id: str | None = None) -> list[PendingApproval]:

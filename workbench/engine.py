@@ -586,9 +586,11 @@ class Engine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(self, call_id: str, resolution: Resolution) -> bool:
-        """Decide a pending tool call (any face may)."""
-        return self.broker.resolve(call_id, resolution)
+    def resolve_approval(
+        self, call_id: str, resolution: Resolution, run_id: str | None = None
+    ) -> bool:
+        """Decide a pending tool call (any face may); ``run_id`` when call ids repeat."""
+        return self.broker.resolve(call_id, resolution, run_id=run_id)
 
     # -- sessions ----------------------------------------------------------------------
 
