@@ -219,18 +219,21 @@ class RemoteBroker:
         items = sorted(self._pending.values(), key=lambda p: p.created_at, reverse=True)
         return [p for p in items if session_id is None or p.session_id == session_id]
 
-    def get(self, call_id: str) -> PendingApproval | None:
-        """The pending call with this id, if any (the newest when several runs use it)."""
-        return next((p for p in self.pending() if p.call_id == call_id), None)
+    def get(self, call_id: str, run_id: str | None = None) -> PendingApproval | None:
+        """The pending call with this id (of this run), if any and not ambiguous."""
+        found = [
+            p for p in self._pending.values() if p.call_id == call_id and run_id in (None, p.run_id)
+        ]
+        return found[0] if len(found) == 1 else None
 
     def subscribe(self, callback: BrokerListener) -> Callable[[], None]:
         """Call ``callback(kind, pending)`` when a call is added or removed."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
-    def resolve(self, call_id: str, resolution: Resolution) -> bool:
+    def resolve(self, call_id: str, resolution: Resolution, run_id: str | None = None) -> bool:
         """Decide a pending call (sent to the server in the background)."""
-        return self._engine.resolve_approval(call_id, resolution)
+        return self._engine.resolve_approval(call_id, resolution, run_id)
 
     def session_rules(self, session_id: str) -> list[Any]:
         """Session rules live on the server that runs the session: none here."""
@@ -769,20 +772,27 @@ class RemoteEngine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(self, call_id: str, resolution: Resolution) -> bool:
+    def resolve_approval(
+        self, call_id: str, resolution: Resolution, run_id: str | None = None
+    ) -> bool:
         """Decide a pending call; returns at once (False if no such call is pending).
 
         The call leaves :attr:`broker` at once; the server's events confirm it.
+
+        Args:
+            call_id: The call.
+            resolution: The decision.
+            run_id: The run that asks, when several runs wait on the same call id.
         """
-        p = self.broker.get(call_id)
+        p = self.broker.get(call_id, run_id)
         if p is not None:
             run_id = p.run_id
             self.broker._remove(p.run_id, p.call_id)
         else:  # not listed yet: known from the events of a watched session?
-            found = next((r for r, c in self._asked if c == call_id), None)
-            if found is None:
+            asked = [r for r, c in self._asked if c == call_id and run_id in (None, r)]
+            if len(asked) != 1:
                 return False
-            run_id = found
+            run_id = asked[0]
         self._asked.pop((run_id, call_id), None)
         self._spawn(self.aresolve_approval(call_id, resolution, run_id=run_id))
         return True

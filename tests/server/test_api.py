@@ -492,3 +492,24 @@ def test_metrics_in_prometheus_text_format(client: httpx.Client) -> None:
             assert re.fullmatch(
                 r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+|.*\+Inf"\} \d+', line
             ), line
+
+
+def test_runs_that_repeat_a_call_id_are_decided_apart(client: httpx.Client) -> None:
+    # the test model numbers its calls, so two runs wait on the same call id
+    a = client.post("/api/runs", json={"target": "helper", "input": "one"}).json()
+    b = client.post("/api/runs", json={"target": "helper", "input": "two"}).json()
+    pa, pb = pending_for(client, a["run_id"]), pending_for(client, b["run_id"])
+    assert pa["call_id"] == pb["call_id"]
+    r = client.post(f"/api/approvals/{pa['call_id']}", json={"decision": "allow"})
+    assert r.status_code == 409 and "give run_id" in r.json()["error"]["message"]
+    for run, note in ((b, "second"), (a, "first")):
+        r = client.post(
+            f"/api/approvals/{pa['call_id']}",
+            json={"decision": "deny", "note": note, "run_id": run["run_id"]},
+        )
+        assert r.json()["resolved"] is True
+        events = read_until(
+            client, f"/api/runs/{run['run_id']}/stream", lambda e: e.type in TERMINAL_TYPES
+        )
+        resolved = next(e for e in events if e.type == "approval.resolved")
+        assert resolved.note == note and events[-1].type == "run.completed"

@@ -427,7 +427,8 @@ async def start_run(wb: Wb, body: RunIn) -> RunStartedOut:
         names = ", ".join(["test", *ws.models])
         raise HTTPException(400, f"unknown model '{body.model}' (the workspace has: {names})")
     after = 0
-    if body.session_id is not None:
+    if body.session_id is not None:  # a new session's row is made by its first event
+        # in a thread: a write may wait for the database's lock, never in the event loop
         info = await asyncio.to_thread(
             engine.store.create_session, body.session_id, "", str(engine.root)
         )
@@ -438,23 +439,8 @@ async def start_run(wb: Wb, body: RunIn) -> RunStartedOut:
         )
     except RunError as exc:
         raise HTTPException(400, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
-    await _stored_start(engine, handle.run_id, handle.task)
+    await wb.hub.started(handle.run_id, handle.task)
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=after)
-
-
-async def _stored_start(engine: Any, run_id: str, task: asyncio.Task[Any]) -> None:
-    """Until the run's ``run.started`` is in the store: a client may ask for it at once."""
-    started = asyncio.get_running_loop().create_future()
-
-    def seen(event: Event) -> None:
-        if event.run_id == run_id and event.type == "run.started" and not started.done():
-            started.set_result(None)
-
-    remove = engine.add_listener(seen)
-    try:
-        await asyncio.wait({started, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        remove()
 
 
 async def _get_run(wb: ServerState, run_id: str) -> Any:

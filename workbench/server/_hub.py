@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 
@@ -127,6 +127,7 @@ class EventHub:
         self._closing = asyncio.Event()
         self.overflows = 0
         """Times a client fell so far behind that it had to catch up from the store."""
+        self._starting: dict[str, asyncio.Future[None]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -171,7 +172,20 @@ class EventHub:
         self._watchers.append(fn)
         return lambda: self._watchers.remove(fn) if fn in self._watchers else None
 
+    async def started(self, run_id: str, task: asyncio.Future[Any], timeout: float = 10.0) -> None:
+        """Until a run's ``run.started`` is stored (or the run ended): a client may ask for
+        the run as soon as it has its id."""
+        fut = self._starting.setdefault(run_id, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait({fut, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._starting.pop(run_id, None)
+
     def _on_event(self, event: Event) -> None:
+        if event.type == "run.started" and self._starting:
+            fut = self._starting.get(event.run_id)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
         sid = event.session_id
         if event.seq > self._local_last.get(sid, 0):
             self._local_last[sid] = event.seq

@@ -7,6 +7,7 @@ stateless, so any server process of a deployment can answer any request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -143,6 +144,11 @@ class McpEndpoint:
             return _error("'input' (a string) is required")
         if session_id is not None and not isinstance(session_id, str):
             return _error("'session_id' must be a string")
+        if session_id:  # a new session's row is made by its first event
+            # in a thread: a write may wait for the database's lock, never in the event loop
+            await asyncio.to_thread(
+                self.engine.store.create_session, session_id, "", str(self.engine.root)
+            )
         try:
             handle = await self.engine.start_run(
                 name,

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.events import TERMINAL_TYPES, MessageCompleted
 from workbench.runtime import RunError, RunOutcome
+from workbench.store import new_id
 
 from ._state import ServerState, state_of
 
@@ -176,8 +177,7 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
     last = body.messages[-1]
     if last.role != "user":
         raise HTTPException(400, "the last message must come from the user")
-    session = await asyncio.to_thread(engine.store.create_session, None, "", str(engine.root))
-    sid = session.id
+    sid = new_id("s")  # its row is made by its first event
     for m in body.messages[:-1]:
         role = {"developer": "system"}.get(m.role, m.role)
         if role not in ("system", "user", "assistant"):
@@ -192,13 +192,17 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
             ),
             durable=True,
         )
-    after = await asyncio.to_thread(engine.store.last_seq, sid)
+    seeded = len(body.messages) > 1
+    after = await asyncio.to_thread(engine.store.last_seq, sid) if seeded else 0
     try:
-        handle = await engine.start_run(body.model, _text(last.content), session_id=sid, kind=kind)
+        handle = await engine.start_run(
+            body.model, _text(last.content), session_id=sid if seeded else None, kind=kind
+        )
     except RunError as exc:
         raise HTTPException(400, str(exc)) from None
     completion_id = f"chatcmpl-{handle.run_id}"
     created = int(time.time())
+    sid = handle.session_id
     headers = {"X-Workbench-Session": sid, "X-Workbench-Run": handle.run_id}
     if not body.stream:
         outcome = await handle.wait()
