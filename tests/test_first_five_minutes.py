@@ -222,6 +222,9 @@ def test_4_replay_a_recorded_sample_session_plainly(tour: Tour) -> None:
     assert "▶ team desk" in out and "(test)" in out
     assert "→ delegate.librarian" in out and "→ knowledge.search" in out
     assert "✓ desk done" in out
+    imported = tour.wb("sessions", "import", "sessions/desk.test-model.jsonl", cwd=desk)
+    assert imported.returncode == 0, imported.stderr
+    assert "What should a brief on evaluating agents cover?" in tour.wb("sessions", "list").stdout
 
 
 def test_5_doctor_says_how_to_configure_a_model(tour: Tour) -> None:
