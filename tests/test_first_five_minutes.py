@@ -332,3 +332,67 @@ def test_9_find_the_session_by_search(tour: Tour) -> None:
     assert sid in r.stdout and fork in r.stdout
     nothing = tour.wb("sessions", "search", "xylophone", cwd=tour.demo())
     assert sid not in nothing.stdout
+
+
+# -- the README's examples ----------------------------------------------------------------
+
+
+def readme_blocks(lang: str) -> list[str]:
+    """The README's fenced code blocks in one language, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(lang + "\n")]
+
+
+def test_the_readme_workspace_example_loads_as_it_is(tmp_path: Path) -> None:
+    from workbench.registry import available_toolkits
+    from workbench.workspace import load_workspace
+
+    full = next(b for b in readme_blocks("yaml") if b.startswith("models:") and "memory:" in b)
+    modules = {b.split(":", 1)[0].lstrip("# "): b for b in readme_blocks("python")}
+    (tmp_path / "workbench.yaml").write_text(full)
+    (tmp_path / "mytools.py").write_text(modules["mytools.py"])
+    (tmp_path / "flows.py").write_text(modules["flows.py"])
+    ws = load_workspace(tmp_path, known_toolkits=set(available_toolkits()) | {"mcp"})
+    keys = {"models", "agents", "teams", "workflows", "mcp", "approvals", "knowledge"}
+    assert all(getattr(ws, k) for k in keys | {"toolkits", "memory"})
+    kinds = {type(n).__name__ for wf in ws.workflows.values() for n in wf.iter_nodes()}
+    assert kinds == {"StepNode", "ConditionNode", "ParallelNode", "LoopNode", "RouterNode"}
+
+
+def test_the_readme_plugin_example_is_a_working_plugin(tmp_path: Path) -> None:
+    code = next(b for b in readme_blocks("python") if "class DiceToolkit" in b)
+    entry = next(b for b in readme_blocks("toml") if "workbench.plugins" in b)
+    assert 'dice = "workbench_dice:DiceToolkit"' in entry
+    # Installed as pip would install it, but on PYTHONPATH: the shared environment stays as it is.
+    site = tmp_path / "site"
+    (site / "workbench_dice").mkdir(parents=True)
+    (site / "workbench_dice" / "__init__.py").write_text(code)
+    info = site / "workbench_dice-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: workbench-dice\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[workbench.plugins]\ndice = workbench_dice:DiceToolkit\n"
+    )
+    use = next(b for b in readme_blocks("yaml") if "dice.roll" in b)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "workbench.yaml").write_text("models: {default: test}\n" + use)
+    env = {**os.environ, "PYTHONPATH": str(site), "XDG_DATA_HOME": str(tmp_path / "data")}
+    tools = subprocess.run(
+        [*console_script(), "tools"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert tools.returncode == 0, tools.stderr
+    assert any(
+        line.split()[:4] == ["dice.roll", "plugin", "dice", "allow"]
+        for line in tools.stdout.splitlines()
+    ), tools.stdout
+    run = subprocess.run(
+        [*console_script(), "run", "roll two dice"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "← dice.roll" in run.stdout and "(total " in run.stdout
