@@ -33,6 +33,20 @@ async def test_fifty_concurrent_runs(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
+    # the CLI's setup_logging (run by other tests) stops our loggers from propagating
+    watched = [logging.getLogger(n) for n in ("workbench", "uvicorn.error", "sqlalchemy")]
+    for lg in watched:
+        lg.addHandler(caplog.handler)
+    try:
+        await _fifty(make_server)
+    finally:
+        for lg in watched:
+            lg.removeHandler(caplog.handler)
+    assert "database is locked" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def _fifty(make_server: MakeServer) -> None:
     srv = make_server()
     limits = httpx.Limits(max_connections=2 * RUNS + 10)
     async with httpx.AsyncClient(base_url=srv.url, timeout=60, limits=limits) as client:
@@ -77,5 +91,3 @@ async def test_fifty_concurrent_runs(
                         e for e in events if e.run_id in tree and e.seq >= streamed[0].seq
                     ]
         assert (await client.get("/ready")).json()["runs_in_flight"] == 0
-    assert "database is locked" not in caplog.text
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
