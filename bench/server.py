@@ -12,6 +12,11 @@ events (a 50-word answer streamed word by word, as fast as the test model can).
   Same machine, same clock.
 - baseline: the same runs with ``Engine.start_run`` in this process, no server at all.
 
+Those clients keep the server saturated (each starts its next run at once), so their
+latency is mostly queueing. A second table measures fan-out on an idle server: 1, 10 or 50
+clients all follow one session's stream while runs go through it one after another; the
+latency is again from each event's creation to each client parsing it.
+
 Run by hand: ``.venv/bin/python bench/server.py [--runs N] [--repeat N]``.
 """
 
@@ -40,7 +45,7 @@ WORKSPACE = "agents:\n  chat: {model: test, instructions: Answer.}\n"
 PROMPT = " ".join(f"word{i}" for i in range(50))
 CLIENTS = (1, 10, 50)
 
-Row = tuple[int, float, float, float, float]
+Row = tuple[int, float, float, float, float, float, float]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,6 +77,47 @@ async def through_api(url: str, clients: int, runs: int) -> tuple[float, list[fl
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     return runs / elapsed, latencies
+
+
+async def fanout(url: str, clients: int, runs: int) -> list[float]:
+    """Event latencies (ms) of ``clients`` streams of one session, runs one at a time."""
+    latencies: list[float] = []
+    size = clients + 8
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        first = (await http.post("/api/runs", json={"target": "chat", "input": "hi"})).json()
+        sid = first["session_id"]
+        ended: dict[str, int] = {}
+        done = asyncio.Event()
+        ready = 0
+
+        async def follow() -> None:
+            nonlocal ready
+            async with http.stream("GET", f"/api/sessions/{sid}/stream") as resp:
+                ready += 1
+                async for msg in iter_sse(resp):
+                    ev = parse_event(msg.data)
+                    if ev.run_id != first["run_id"]:
+                        latencies.append((time.time() - ev.ts) * 1000)
+                    if ev.type == "run.completed":
+                        ended[ev.run_id] = ended.get(ev.run_id, 0) + 1
+                        if ended[ev.run_id] == clients:
+                            done.set()
+
+        tasks = [asyncio.create_task(follow()) for _ in range(clients)]
+        while ready < clients:
+            await asyncio.sleep(0.01)
+        for _ in range(runs):
+            done.clear()
+            await http.post(
+                "/api/runs", json={"target": "chat", "input": PROMPT, "session_id": sid}
+            )
+            await done.wait()
+            await asyncio.sleep(0.02)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies
 
 
 async def engine_alone(engine: Engine, clients: int, runs: int) -> float:
@@ -125,13 +171,16 @@ async def measure(root: Path, url: str, runs_wanted: int, repeat: int) -> list[R
         await through_api(url, 4, 20)
         for clients in CLIENTS:
             runs = runs_wanted or max(100, 4 * clients)
-            api, alone, p50, p99 = [], [], [], []
+            api, alone, p50, p99, f50, f99 = [], [], [], [], [], []
             for _ in range(repeat):
                 rate, lat = await through_api(url, clients, runs)
                 api.append(rate)
                 p50.append(percentile(lat, 50))
                 p99.append(percentile(lat, 99))
                 alone.append(await engine_alone(engine, clients, runs))
+                fan = await fanout(url, clients, 10)
+                f50.append(percentile(fan, 50))
+                f99.append(percentile(fan, 99))
             rows.append(
                 (
                     clients,
@@ -139,6 +188,8 @@ async def measure(root: Path, url: str, runs_wanted: int, repeat: int) -> list[R
                     statistics.median(alone),
                     statistics.median(p50),
                     statistics.median(p99),
+                    statistics.median(f50),
+                    statistics.median(f99),
                 )
             )
     return rows
@@ -167,14 +218,22 @@ def main() -> None:
         f"server bench: {words}-word answers (~{words + 8} events a run), median of {args.repeat}"
     )
     print()
-    print(
-        "| clients | runs/s via API | runs/s engine alone | API / alone | event latency p50 | p99 |"
-    )
+    print("Saturated: every client starts its next run at once.")
+    print()
+    print("| clients | runs/s via API | runs/s engine alone | API / alone | latency p50 | p99 |")
     print("|--:|--:|--:|--:|--:|--:|")
-    for clients, api, alone, p50, p99 in rows:
+    for clients, api, alone, p50, p99, _, _ in rows:
+        ratio = api / alone
         print(
-            f"| {clients} | {api:.1f} | {alone:.1f} | {api / alone:.2f} | {p50:.1f} ms | {p99:.1f} ms |"
+            f"| {clients} | {api:.1f} | {alone:.1f} | {ratio:.2f} | {p50:.1f} ms | {p99:.1f} ms |"
         )
+    print()
+    print("Fan-out: the clients follow one session; runs go through it one at a time.")
+    print()
+    print("| clients | latency p50 | p99 |")
+    print("|--:|--:|--:|")
+    for clients, _, _, _, _, f50, f99 in rows:
+        print(f"| {clients} | {f50:.1f} ms | {f99:.1f} ms |")
 
 
 if __name__ == "__main__":

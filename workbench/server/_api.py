@@ -736,7 +736,6 @@ def _sse(wb: ServerState, batches: AsyncGenerator[list[Event], None]) -> EventSo
     async def encode() -> AsyncIterator[bytes]:
         async with contextlib.aclosing(batches):  # unsubscribes at once when the client leaves
             async for batch in batches:
-                # JSON has no raw newline, so each event is exactly one data: line
-                yield "".join(f"id: {ev.seq}\ndata: {dump_event(ev)}\n\n" for ev in batch).encode()
+                yield b"".join(wb.hub.sse(ev) for ev in batch)
 
     return EventSourceResponse(encode(), ping=wb.config.sse_ping, sep="\n")

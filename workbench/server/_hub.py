@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 
-from workbench.events import TERMINAL_TYPES, Event
+from workbench.events import TERMINAL_TYPES, Event, dump_event
 
 if TYPE_CHECKING:
     from workbench.engine import Engine
@@ -36,6 +36,8 @@ log = logging.getLogger("workbench.server")
 
 _PAGE = 500
 """Events read from the store at a time when catching up."""
+_ENCODED_KEPT = 20_000
+"""Recent events kept encoded for SSE (a burst fanned out to many clients is encoded once)."""
 
 
 class Subscription:
@@ -128,6 +130,7 @@ class EventHub:
         self.overflows = 0
         """Times a client fell so far behind that it had to catch up from the store."""
         self._starting: dict[str, asyncio.Future[None]] = {}
+        self._encoded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -193,6 +196,18 @@ class EventHub:
             sub.push(event)
         for fn in self._watchers:
             fn(event)
+
+    def sse(self, event: Event) -> bytes:
+        """The event as one SSE message (``id: seq``), encoded once for all its clients."""
+        key = (event.session_id, event.seq)
+        found = self._encoded.get(key)
+        if found is None:
+            # JSON has no raw newline, so the event is exactly one data: line
+            found = f"id: {event.seq}\ndata: {dump_event(event)}\n\n".encode()
+            self._encoded[key] = found
+            if len(self._encoded) > _ENCODED_KEPT:
+                self._encoded.popitem(last=False)
+        return found
 
     def subscribe(self, session_id: str) -> Subscription:
         """A new subscription to a session's events (from now on)."""
