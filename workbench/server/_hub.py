@@ -130,7 +130,7 @@ class EventHub:
         self.overflows = 0
         """Times a client fell so far behind that it had to catch up from the store."""
         self._starting: dict[str, asyncio.Future[None]] = {}
-        self._encoded: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._encoded: OrderedDict[tuple[str, int, float], bytes] = OrderedDict()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -199,7 +199,8 @@ class EventHub:
 
     def sse(self, event: Event) -> bytes:
         """The event as one SSE message (``id: seq``), encoded once for all its clients."""
-        key = (event.session_id, event.seq)
+        # ts too: a deleted session's id may be used again, with other events at its seqs
+        key = (event.session_id, event.seq, event.ts)
         found = self._encoded.get(key)
         if found is None:
             # JSON has no raw newline, so the event is exactly one data: line

@@ -16,7 +16,6 @@ import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from workbench.events import (
     ApprovalResolved,
@@ -27,9 +26,6 @@ from workbench.events import (
     RunFailed,
     RunStarted,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["CONTENT_TYPE", "Histogram", "Metrics", "escape_label"]
 
