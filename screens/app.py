@@ -62,6 +62,8 @@ class WorkbenchApp(App[int]):
         workspace: The workspace folder (default: the current folder).
         db: SQLAlchemy URL of the store (default: the user data dir, or $WORKBENCH_DB).
         replay: A session id to open in the replay view at start.
+        replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
+            the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
         warm_up: Import litellm in a thread once the engine is open (default: only with
             the real engine).
@@ -151,6 +153,7 @@ class WorkbenchApp(App[int]):
         db: str | None = None,
         *,
         replay: str | None = None,
+        replay_speed: float | None = None,
         engine_factory: EngineFactory | None = None,
         warm_up: bool | None = None,
         watch_workspace: bool = True,
@@ -164,6 +167,8 @@ class WorkbenchApp(App[int]):
         """The store's URL."""
         self.replay_id = replay
         """A session to replay at start."""
+        self.replay_speed = replay_speed
+        """The speed of that replay (None: the replay view's default)."""
         self.engine: EngineLike | None = None
         """The engine, once open."""
         self._engine_factory = engine_factory or self._open_default_engine
@@ -256,7 +261,7 @@ class WorkbenchApp(App[int]):
             self._start_watching()
         self._send_queued()
         if self.replay_id:
-            self.open_replay(self.replay_id)
+            self.open_replay(self.replay_id, speed=self.replay_speed)
 
     @on(EngineFailed)
     def _engine_failed(self, event: EngineFailed) -> None:
@@ -704,14 +709,22 @@ class WorkbenchApp(App[int]):
                 self._active.pop(handle.run_id, None)
                 self.status.running = len(self._active)
 
-    def open_replay(self, session_id: str) -> None:
-        """Replay a stored session through the same panes."""
-        from screens.replay import ReplayScreen
+    def open_replay(self, session_id: str, *, speed: float | None = None) -> None:
+        """Replay a stored session through the same panes (at ``speed``, snapped to the
+        nearest of 1x, 2x, 10x and instant)."""
+        from screens.replay import ReplayScreen, speed_index
 
         if self.engine is None:
             self.notify("The engine is still loading.", timeout=3)
             return
-        self.push_screen(ReplayScreen(self.engine, session_id, graph_source=self._graph_source))
+        self.push_screen(
+            ReplayScreen(
+                self.engine,
+                session_id,
+                graph_source=self._graph_source,
+                speed=0 if speed is None else speed_index(speed),
+            )
+        )
 
     def action_replay_session(self) -> None:
         """Replay the session shown."""
@@ -794,8 +807,9 @@ def run_app(
     workspace: Path | None = None,
     db: str | None = None,
     replay: str | None = None,
+    replay_speed: float | None = None,
 ) -> int:
     """Open the TUI; returns the exit code."""
-    app = WorkbenchApp(workspace=workspace, db=db, replay=replay)
+    app = WorkbenchApp(workspace=workspace, db=db, replay=replay, replay_speed=replay_speed)
     result = app.run()
     return int(result or 0)

@@ -70,7 +70,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Sessions",
         [
-            ("type", "filter by title or id"),
+            ("type", "filter by title or id; search messages and tool calls"),
             ("enter", "open (and continue)"),
             ("r", "resume unfinished runs"),
             ("p", "replay"),
@@ -84,6 +84,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("1 2 3 4", "speed 1x · 2x · 10x · instant"),
             (". ,", "one event forward / back"),
             ("← →  home end", "scrub (or click the timeline)"),
+            ("f", "fork at the last message shown, continue in the chat"),
             ("escape", "close the replay"),
         ],
     ),

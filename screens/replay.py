@@ -10,11 +10,13 @@ item).
 
 Keys: ``space`` play/pause; ``1`` ``2`` ``3`` ``4`` speed 1x, 2x, 10x, instant; ``.`` one
 event forward, ``,`` one back; ``←`` ``→`` scrub by a hundredth, ``home`` ``end``; a click on
-the timeline jumps there; ``escape`` closes.
+the timeline jumps there; ``f`` forks the session at the last message shown (a new session
+to continue in the chat); ``escape`` closes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from screens.session_view import SessionView
 from screens.state import SessionState
 from screens.status import StatusBar
 
-__all__ = ["SPEEDS", "EventSource", "ReplayScreen", "Timeline", "source_for"]
+__all__ = ["SPEEDS", "EventSource", "ReplayScreen", "Timeline", "source_for", "speed_index"]
 
 SPEEDS: tuple[float, ...] = (1.0, 2.0, 10.0, float("inf"))
 """1x, 2x, 10x, instant."""
@@ -99,6 +101,31 @@ def source_for(engine: EngineLike, session_id: str) -> EventSource:
     if store is not None and hasattr(store, "last_seq") and hasattr(store, "events"):
         return _StoreSource(store, session_id)
     return _EngineSource(engine, session_id)
+
+
+def speed_index(speed: float) -> int:
+    """The index in :data:`SPEEDS` nearest to ``speed`` (0 or inf: instant)."""
+    if speed <= 0 or math.isinf(speed):
+        return len(SPEEDS) - 1
+    finite = [i for i, s in enumerate(SPEEDS) if math.isfinite(s)]
+    return min(finite, key=lambda i: abs(math.log(SPEEDS[i] / speed)))
+
+
+def last_message_seq(source: EventSource, seq: int) -> int | None:
+    """The seq of the last ``message.completed`` at or before ``seq`` (read backwards a page
+    at a time), or None."""
+    end = seq
+    while end > 0:
+        start = max(0, end - PAGE)
+        found = [
+            int(e.seq)
+            for e in source.page(start, end - start)
+            if e.seq <= seq and getattr(e, "type", "") == "message.completed"
+        ]
+        if found:
+            return found[-1]
+        end = start
+    return None
 
 
 def _clock(seconds: float) -> str:
@@ -206,6 +233,7 @@ class ReplayScreen(Screen[None]):
         Binding("4", "speed(3)", "Instant", priority=True),
         Binding("full_stop", "step(1)", "Step", priority=True),
         Binding("comma", "step(-1)", "Back", priority=True),
+        Binding("f", "fork", "Fork here"),
         Binding("escape", "close", "Close replay"),
     ]
 
@@ -240,6 +268,17 @@ class ReplayScreen(Screen[None]):
         target: int
         """The seq asked for."""
 
+    @dataclass
+    class Forked(Message):
+        """A fork of the replayed session was made (or could not be)."""
+
+        session_id: str | None
+        """The new session."""
+        at_seq: int
+        """The event it ends with."""
+        error: str | None = None
+        """Why there is none."""
+
     def __init__(
         self,
         engine: EngineLike,
@@ -252,6 +291,8 @@ class ReplayScreen(Screen[None]):
         frame_interval: float = 1 / 30,
     ) -> None:
         super().__init__()
+        self.engine = engine
+        """The engine (its store is forked from)."""
         self.session_id = session_id
         """The session replayed."""
         self.source = source or source_for(engine, session_id)
@@ -282,7 +323,9 @@ class ReplayScreen(Screen[None]):
     def on_mount(self) -> None:
         self.status.mode = "replay"
         self.status.engine = f"session {self.session_id}"
-        self.status.session = "space play/pause · 1-4 speed · . , step · ←→ scrub · esc close"
+        self.status.session = (
+            "space play/pause · 1-4 speed · . , step · ←→ scrub · f fork · esc close"
+        )
         self.timeline.speed = SPEEDS[self._speed_index]
         self.view.rebuild(self.state)
         self._open()
@@ -486,6 +529,53 @@ class ReplayScreen(Screen[None]):
         self._prefetch()
 
     # -- the rest ------------------------------------------------------------------------
+
+    def action_fork(self) -> None:
+        """Fork the session at the last message shown; the fork opens in the chat."""
+        if self.position <= 0:
+            self.notify("Play or step to the message to fork at first.", timeout=3)
+            return
+        self.pause()
+        self._fork(self.position)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="replay-fork",
+        description="fork the session",
+        exit_on_error=False,
+    )
+    def _fork(self, position: int) -> None:
+        at = last_message_seq(self.source, position) or position
+        try:
+            fork = getattr(self.engine, "fork_session", None)
+            if fork is not None:
+                new = fork(self.session_id, at_seq=at)
+            else:
+                from workbench.sessions import fork_session
+
+                store = getattr(self.engine, "store", None)
+                if store is None:
+                    raise RuntimeError("this engine cannot fork sessions")
+                new = fork_session(store, self.session_id, at_seq=at)
+        except Exception as exc:  # shown, never raised into the UI
+            self.post_message(self.Forked(None, at, str(exc)))
+            return
+        self.post_message(self.Forked(new.id, at))
+
+    @on(Forked)
+    def _forked(self, event: Forked) -> None:
+        if event.session_id is None:
+            self.notify(event.error or "fork failed", title="Could not fork", severity="error")
+            return
+        self.notify(
+            f"Forked at event {event.at_seq} into {event.session_id}: type to continue it.",
+            timeout=6,
+        )
+        open_session = getattr(self.app, "open_session", None)
+        if open_session is not None:
+            self.action_close()
+            open_session(event.session_id)
 
     def action_close(self) -> None:
         """Back to where the replay was opened from."""
