@@ -1,22 +1,29 @@
 """The sessions screen (F7): browse, filter, open, resume, replay or delete a session.
 
-Filtering matches the title and the id as you type (full-text search over events comes
-later). ``enter`` opens a session in the main view (new prompts continue it), ``r`` also
-resumes its unfinished runs, ``p`` replays it, ``d`` deletes it after asking.
+Typing in the search box filters by title and id at once, and searches every session's
+messages, tool calls and tool results (the store's full-text search, in a worker) a moment
+later: sessions found that way show the matching excerpt. ``enter`` opens a session in the
+main view (new prompts continue it), ``r`` also resumes its unfinished runs, ``p`` replays
+it, ``d`` deletes it after asking.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Input, Static
+from textual.worker import get_current_worker
 
 from screens.engine_api import EngineLike
 
@@ -74,6 +81,18 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         Binding("d", "delete", "Delete"),
     ]
 
+    SEARCH_DELAY = 0.25
+    """Seconds of no typing before the full-text search runs."""
+
+    @dataclass
+    class Searched(Message):
+        """The full-text search of a query came back."""
+
+        query: str
+        """What was searched."""
+        hits: list[Any]
+        """Matching sessions with excerpts (:class:`workbench.store.SearchHit`)."""
+
     def __init__(
         self, engine: EngineLike, *, current: str | None = None, limit: int = 1000
     ) -> None:
@@ -85,16 +104,21 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         """Every session loaded."""
         self.shown: list[Any] = []
         """The sessions that match the filter."""
+        self.hits: dict[str, Any] = {}
+        """Full-text matches of the current query, by session id."""
+        self._hits_for = ""
 
     def compose(self) -> Any:
         yield Static(Text("Sessions", style="bold"), id="sessions-title")
-        yield Input(placeholder="/ filter by title or id", id="sessions-filter")
+        yield Input(
+            placeholder="/ search titles, ids, messages and tool calls", id="sessions-filter"
+        )
         table: DataTable[Any] = DataTable(
             id="sessions-table", cursor_type="row", zebra_stripes=True
         )
         yield table
         yield Static(
-            "enter open · r resume · p replay · d delete · / filter · escape back",
+            "enter open · r resume · p replay · d delete · / search · escape back",
             id="sessions-hint",
         )
 
@@ -127,17 +151,35 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
 
     def _fill(self, query: str) -> None:
         q = query.strip().lower()
+        hits = self.hits if q and self._hits_for == q else {}
         self.shown = [
-            s for s in self.sessions if not q or q in (s.title or "").lower() or q in s.id.lower()
+            s
+            for s in self.sessions
+            if not q or q in (s.title or "").lower() or q in s.id.lower() or s.id in hits
         ]
+        known = {s.id for s in self.shown}
+        extra = [  # found by the search, but older than the sessions loaded
+            SimpleNamespace(id=h.session_id, title=h.title, updated_at=h.updated_at, run_count="")
+            for h in hits.values()
+            if h.session_id not in known and h.session_id not in {x.id for x in self.sessions}
+        ]
+        if extra:
+            self.shown = sorted([*self.shown, *extra], key=lambda s: s.updated_at, reverse=True)
         table = self.query_one(DataTable)
         table.clear()
         for s in self.shown:
-            title = (s.title or "(untitled)").replace("\n", " ")
+            title: str | Text = (s.title or "(untitled)").replace("\n", " ")[:80]
+            hit = hits.get(s.id)
+            if hit is not None:
+                title = Text(str(title))
+                title.append("  ")
+                for part, matched in hit.parts():
+                    title.append(re.sub(r"\s+", " ", part), "bold" if matched else "dim")
+                title.truncate(160)
             table.add_row(
                 "●" if s.id == self.current else "",
                 s.id,
-                title[:80],
+                title,
                 str(getattr(s, "run_count", "")),
                 format_when(s.updated_at),
                 key=s.id,
@@ -151,12 +193,41 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         else:
             self.query_one("#sessions-hint", Static).update(
                 f"{len(self.shown)} of {len(self.sessions)} · enter open · r resume · p replay · "
-                "d delete · / filter · escape back"
+                "d delete · / search · escape back"
             )
 
     @on(Input.Changed, "#sessions-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self._fill(event.value)
+        query = event.value.strip().lower()
+        if query and getattr(self.engine, "search_sessions", None) is not None:
+            self._search(query)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="sessions-search",
+        description="search sessions",
+        exit_on_error=False,
+    )
+    def _search(self, query: str) -> None:
+        time.sleep(self.SEARCH_DELAY)  # a newer keystroke cancels this worker meanwhile
+        if get_current_worker().is_cancelled:
+            return
+        try:
+            hits = list(self.engine.search_sessions(query, limit=200, prefix=True))  # type: ignore[attr-defined]
+        except Exception:  # the title filter still works
+            hits = []
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Searched(query, hits))
+
+    @on(Searched)
+    def _searched(self, event: Searched) -> None:
+        if event.query != self.query_one("#sessions-filter", Input).value.strip().lower():
+            return  # typed on since
+        self.hits = {h.session_id: h for h in event.hits}
+        self._hits_for = event.query
+        self._fill(event.query)
 
     @on(Input.Submitted, "#sessions-filter")
     def _filter_done(self) -> None:
