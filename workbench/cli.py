@@ -646,6 +646,8 @@ def _fork(store: Any, args: argparse.Namespace) -> int:
 
 
 def _search(store: Any, args: argparse.Namespace) -> int:
+    import re
+
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -678,9 +680,7 @@ def _search(store: Any, args: argparse.Namespace) -> int:
     for h in hits:
         snippet = Text()
         for part, matched in h.parts():
-            snippet.append(
-                " ".join(part.split(" ")).replace("\n", " "), "bold yellow" if matched else ""
-            )
+            snippet.append(re.sub(r"\s+", " ", part), "bold yellow" if matched else "")
         where = Text(f"  #{h.seq} {h.type}", style="dim")
         table.add_row(h.session_id, _when(h.updated_at), h.title, snippet + where)
     console.print(table)
