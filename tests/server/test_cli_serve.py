@@ -13,6 +13,12 @@ from workbench.client import RemoteEngine
 from workbench.server import ServerConfig
 
 
+@pytest.fixture(autouse=True)
+def _keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_cli re-homes every logger into a file for good: not in a shared test process."""
+    monkeypatch.setattr("workbench.logs.setup_logging", lambda *a, **k: None)
+
+
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any, ServerConfig]]:
     calls: list[tuple[Any, Any, ServerConfig]] = []
