@@ -28,7 +28,9 @@ def word_count(text: str) -> int:
 '''
 
 
-def wb(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def wb(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workbench.cli", *args],
         capture_output=True,
@@ -55,7 +57,9 @@ def demo(write_workspace: WriteWorkspace) -> Path:
     )
 
 
-def test_run_streams_tool_call_and_answer_then_sessions_show_prints_it_back(demo: Path, db_url: str) -> None:
+def test_run_streams_tool_call_and_answer_then_sessions_show_prints_it_back(
+    demo: Path, db_url: str
+) -> None:
     r = wb("run", "-w", str(demo), "--db", db_url, "--approve", "all", "How many words?")
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -102,7 +106,17 @@ def test_interactive_prompt_on_a_terminal(demo: Path, db_url: str) -> None:
 
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "run", "-w", str(demo), "--db", db_url, "count please"],
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "run",
+            "-w",
+            str(demo),
+            "--db",
+            db_url,
+            "count please",
+        ],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -151,8 +165,18 @@ def test_interactive_prompt_on_a_terminal(demo: Path, db_url: str) -> None:
         ("agents:\n  a: {model: test\n", 3, "", "invalid YAML"),
         ("agents:\n  a:\n    model: test\n    toolz: [x]\n", 4, "agents.a.toolz", "toolz"),
         ("agents:\n  a:\n    model: gpt5\n", 3, "agents.a.model", "unknown model"),
-        ("agents:\n  a:\n    model: test\n    tools: [nosuchkit.read]\n", 4, "agents.a.tools", "nosuchkit"),
-        ("agents:\n  a:\n    model: test\n    max_tool_rounds: many\n", 4, "agents.a.max_tool_rounds", ""),
+        (
+            "agents:\n  a:\n    model: test\n    tools: [nosuchkit.read]\n",
+            4,
+            "agents.a.tools",
+            "nosuchkit",
+        ),
+        (
+            "agents:\n  a:\n    model: test\n    max_tool_rounds: many\n",
+            4,
+            "agents.a.max_tool_rounds",
+            "",
+        ),
     ],
 )
 def test_bad_workspace_names_file_line_key_and_writes_nothing(
@@ -191,7 +215,9 @@ def test_failed_run_exits_1_with_the_hint(write_workspace: WriteWorkspace, db_ur
     assert "authentication failed" in r.stdout and "hint:" in r.stdout
 
 
-def test_doctor_reports_missing_keys_and_endpoints(write_workspace: WriteWorkspace, db_url: str) -> None:
+def test_doctor_reports_missing_keys_and_endpoints(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
     ws = write_workspace(
         """
         models:
@@ -217,8 +243,12 @@ def test_doctor_is_happy_with_the_test_model(demo: Path, db_url: str) -> None:
     assert "Ready." in r.stdout
 
 
-def test_sigkill_loses_no_event_and_the_run_shows_interrupted(write_workspace: WriteWorkspace, db_url: str) -> None:
-    with FakeOpenAIThread(script=[Reply(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.01)]) as srv:
+def test_sigkill_loses_no_event_and_the_run_shows_interrupted(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
+    with FakeOpenAIThread(
+        script=[Reply(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.01)]
+    ) as srv:
         ws = write_workspace(
             f"""
             models:
@@ -228,7 +258,18 @@ def test_sigkill_loses_no_event_and_the_run_shows_interrupted(write_workspace: W
             """
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "run", "-w", str(ws), "--db", db_url, "--json", "talk"],
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "run",
+                "-w",
+                str(ws),
+                "--db",
+                db_url,
+                "--json",
+                "talk",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
