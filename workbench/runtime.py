@@ -140,7 +140,9 @@ class RunContext:
             event.source = self.source
         return await self.services.publish(event, durable=durable)
 
-    def child(self, source: str, run_id: str | None = None, prior: list[Event] | None = None) -> RunContext:
+    def child(
+        self, source: str, run_id: str | None = None, prior: list[Event] | None = None
+    ) -> RunContext:
         """The context of a child run (a team member, a workflow step)."""
         return RunContext(
             services=self.services,
@@ -244,4 +246,3 @@ def merge_usage(outcomes: Sequence[RunOutcome]) -> tuple[Usage, float | None]:
         if o.cost is not None:
             cost = (cost or 0.0) + o.cost
     return usage, cost
-
