@@ -85,7 +85,9 @@ class TranscriptPrinter:
                 return
             if self._streaming != ev.message_id:
                 self._end_stream()
-                self.console.print(Text(f"{self._indent(ev)}{ev.source}: ", style="bold cyan"), end="")
+                self.console.print(
+                    Text(f"{self._indent(ev)}{ev.source}: ", style="bold cyan"), end=""
+                )
                 self._streaming = ev.message_id
                 self._streamed.add(ev.message_id)
             self.console.print(Text(ev.text), end="", soft_wrap=True)
@@ -99,7 +101,9 @@ class TranscriptPrinter:
             ind = "  " * depth
             model = f" [dim]({escape(ev.model)})[/]" if ev.model else ""
             resumed = " [yellow](resumed)[/]" if ev.resumed else ""
-            c.print(f"{ind}[bold]▶ {ev.target_kind} {escape(ev.target)}[/]{model}{resumed}  [dim]{ev.run_id}[/]")
+            c.print(
+                f"{ind}[bold]▶ {ev.target_kind} {escape(ev.target)}[/]{model}{resumed}  [dim]{ev.run_id}[/]"
+            )
         elif isinstance(ev, MessageCompleted):
             if ev.role == "user":
                 if ev.parent_run_id is None:
@@ -109,7 +113,9 @@ class TranscriptPrinter:
             elif ev.role == "assistant" and ev.content and ev.message_id not in self._streamed:
                 c.print(Text(f"{ind}{ev.source}: ", style="bold cyan"), Text(ev.content))
         elif isinstance(ev, ToolCall):
-            c.print(f"{ind}[magenta]→ {escape(ev.tool)}[/] [dim]{escape(short(format_args(ev.arguments), 200))}[/]")
+            c.print(
+                f"{ind}[magenta]→ {escape(ev.tool)}[/] [dim]{escape(short(format_args(ev.arguments), 200))}[/]"
+            )
         elif isinstance(ev, ToolResult):
             if ev.error is not None:
                 c.print(f"{ind}[red]✗ {escape(ev.tool)}: {escape(short(ev.error))}[/]")
@@ -144,11 +150,15 @@ class TranscriptPrinter:
             c.print(f"{ind}[blue]⇢ {escape(ev.member)}[/]: {escape(short(ev.task, 200))}")
         elif isinstance(ev, TeamVote):
             verdict = "agrees" if ev.agree else "disagrees"
-            c.print(f"{ind}[blue]round {ev.round}: {escape(ev.member)} {verdict}[/] {escape(short(ev.position, 200))}")
+            c.print(
+                f"{ind}[blue]round {ev.round}: {escape(ev.member)} {verdict}[/] {escape(short(ev.position, 200))}"
+            )
         elif isinstance(ev, WorkflowStepStarted):
             c.print(f"{ind}[blue]◆ {escape(ev.path)}[/] [dim]{ev.kind}[/]")
         elif isinstance(ev, WorkflowStepCompleted):
-            style = {"done": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow"}[ev.status]
+            style = {"done": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow"}[
+                ev.status
+            ]
             detail = escape(short(ev.error or ev.output, 160))
             c.print(f"{ind}[{style}]◇ {escape(ev.path)} {ev.status}[/] {detail}")
         elif isinstance(ev, WorkflowConflict):
@@ -159,7 +169,9 @@ class TranscriptPrinter:
                 f"({ev.tokens_before} → {ev.tokens_after} tokens)[/]"
             )
         elif isinstance(ev, ModelRetry):
-            c.print(f"{ind}[yellow]↻ model call failed ({escape(short(ev.error, 120))}); retry in {ev.delay_s:.1f}s[/]")
+            c.print(
+                f"{ind}[yellow]↻ model call failed ({escape(short(ev.error, 120))}); retry in {ev.delay_s:.1f}s[/]"
+            )
 
     def close(self) -> None:
         """End a line left open by streaming."""
