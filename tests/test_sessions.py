@@ -445,7 +445,15 @@ async def test_search_finds_messages_and_tool_results_newest_first(
     assert "No session matches." in ok(wb("sessions", "search", "zyzzyva", "--db", db_url))
 
 
-async def test_search_in_the_library(store: Store) -> None:
+@pytest.mark.parametrize("probe_from", [4000, 1], ids=["group-matches", "walk-sessions"])
+async def test_search_in_the_library(
+    store: Store, probe_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.store import store as store_module
+
+    # Both of SQLite's plans: group every match (few matches) or walk sessions (many).
+    monkeypatch.setattr(store_module, "_SEARCH_PROBE_FROM", probe_from)
+
     def session(sid: str, *events: object) -> None:
         store.append_many([e.model_copy(update={"session_id": sid}) for e in events])  # type: ignore[attr-defined]
 

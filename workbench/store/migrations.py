@@ -211,23 +211,21 @@ SEARCHED_TYPES: tuple[str, ...] = ("message.completed", "tool.call", "tool.resul
 
 _V3_SQLITE = (
     # The searchable text of an event, kept by triggers (so every writer, and an import,
-    # keeps it in sync). rowid is events.id; session_id and seq ride along unindexed so a
-    # search groups by session without joining the events table.
-    "CREATE VIRTUAL TABLE events_fts USING fts5(body, session_id UNINDEXED, "
-    "seq UNINDEXED, type UNINDEXED, tokenize = 'porter unicode61 remove_diacritics 2')",
+    # keeps it in sync). rowid is events.id: a search reads the session and seq from the
+    # events table by its primary key (cheaper than unindexed FTS columns).
+    "CREATE VIRTUAL TABLE events_fts USING fts5(body, "
+    "tokenize = 'porter unicode61 remove_diacritics 2')",
     """CREATE TRIGGER events_fts_insert AFTER INSERT ON events
     WHEN new.type IN ('message.completed', 'tool.call', 'tool.result')
     BEGIN
-        INSERT INTO events_fts (rowid, body, session_id, seq, type)
-        VALUES (new.id, {body}, new.session_id, new.seq, new.type);
+        INSERT INTO events_fts (rowid, body) VALUES (new.id, {body});
     END""",
     """CREATE TRIGGER events_fts_delete AFTER DELETE ON events
     WHEN old.type IN ('message.completed', 'tool.call', 'tool.result')
     BEGIN
         DELETE FROM events_fts WHERE rowid = old.id;
     END""",
-    "INSERT INTO events_fts (rowid, body, session_id, seq, type) "
-    "SELECT id, {body_events}, session_id, seq, type FROM events "
+    "INSERT INTO events_fts (rowid, body) SELECT id, {body_events} FROM events "
     "WHERE type IN ('message.completed', 'tool.call', 'tool.result')",
 )
 
