@@ -78,6 +78,14 @@ def approval_detail(a: ApprovalState, *, wide: bool = True) -> RenderableType:
     return Group(*parts)
 
 
+def _steady_cursor(screen: ModalScreen[Any]) -> None:
+    """No blinking cursor when the app runs without animations (snapshot tests)."""
+    if getattr(screen.app, "animations", True):
+        return
+    for widget in screen.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]
+
+
 class DenyNoteModal(ModalScreen[str | None]):
     """Deny, with an optional note for the model. Dismisses with the note ('' for none)
     or None when the person changes their mind."""
@@ -97,6 +105,9 @@ class DenyNoteModal(ModalScreen[str | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Deny", variant="error", id="deny")
                 yield Button("Back", id="back")
+
+    def on_mount(self) -> None:
+        _steady_cursor(self)
 
     @on(Input.Submitted, "#deny-note")
     @on(Button.Pressed, "#deny")
@@ -139,6 +150,9 @@ class EditArgumentsModal(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Allow", variant="success", id="allow")
                 yield Button("Back", id="back")
+
+    def on_mount(self) -> None:
+        _steady_cursor(self)
 
     def parsed(self) -> dict[str, Any] | str:
         """The edited arguments, or what is wrong with them."""

@@ -425,11 +425,27 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
             layer_of[n] = layer_of[parent] + 1
             for s in succs[n]:
                 layer_of[s] = max(layer_of[s], layer_of[n] + 1)
-    # Keep successors below after the container adjustment (one more pass in topo order).
-    for n in topo:
-        for s in succs[n]:
-            if layer_of[s] <= layer_of[n]:
-                layer_of[s] = layer_of[n] + 1
+    # What follows a container comes after everything inside it; successors stay below.
+    desc: dict[str, list[str]] = defaultdict(list)
+    for n in ids:
+        parent = node_map[n].parent
+        while parent is not None and parent in node_map:
+            desc[parent].append(n)
+            parent = node_map[parent].parent
+    inside = {c: set(d) for c, d in desc.items()}
+    for _ in range(len(ids) + 1):
+        moved = False
+        for n in topo:
+            floor = layer_of[n] + 1
+            for s in succs[n]:
+                need = floor
+                if n in inside and s not in inside[n]:
+                    need = max(need, max(layer_of[d] for d in desc[n]) + 1)
+                if layer_of[s] < need:
+                    layer_of[s] = need
+                    moved = True
+        if not moved:
+            break
 
     n_layers = max(layer_of.values(), default=-1) + 1
     layers: list[list[Placed]] = [[] for _ in range(n_layers)]
@@ -511,13 +527,7 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
     canvas = Canvas(max(width, BOX_W + 4), max(height, BOX_H + 2))
 
     # Container frames first (everything else draws over them).
-    children: dict[str, list[str]] = defaultdict(list)
-    for n in ids:
-        parent = node_map[n].parent
-        while parent is not None and parent in node_map:
-            children[parent].append(n)
-            parent = node_map[parent].parent
-    for cid, kids in children.items():
+    for cid, kids in desc.items():
         if node_map[cid].kind not in CONTAINER_KINDS:
             continue
         ps = [placed[k] for k in kids]

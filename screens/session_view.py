@@ -107,7 +107,7 @@ class SessionView(Vertical):
             "approvals": self.approvals.queue,
             "usage": self.usage,
         }[tab]
-        self.call_after_refresh(target.focus)
+        target.focus()
 
     @property
     def active(self) -> str:

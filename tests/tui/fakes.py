@@ -418,69 +418,100 @@ def team_session(*, members: int = 3, finished: bool = False) -> Script:
 
 WORKFLOW_GRAPH: dict[str, Any] = {
     "nodes": [
-        {"id": "brief/gather", "label": "gather", "kind": "step", "parent": None},
-        {"id": "brief/check", "label": "check", "kind": "condition", "parent": None},
-        {"id": "brief/check/retry", "label": "retry", "kind": "step", "parent": "brief/check"},
-        {"id": "brief/fanout", "label": "fanout", "kind": "parallel", "parent": None},
-        {"id": "brief/fanout/a", "label": "a", "kind": "step", "parent": "brief/fanout"},
-        {"id": "brief/fanout/b", "label": "b", "kind": "step", "parent": "brief/fanout"},
-        {"id": "brief/polish", "label": "polish", "kind": "loop", "parent": None},
-        {"id": "brief/polish/edit", "label": "edit", "kind": "step", "parent": "brief/polish"},
-        {"id": "brief/publish", "label": "publish", "kind": "step", "parent": None},
+        {
+            "path": "gather",
+            "kind": "step",
+            "label": "gather",
+            "parent": None,
+            "target": "agent researcher",
+        },
+        {"path": "check", "kind": "condition", "label": "check: 'TODO' in output", "parent": None},
+        {
+            "path": "check/then/retry",
+            "kind": "step",
+            "label": "retry",
+            "parent": "check",
+            "target": "agent researcher",
+        },
+        {"path": "fanout", "kind": "parallel", "label": "fanout", "parent": None},
+        {
+            "path": "fanout/a",
+            "kind": "step",
+            "label": "a",
+            "parent": "fanout",
+            "target": "agent writer",
+        },
+        {
+            "path": "fanout/b",
+            "kind": "step",
+            "label": "b",
+            "parent": "fanout",
+            "target": "agent critic",
+        },
+        {"path": "polish", "kind": "loop", "label": "polish ≤3", "parent": None},
+        {
+            "path": "polish/edit",
+            "kind": "step",
+            "label": "edit",
+            "parent": "polish",
+            "target": "agent writer",
+        },
+        {
+            "path": "publish",
+            "kind": "step",
+            "label": "publish",
+            "parent": None,
+            "target": "function pub:run",
+        },
     ],
     "edges": [
-        {"source": "brief/gather", "target": "brief/check", "label": ""},
-        {"source": "brief/check", "target": "brief/check/retry", "label": "then"},
-        {"source": "brief/check", "target": "brief/fanout", "label": "else"},
-        {"source": "brief/check/retry", "target": "brief/fanout", "label": ""},
-        {"source": "brief/fanout", "target": "brief/fanout/a", "label": ""},
-        {"source": "brief/fanout", "target": "brief/fanout/b", "label": ""},
-        {"source": "brief/fanout/a", "target": "brief/polish", "label": ""},
-        {"source": "brief/fanout/b", "target": "brief/polish", "label": ""},
-        {"source": "brief/polish", "target": "brief/polish/edit", "label": ""},
-        {"source": "brief/polish/edit", "target": "brief/polish", "label": "until ok"},
-        {"source": "brief/polish/edit", "target": "brief/publish", "label": ""},
+        {"source": "gather", "target": "check", "label": ""},
+        {"source": "check", "target": "check/then/retry", "label": "then"},
+        {"source": "check", "target": "fanout", "label": ""},
+        {"source": "fanout", "target": "fanout/a", "label": "branch"},
+        {"source": "fanout", "target": "fanout/b", "label": "branch"},
+        {"source": "fanout", "target": "polish", "label": ""},
+        {"source": "polish", "target": "polish/edit", "label": "body"},
+        {"source": "polish/edit", "target": "polish", "label": "repeat", "back": True},
+        {"source": "polish", "target": "publish", "label": ""},
     ],
 }
-"""A workflow graph in the shape ``workflow.graph()`` gives."""
+"""A workflow graph in the shape ``workflow.graph().to_dict()`` gives."""
 
 
 def workflow_session(*, midway: bool = True) -> Script:
-    """A workflow run: gather done, check skipped its branch, the parallel half-way."""
+    """A workflow run: gather done, check skipped its branch, the parallel half-way (one
+    branch waits for an approval), or (``midway=False``) a loop body that failed."""
     s = Script()
     wf = "r_wf"
     s.start(wf, "workflow", "brief", "Write the brief")
     s.user(wf, "brief", "Write the brief")
-    s.step(wf, "brief", "brief/gather")
+    s.step(wf, "brief", "gather")
     s.start("r_g", "agent", "researcher", "Write the brief", parent=wf)
     s.stream("r_g", "researcher", "Gathered three sources.", parent=wf)
     s.done("r_g", "researcher", "Gathered three sources.", parent=wf)
-    s.step_done(wf, "brief", "brief/gather", output="Gathered three sources.")
-    s.step(wf, "brief", "brief/check", "condition")
-    s.step_done(wf, "brief", "brief/check", "condition", output="false", usage=None, cost=None)
+    s.step_done(wf, "brief", "gather", output="Gathered three sources.")
+    s.step(wf, "brief", "check", "condition")
+    s.step_done(wf, "brief", "check", "condition", output="false", usage=None, cost=None)
     s.step_done(
-        wf, "brief", "brief/check/retry", status="skipped", output=None, usage=None, cost=None
+        wf, "brief", "check/then/retry", status="skipped", output=None, usage=None, cost=None
     )
-    s.step(wf, "brief", "brief/fanout", "parallel")
-    s.step(wf, "brief", "brief/fanout/a")
-    s.step(wf, "brief", "brief/fanout/b")
+    s.step(wf, "brief", "fanout", "parallel")
+    s.step(wf, "brief", "fanout/a")
+    s.step(wf, "brief", "fanout/b")
     s.start("r_a", "agent", "writer", "part a", parent=wf)
     s.start("r_b", "agent", "critic", "part b", parent=wf)
     s.stream("r_a", "writer", "Part A is written.", parent=wf)
     s.done("r_a", "writer", "Part A is written.", parent=wf)
-    s.step_done(wf, "brief", "brief/fanout/a", output="Part A is written.")
-    s.tool_turn(
-        "r_b",
-        "critic",
-        [("call_b", "shell.run", {"command": "wc -l notes.md && grep -c TODO notes.md"})],
-        parent=wf,
-    )
+    s.step_done(wf, "brief", "fanout/a", output="Part A is written.")
+    cmd = {"command": "wc -l notes.md && grep -c TODO notes.md"}
+    s.tool_turn("r_b", "critic", [("call_b", "shell.run", cmd)], parent=wf)
     s.ask(
         "r_b",
         "critic",
         "call_b",
         "shell.run",
-        {"command": "wc -l notes.md && grep -c TODO notes.md"},
+        cmd,
         reason="no rule allows 'grep -c TODO notes.md'",
         parts=["wc -l notes.md", "grep -c TODO notes.md"],
         parent=wf,
@@ -501,15 +532,32 @@ def workflow_session(*, midway: bool = True) -> Script:
     )
     s.stream("r_b", "critic", "Could not check.", parent=wf)
     s.done("r_b", "critic", "Could not check.", parent=wf)
-    s.step_done(wf, "brief", "brief/fanout/b", output="Could not check.")
-    s.step_done(wf, "brief", "brief/fanout", "parallel", output="2 branches")
-    s.step(wf, "brief", "brief/polish", "loop")
-    s.step(wf, "brief", "brief/polish/edit")
-    s.step_done(
-        wf, "brief", "brief/polish/edit", status="failed", error="edit failed: model timeout"
-    )
-    s.step_done(wf, "brief", "brief/polish", "loop", status="failed", error="edit failed")
-    s.fail(wf, "brief", "step brief/polish/edit failed: model timeout")
+    s.step_done(wf, "brief", "fanout/b", output="Could not check.")
+    s.step_done(wf, "brief", "fanout", "parallel", output="2 branches")
+    for i in (1, 2):
+        s.step(wf, "brief", "polish", "loop") if i == 1 else None
+        s.step(wf, "brief", f"polish#{i}/edit")
+        s.start(f"r_e{i}", "agent", "writer", "edit", parent=wf)
+        if i == 1:
+            s.stream(f"r_e{i}", "writer", "Edited.", parent=wf)
+            s.done(f"r_e{i}", "writer", "Edited.", parent=wf)
+            s.step_done(wf, "brief", f"polish#{i}/edit", output="Edited.")
+        else:
+            s.fail(
+                f"r_e{i}",
+                "writer",
+                "model call timed out after 60s",
+                hint="raise timeout: in models:",
+            )
+            s.step_done(
+                wf,
+                "brief",
+                f"polish#{i}/edit",
+                status="failed",
+                error="model call timed out after 60s",
+            )
+    s.step_done(wf, "brief", "polish", "loop", status="failed", error="polish#2/edit failed")
+    s.fail(wf, "brief", "step 'polish#2/edit' failed: model call timed out after 60s")
     return s
 
 
