@@ -819,23 +819,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
                 lib.replay_plain(lib.iter_events(store, args.target), console, speed=speed)
             return EXIT_OK
-        if not is_file:
-            return _replay_tui(args, args.db, args.target, speed)
-        import tempfile
-
         from workbench.store import Store
 
+        if not is_file:
+            with Store.open(args.db) as store:
+                found = store.get_session(args.target)
+            if found is None:
+                raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
+            return _replay_tui(args, args.db, found.id, found.workspace, speed)
+        import tempfile
+
+        # The TUI replays from a store: the file goes into a throwaway one.
         with tempfile.TemporaryDirectory(prefix="workbench-replay-") as folder:
             url = f"sqlite:///{Path(folder) / 'replay.db'}"
             with Store.open(url) as store:
                 info = lib.import_session(store, path)
-            return _replay_tui(args, url, info.id, speed)
+            return _replay_tui(args, url, info.id, info.workspace, speed)
     except lib.SessionsError as exc:
         raise CliError(str(exc)) from None
 
 
 def _replay_tui(
-    args: argparse.Namespace, db: str | None, session_id: str, speed: float | None
+    args: argparse.Namespace,
+    db: str | None,
+    session_id: str,
+    recorded_in: str,
+    speed: float | None,
 ) -> int:
     import inspect
 
@@ -843,7 +852,12 @@ def _replay_tui(
         from screens import app as tui
     except ImportError as exc:
         raise CliError(f"the TUI is not available: {exc}") from exc
-    options: dict[str, Any] = {"workspace": args.workspace, "db": db, "replay": session_id}
+    workspace = args.workspace
+    if workspace is None and not Path("workbench.yaml").is_file():
+        # Outside a workspace: the one the session ran in, if it is here (workflow graphs).
+        if recorded_in and (Path(recorded_in) / "workbench.yaml").is_file():
+            workspace = Path(recorded_in)
+    options: dict[str, Any] = {"workspace": workspace, "db": db, "replay": session_id}
     if speed is not None and "replay_speed" in inspect.signature(tui.run_app).parameters:
         options["replay_speed"] = speed
     return int(tui.run_app(**options) or 0)
