@@ -547,3 +547,49 @@ def test_parse_age() -> None:
 def test_events_parse_back_from_every_export_line(recorded: str, db_url: str) -> None:
     lines = ok(wb("sessions", "export", recorded, "--db", db_url)).splitlines()
     assert [parse_event(line).seq for line in lines[1:]] == list(range(1, len(lines)))
+
+
+def test_replay_opens_the_tui_on_the_session_or_on_an_imported_file(
+    recorded: str, ws: Path, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from screens import app as tui
+    from workbench.cli import run_cli
+
+    opened: list[dict[str, object]] = []
+
+    def run_app(
+        workspace: Path | None = None,
+        db: str | None = None,
+        replay: str | None = None,
+        replay_speed: float | None = None,
+    ) -> int:
+        replayed = events_of(str(db), str(replay))  # while the store exists
+        opened.append(
+            {
+                "workspace": workspace,
+                "db": db,
+                "replay": replay,
+                "replay_speed": replay_speed,
+                "events": len(replayed),
+            }
+        )
+        return 0
+
+    monkeypatch.setattr(tui, "run_app", run_app)
+    monkeypatch.chdir(tmp_path)  # no workbench.yaml here: the recorded workspace is used
+    assert run_cli(["replay", "--db", db_url, recorded, "--speed", "10"]) == 0
+    total = len(events_of(db_url, recorded))
+    assert opened[-1] == {
+        "workspace": ws,
+        "db": db_url,
+        "replay": recorded,
+        "replay_speed": 10.0,
+        "events": total,
+    }
+    export = tmp_path / "s.jsonl"
+    with Store.open(db_url) as s:
+        export.write_text(lib.export_session(s, recorded, "jsonl"))
+    assert run_cli(["replay", str(export), "--speed", "0"]) == 0
+    assert opened[-1]["replay"] == recorded and opened[-1]["events"] == total
+    assert opened[-1]["db"] != db_url and opened[-1]["replay_speed"] == math.inf
+    assert run_cli(["replay", "--db", db_url, "s_nope"]) == 2
