@@ -181,6 +181,9 @@ def test_1_init_makes_a_workspace_and_never_overwrites_one(tour: Tour) -> None:
     again = tour.wb("init", "demo")
     assert again.returncode == 2
     assert "already exists" in again.stderr and "not overwriting" in again.stderr
+    unknown = tour.wb("init", "other", "--template", "nope")
+    assert unknown.returncode == 2 and "no template named 'nope'" in unknown.stderr
+    assert not (tour.home / "other").exists()
     listed = tour.wb("init", "--list")
     for name in ("minimal", "research-desk", "code-review", "debate"):
         assert name in listed.stdout
