@@ -664,7 +664,7 @@ def _example(schema: dict[str, Any]) -> Any:
     if isinstance(t, list):
         t = next((x for x in t if x != "null"), "null")
     if t == "string":
-        return "test"
+        return "test".ljust(int(schema.get("minLength", 0)), "t")
     if t == "integer":
         return max(1, int(schema.get("minimum", 1)))
     if t == "number":
@@ -672,11 +672,27 @@ def _example(schema: dict[str, Any]) -> Any:
     if t == "boolean":
         return True
     if t == "array":
-        return []
+        return [_example(schema.get("items", {})) for _ in range(int(schema.get("minItems", 0)))]
     if t == "null":
         return None
     props = schema.get("properties", {})
     return {k: _example(props.get(k, {})) for k in schema.get("required", [])}
+
+
+_SCHEMA_MARK = "valid against this schema:"
+"""How the agent's output-schema correction introduces the schema (workbench/agent.py)."""
+
+
+def _requested_schema(message: Message) -> dict[str, Any] | None:
+    """The JSON schema a user message asks the answer to follow, or ``None``."""
+    content = message.get("content")
+    if not isinstance(content, str) or _SCHEMA_MARK not in content:
+        return None
+    try:
+        schema = json.loads(content.rsplit(_SCHEMA_MARK, 1)[1])
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
 
 
 class TestModel(Model):
@@ -723,6 +739,19 @@ class TestModel(Model):
                 tool_calls=calls,
                 usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=10 * len(calls)),
                 finish_reason="tool_calls",
+                model=self.name,
+            )
+            return
+        schema = _requested_schema(last) if last.get("role") == "user" else None
+        if schema is not None:
+            # Asked for JSON valid against a schema (an agent's output_schema correction):
+            # a minimal valid value, so route and leader_follower teams run offline too.
+            text = json.dumps(_example(schema))
+            yield text
+            yield ModelTurn(
+                text=text,
+                usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text) // 4 + 1),
+                finish_reason="stop",
                 model=self.name,
             )
             return
