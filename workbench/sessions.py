@@ -76,6 +76,7 @@ __all__ = [
     "ArchiveError",
     "ArchiveHeader",
     "CallDiff",
+    "CallStatus",
     "ExportFormat",
     "RerunReport",
     "RunDiff",
@@ -1048,6 +1049,7 @@ def replay_plain(
 
 
 CallStatus = Literal["same", "changed", "missing", "extra"]
+"""How a re-run tool call compares with the recorded one."""
 
 
 @dataclass
