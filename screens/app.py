@@ -113,6 +113,9 @@ class WorkbenchApp(App[int]):
         engine: EngineLike
         """The engine."""
 
+    class ModelsReady(Message):
+        """litellm is imported: runs can start without blocking the UI."""
+
     @dataclass
     class EngineFailed(Message):
         """The engine could not open."""
@@ -173,6 +176,7 @@ class WorkbenchApp(App[int]):
         """The engine, once open."""
         self._engine_factory = engine_factory or self._open_default_engine
         self._warm_up = engine_factory is None if warm_up is None else warm_up
+        self._models_warm = not self._warm_up
         self._watch_workspace = watch_workspace
         self.animations = animate
         """Spinners and cursor blink."""
@@ -243,9 +247,20 @@ class WorkbenchApp(App[int]):
         exit_on_error=False,
     )
     def _warm_models(self) -> None:
-        from workbench.models import litellm_module
+        try:
+            from workbench.models import litellm_module
 
-        litellm_module()
+            litellm_module()
+        finally:
+            self.post_message(self.ModelsReady())
+
+    @on(ModelsReady)
+    def _models_ready(self) -> None:
+        # A run started while litellm was still importing would block the event loop on
+        # the import lock: prompts wait for this instead.
+        self._models_warm = True
+        self._show_workspace()
+        self._send_queued()
 
     @on(EngineReady)
     def _engine_ready(self, event: EngineReady) -> None:
@@ -283,6 +298,8 @@ class WorkbenchApp(App[int]):
         ws = engine.workspace
         self.status.failed = False
         self.status.engine = f"workspace {getattr(ws, 'name', '') or Path(str(ws.root)).name}"
+        if not self._models_warm:
+            self.status.engine += " · loading models…"
         choices = [TargetChoice("agent", n) for n in ws.agents]
         choices += [TargetChoice("team", n) for n in ws.teams]
         choices += [TargetChoice("workflow", n) for n in ws.workflows]
@@ -336,7 +353,8 @@ class WorkbenchApp(App[int]):
         self._send_queued()
 
     def _send_queued(self) -> None:
-        ready = self.engine is not None and not self._active and not self._starting
+        warm = self._models_warm
+        ready = self.engine is not None and warm and not self._active and not self._starting
         if ready and self._queue:
             text, target = self._queue.pop(0)
             self._starting += 1

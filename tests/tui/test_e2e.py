@@ -1,0 +1,198 @@
+"""End to end in a real terminal: the installed ``workbench`` command inside tmux.
+
+A local OpenAI-compatible server (tests/support/openai_server.py) plays the model through
+litellm's real HTTP path: it asks to write a file, then answers. The test types a prompt,
+approves the call with a key, reads the answer off the screen, quits with ctrl+q, and
+checks that the terminal is given back (alternate screen left, shell prompt visible).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.timeout(180),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSWER = "The summary is written to notes.txt."
+
+
+def _workbench() -> str:
+    local = Path(sys.executable).parent / "workbench"
+    found = str(local) if local.exists() else shutil.which("workbench")
+    if not found:
+        pytest.skip("the workbench command is not installed (pip install -e .)")
+    return found
+
+
+@pytest.fixture
+def model_server(tmp_path: Path) -> Iterator[str]:
+    """The scripted model: a write_file call, then the answer."""
+    script = tmp_path / "replies.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"tool_calls": [["files__write", {"path": "notes.txt", "content": "summary\n"}]]},
+                {"text": ANSWER},
+            ]
+        )
+    )
+    out = tmp_path / "server.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.openai_server",
+                "--port",
+                "0",
+                "--script",
+                str(script),
+            ],
+            cwd=ROOT,
+            stdout=sink,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not out.read_text().startswith("READY "):
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.05)
+        yield out.read_text().split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Tmux:
+    """One tmux server of our own (its own socket), one window running a plain shell."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.socket = f"wb-e2e-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        self.cwd = cwd
+
+    def run(self, *args: str) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
+        )
+        return out.stdout
+
+    def start(self) -> None:
+        self.run(
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(self.cwd),
+            "env",
+            "PS1=SHELL-READY$ ",
+            "bash",
+            "--norc",
+            "--noprofile",
+        )
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "e2e", *keys)
+
+    def type(self, text: str) -> None:
+        self.run("send-keys", "-t", "e2e", "-l", text)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "e2e")
+
+    def alternate_on(self) -> str:
+        return self.run("display-message", "-p", "-t", "e2e", "#{alternate_on}").strip()
+
+    def wait(self, what: Callable[[str], bool], timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if what(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; the screen shows:\n{screen}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=self.env
+        )
+
+
+def test_prompt_approve_answer_quit(tmp_path: Path, model_server: str) -> None:
+    workbench = _workbench()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "workbench.yaml").write_text(
+        "models:\n"
+        f"  default: {{model: openai/scripted, api_base: '{model_server}', api_key: none}}\n"
+        "agents:\n"
+        "  helper:\n"
+        "    instructions: Answer briefly.\n"
+        "    tools: [files.write]\n"
+        "approvals:\n"
+        "  default: ask\n"
+    )
+    home = tmp_path / "home"
+    env = {
+        "PATH": f"{Path(workbench).parent}:{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "WORKBENCH_DB": f"sqlite:///{tmp_path / 'wb.db'}",
+        "WORKBENCH_LOG": str(tmp_path / "wb.log"),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "TMUX_TMPDIR": str(tmp_path),
+    }
+    tmux = Tmux(env, ws)
+    tmux.start()
+    try:
+        tmux.wait(lambda s: "SHELL-READY$" in s)
+        tmux.type(f"{workbench} && echo EXIT=$?")
+        tmux.keys("Enter")
+        tmux.wait(lambda s: "workspace ws" in s)
+        assert tmux.alternate_on() == "1"
+        tmux.type("Summarise the notes please")
+        tmux.keys("Enter")
+        tmux.wait(lambda s: "awaiting approval" in s)
+        tmux.keys("F5")
+        tmux.wait(lambda s: "1 pending" in s)
+        time.sleep(0.5)  # the queue takes the focus on the next refresh
+        tmux.keys("y")
+        tmux.wait(lambda s: "Nothing waits for a decision" in s)
+        tmux.keys("F2")
+        screen = tmux.wait(lambda s: ANSWER in s and "done in" in s)
+        assert "files.write" in screen
+        assert (ws / "notes.txt").read_text() == "summary\n"
+        tmux.keys("C-q")
+        screen = tmux.wait(lambda s: "EXIT=0" in s, timeout=15)
+        assert tmux.alternate_on() == "0"
+        assert screen.rstrip().splitlines()[-1].startswith("SHELL-READY$")
+    finally:
+        tmux.kill()
