@@ -723,7 +723,10 @@ async def resolve_approval(wb: Wb, call_id: CallId, body: ResolveIn) -> ResolveO
         hit = any(
             e.type == "approval.resolved" and getattr(e, "call_id", "") == call_id for e in events
         )
-        return True if hit or any(e.type in TERMINAL_TYPES for e in events) else None
+        if hit:
+            return True
+        # the run ended first (cancelled, say): the decision was not taken
+        return False if any(e.type in TERMINAL_TYPES for e in events) else None
 
     done = await wait_until(taken, wb.config.decision_wait)
     return ResolveOut(call_id=call_id, run_id=pending.run_id, resolved=bool(done), via=via)
