@@ -25,20 +25,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer
+from textual.widgets import Static
 
-from screens.approvals import ApprovalsPane
-from screens.chat import ChatPane, TargetChoice
-from screens.session_view import TABS, SessionView
-from screens.state import ApprovalState, SessionState
+from screens.prompt import PromptInput, TargetChoice
 from screens.status import StatusBar
 
 if TYPE_CHECKING:
+    from screens.approvals import ApprovalsPane
     from screens.engine_api import EngineLike
+    from screens.session_view import SessionView
+    from screens.state import ApprovalState, SessionState
 
 __all__ = ["EngineFactory", "WorkbenchApp", "run_app"]
 
@@ -72,8 +73,10 @@ class WorkbenchApp(App[int]):
         frame_interval: Seconds between two redraws of streamed events.
     """
 
-    CSS_PATH: ClassVar[list[str | Path]] = [
-        _HERE / "app.tcss",
+    CSS_PATH: ClassVar[list[str | Path]] = [_HERE / "app.tcss"]
+    PANE_CSS: ClassVar[list[Path]] = [
+        _HERE / "session_view.tcss",
+        _HERE / "dialogs.tcss",
         _HERE / "transcript.tcss",
         _HERE / "chat.tcss",
         _HERE / "approvals.tcss",
@@ -81,6 +84,7 @@ class WorkbenchApp(App[int]):
         _HERE / "graph_view.tcss",
         _HERE / "usage.tcss",
     ]
+    """The panes' styles, read with the panes (after the first frame)."""
     TITLE = "Workbench"
     COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {workbench_commands}
     BINDINGS: ClassVar[list[Any]] = [
@@ -184,8 +188,7 @@ class WorkbenchApp(App[int]):
         """Seconds between redraws of streamed events."""
         if not animate:
             self.animation_level = "none"
-        self.state = SessionState()
-        """The session shown."""
+        self._state: SessionState | None = None
         self._inbox: deque[Any] = deque()
         self._orphans: deque[Any] = deque(maxlen=50_000)
         self._flush_timer: Timer | None = None
@@ -199,24 +202,64 @@ class WorkbenchApp(App[int]):
         self._ws_mtime: float | None = None
         self._ws_file: Path | None = None
         self._ws_timer: Timer | None = None
-        self.view = SessionView(
-            rules_preview=self._rules_preview, graph_source=self._graph_source, id="session"
+        self.view: SessionView | None = None
+        """The panes; mounted right after the first frame (their imports wait too)."""
+        self.prompt = PromptInput(
+            id="prompt", placeholder="Ask something… (enter sends, ctrl+j newline)"
         )
+        """The prompt, in the first frame."""
         self.status = StatusBar(id="status")
+
+    @property
+    def state(self) -> SessionState:
+        """The session shown, folded from its events (made on first use: its module is
+        not needed for the first frame)."""
+        if self._state is None:
+            from screens.state import SessionState
+
+            self._state = SessionState(self.session_id)
+        return self._state
+
+    @state.setter
+    def state(self, state: SessionState) -> None:
+        self._state = state
 
     # -- start-up ------------------------------------------------------------------------
 
     def compose(self) -> Any:
-        yield self.view
+        yield Vertical(id="session-box")
+        with Vertical(id="prompt-bar"):
+            yield self.prompt
+            yield Static(
+                "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys",
+                id="prompt-hint",
+            )
         yield self.status
-        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
         if not self.animations:
-            self.view.chat.prompt.cursor_blink = False
-        self.view.chat.prompt.focus()
-        self.view.rebuild(self.state)
+            self.prompt.cursor_blink = False
+        self.prompt.focus()
+        # The first frame is the prompt and the status bar; the panes come next.
+        self.set_timer(0.05, self._build_panes, name="build panes")
+
+    async def _build_panes(self) -> None:
+        from textual.widgets import Footer
+
+        from screens.session_view import SessionView
+
+        for path in self.PANE_CSS:
+            if not self.stylesheet.has_source(str(path)):
+                self.stylesheet.read(path)
+        view = SessionView(
+            rules_preview=self._rules_preview, graph_source=self._graph_source, id="session"
+        )
+        await self.query_one("#session-box").mount(view)
+        await self.mount(Footer(compact=True))
+        self.view = view
+        view.rebuild(self.state)
+        view.chat.queued = len(self._queue)
         self._open_engine()
 
     def _open_default_engine(self) -> EngineLike:
@@ -303,6 +346,8 @@ class WorkbenchApp(App[int]):
         choices = [TargetChoice("agent", n) for n in ws.agents]
         choices += [TargetChoice("team", n) for n in ws.teams]
         choices += [TargetChoice("workflow", n) for n in ws.workflows]
+        if self.view is None:
+            return
         current = self.view.chat.target
         default = current if current in choices else (choices[0] if choices else None)
         self.view.chat.set_targets(choices, default)
@@ -310,11 +355,15 @@ class WorkbenchApp(App[int]):
 
     def choose_target(self, kind: str, name: str) -> None:
         """Send the next prompts to this agent, team or workflow."""
+        if self.view is None:
+            return
         self.view.chat.picker.value = TargetChoice(kind, name).value
         self._show_target()
-        self.view.show("chat")
+        self.action_show("chat")
 
     def _show_target(self) -> None:
+        if self.view is None:
+            return
         target = self.view.chat.target
         info = self.describe_target(target) if target else ""
         self.view.chat.set_info(info)
@@ -337,9 +386,10 @@ class WorkbenchApp(App[int]):
         except (KeyError, AttributeError):
             return ""
 
-    @on(ChatPane.Send)
-    def _chat_send(self, event: ChatPane.Send) -> None:
-        self.send_prompt(event.text, event.target)
+    @on(PromptInput.Submitted, "#prompt")
+    def _prompt_sent(self, event: PromptInput.Submitted) -> None:
+        event.stop()
+        self.send_prompt(event.text, self.view.chat.target if self.view else None)
 
     def on_select_changed(self, event: Any) -> None:
         if getattr(event.select, "id", None) == "target":
@@ -358,8 +408,9 @@ class WorkbenchApp(App[int]):
         if ready and self._queue:
             text, target = self._queue.pop(0)
             self._starting += 1
-            self._drive_run(text, target or self.view.chat.target)
-        self.view.chat.queued = len(self._queue)
+            self._drive_run(text, target or (self.view.chat.target if self.view else None))
+        if self.view is not None:
+            self.view.chat.queued = len(self._queue)
 
     @work(group="runs", description="run a prompt", exit_on_error=False)
     async def _drive_run(self, text: str, target: TargetChoice | None) -> None:
@@ -411,7 +462,8 @@ class WorkbenchApp(App[int]):
         """Cancel the runs in flight (ctrl+c); ctrl+q quits."""
         dropped = len(self._queue)
         self._queue.clear()
-        self.view.chat.queued = 0
+        if self.view is not None:
+            self.view.chat.queued = 0
         if self.engine is None or not self._active:
             extra = (
                 f" ({dropped} queued prompt{'s' if dropped != 1 else ''} dropped)"
@@ -465,6 +517,8 @@ class WorkbenchApp(App[int]):
                 continue
             if ev.session_id == self.session_id:
                 state.apply(ev)
+        if self.view is None:
+            return  # the panes draw the whole state when they mount
         changes = state.take_changes()
         if not changes:
             return
@@ -486,8 +540,9 @@ class WorkbenchApp(App[int]):
 
     # -- approvals out -------------------------------------------------------------------
 
-    @on(ApprovalsPane.Decided)
-    def _decided(self, event: ApprovalsPane.Decided) -> None:
+    def on_approvals_pane_decided(self, event: ApprovalsPane.Decided) -> None:
+        """A decision from the approvals pane (named, not ``@on``: the pane's module is
+        imported after the first frame)."""
         engine = self.engine
         if engine is None:
             event.pane.undecide(event.call_id)
@@ -641,11 +696,14 @@ class WorkbenchApp(App[int]):
 
     def action_new_session(self) -> None:
         """Start a new, empty session."""
+        from screens.state import SessionState
+
         self.session_id = None
         self.state = SessionState()
         self.status.session = ""
-        self.view.rebuild(self.state)
-        self.view.show("chat")
+        if self.view is not None:
+            self.view.rebuild(self.state)
+        self.action_show("chat")
 
     def action_sessions(self) -> None:
         """Browse stored sessions."""
@@ -682,6 +740,8 @@ class WorkbenchApp(App[int]):
         exit_on_error=False,
     )
     def _load_session(self, session_id: str, resume: bool) -> None:
+        from screens.state import SessionState
+
         engine = self.engine
         assert engine is not None
         state = SessionState(session_id)
@@ -694,9 +754,10 @@ class WorkbenchApp(App[int]):
         self.state = event.state
         self.status.session = event.session_id
         self._inbox.clear()
-        self.view.rebuild(self.state)
+        if self.view is not None:
+            self.view.rebuild(self.state)
         self.status.pending = len(self.state.pending_approvals())
-        self.view.show("chat")
+        self.action_show("chat")
         if event.resume:
             self._resume(event.session_id)
 
@@ -756,11 +817,16 @@ class WorkbenchApp(App[int]):
     def action_show(self, tab: str) -> None:
         """Show a pane."""
         view = self._active_view()
-        if tab in TABS and view is not None:
-            view.show(tab)
+        if view is None:
+            return
+        view.show(tab)
+        if tab == "chat" and view is self.view:
+            self.prompt.focus()
 
     def _active_view(self) -> SessionView | None:
         """The panes on screen: the main ones, or a replay's."""
+        from screens.session_view import SessionView
+
         if self.screen is self.screen_stack[0]:
             return self.view
         view = getattr(self.screen, "view", None)
@@ -769,7 +835,7 @@ class WorkbenchApp(App[int]):
     def action_focus_prompt(self) -> None:
         """Back to the prompt."""
         if self.screen is self.screen_stack[0]:
-            self.view.show("chat")
+            self.action_show("chat")
 
     def action_help(self) -> None:
         """Every key."""

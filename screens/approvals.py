@@ -25,6 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from screens.pane import Pane
 from screens.state import ApprovalState, SessionState
 
 __all__ = [
@@ -216,7 +217,7 @@ class ConfirmRulesModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ApprovalsPane(Vertical):
+class ApprovalsPane(Vertical, Pane):
     """The queue of pending tool calls and the details of the highlighted one."""
 
     BINDINGS: ClassVar[list[Any]] = [
@@ -274,6 +275,7 @@ class ApprovalsPane(Vertical):
 
     def on_mount(self) -> None:
         self._redraw()
+        self.catch_up()
 
     @property
     def queue(self) -> OptionList:

@@ -38,6 +38,7 @@ from screens.graph_layout import (
     graph_from_paths,
     layout_graph,
 )
+from screens.pane import Pane
 from screens.state import (
     Changes,
     SessionState,
@@ -364,7 +365,7 @@ class NodeTranscriptScreen(ModalScreen[None]):
         self.dismiss(result)
 
 
-class GraphView(Vertical):
+class GraphView(Vertical, Pane):
     """The graph of the session's latest workflow run."""
 
     workflow_run: reactive[str | None] = reactive(None)
@@ -384,6 +385,9 @@ class GraphView(Vertical):
         yield Static("No workflow has run in this session yet.", id="graph-head", markup=False)
         yield self.canvas
         yield Static("", id="graph-detail", markup=False)
+
+    def on_mount(self) -> None:
+        self.catch_up()
 
     def _wf(self) -> WorkflowState | None:
         state = self._state

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.containers import Vertical
+from textual.lazy import Lazy
 from textual.widgets import TabbedContent, TabPane
 
 from screens.approvals import ApprovalsPane, RulesPreview
@@ -65,7 +66,8 @@ class SessionView(Vertical):
             ):
                 title, fkey = TABS[key]
                 with TabPane(f"{title} {fkey.upper()}", id=f"tab-{key}"):
-                    yield pane
+                    # Only the chat is in the first frame; the rest mount right after.
+                    yield pane if key == "chat" else Lazy(pane)
 
     @property
     def panes(self) -> tuple[Any, ...]:
@@ -76,19 +78,19 @@ class SessionView(Vertical):
         """Draw a whole state."""
         state.take_changes()
         for pane in self.panes:
-            pane.rebuild(state)
+            pane.show_state(state)
         self._count_pending(state)
 
     def sync(self, state: SessionState, changes: Changes) -> None:
         """Draw one frame's changes."""
         for pane in self.panes:
-            pane.sync(state, changes)
+            pane.show_changes(state, changes)
         if changes.approvals:
             self._count_pending(state)
 
     def _count_pending(self, state: SessionState) -> None:
         n = len(state.pending_approvals())
-        if n == self._pending:
+        if n == self._pending or not self.is_mounted:
             return
         self._pending = n
         tab = self.query_one(TabbedContent).get_tab("tab-approvals")
@@ -101,7 +103,7 @@ class SessionView(Vertical):
         tabs = self.query_one(TabbedContent)
         tabs.active = f"tab-{tab}"
         target: Any = {
-            "chat": self.chat.prompt if not self.read_only else self.chat.transcript,
+            "chat": self.chat.transcript,
             "team": self.team.run_tree,
             "graph": self.graph.canvas,
             "approvals": self.approvals.queue,

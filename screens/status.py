@@ -33,6 +33,7 @@ class StatusBar(Static):
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("Workbench ", style="bold")
         if self.mode:
             text.append(f"{self.mode} ", style="bold reverse")
             text.append(" ")

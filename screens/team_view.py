@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from screens.pane import Pane
 from screens.state import Changes, RunState, SessionState, format_cost, format_tokens
 from screens.transcript import Transcript
 
@@ -110,7 +111,7 @@ class Lane(Vertical):
         self.header.update(label)
 
 
-class TeamView(Horizontal):
+class TeamView(Horizontal, Pane):
     """The run tree and one lane per member."""
 
     BINDINGS: ClassVar[list[Any]] = [
@@ -145,6 +146,7 @@ class TeamView(Horizontal):
         self.run_tree.show_root = False
         self.run_tree.guide_depth = 2
         self.set_interval(0.1, self._spin)
+        self.catch_up()
 
     def _spin(self) -> None:
         if self._state is None or self.app.animation_level == "none" or not self.display:

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from screens.pane import Pane
 from screens.state import AgentUsage, Changes, SessionState, format_cost, format_tokens
 
 __all__ = ["UsageView", "bar", "usage_table"]
@@ -72,7 +73,7 @@ def usage_table(usage: dict[str, AgentUsage], width: int = 80) -> Table:
     return table
 
 
-class UsageView(VerticalScroll):
+class UsageView(VerticalScroll, Pane):
     """Tokens and cost per agent, over the session."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -102,6 +103,9 @@ class UsageView(VerticalScroll):
         self._state = state
         if changes.usage:
             self._draw()
+
+    def on_mount(self) -> None:
+        self.catch_up()
 
     def on_resize(self) -> None:
         self._draw()

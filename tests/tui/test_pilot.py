@@ -30,7 +30,7 @@ async def send(pilot: Any, text: str) -> None:
     app = pilot.app
     app.view.show("chat")
     await pilot.pause()
-    app.view.chat.prompt.focus()
+    app.prompt.focus()
     await pilot.press(*text)
     await pilot.press("enter")
 
@@ -248,7 +248,7 @@ async def test_prompt_history_and_newlines(tui_workspace: Path, db_url: str) -> 
     app = real_app(tui_workspace, db_url)
     async with app.run_test(size=SIZE) as pilot:
         await wait_engine(pilot)
-        prompt = app.view.chat.prompt
+        prompt = app.prompt
         prompt.sent.extend(["first", "second"])
         prompt.focus()
         await pilot.press("up")

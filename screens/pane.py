@@ -1,0 +1,50 @@
+"""What every pane of a session shares: it may be mounted after the first frame.
+
+The panes other than the chat are mounted lazily (:class:`textual.lazy.Lazy`), so the first
+frame does not wait for their widgets and styles. A state handed to a pane before it is
+mounted is kept and drawn when it mounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from screens.state import Changes, SessionState
+
+__all__ = ["Pane"]
+
+
+class Pane:
+    """Mixin for the panes of :class:`~screens.session_view.SessionView`."""
+
+    pending_state: SessionState | None = None
+    """A state that arrived before the pane was mounted."""
+    is_mounted: bool
+
+    def rebuild(self, state: SessionState) -> None:
+        """Draw a whole state."""
+        raise NotImplementedError
+
+    def sync(self, state: SessionState, changes: Changes) -> None:
+        """Draw one frame's changes."""
+        raise NotImplementedError
+
+    def show_state(self, state: SessionState) -> None:
+        """Rebuild now, or once mounted."""
+        if self.is_mounted:
+            self.rebuild(state)
+        else:
+            self.pending_state = state
+
+    def show_changes(self, state: SessionState, changes: Changes) -> None:
+        """Sync now; a pane not mounted yet catches up with the whole state when it is."""
+        if self.is_mounted:
+            self.sync(state, changes)
+        else:
+            self.pending_state = state
+
+    def catch_up(self, *_: Any) -> None:
+        """Draw the state that arrived before mount (call at the end of on_mount)."""
+        state, self.pending_state = self.pending_state, None
+        if state is not None:
+            self.rebuild(state)
