@@ -9,10 +9,9 @@ only the new text to its Markdown (the app batches deltas per frame before they 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -36,9 +35,6 @@ from screens.state import (
     format_duration,
     format_tokens,
 )
-
-if TYPE_CHECKING:
-    from textual.widgets import Markdown
 
 __all__ = [
     "AssistantMessage",
@@ -103,19 +99,37 @@ class EndLine(Static, ItemWidget):
         super().__init__(body, classes=f"-{item.status}")
 
 
-class AssistantMessage(Vertical, ItemWidget):
-    """An assistant message as Markdown, streamed by appending only what is new.
+SEGMENT = 1200
+"""A streamed message is drawn in segments of about this many characters, cut at paragraph
+breaks outside code fences. Finished segments are never drawn again; only the last one
+grows. A long answer is a few dozen widgets, not one per paragraph, so a stream of 2,000
+tokens a second costs one small Markdown render per frame, not a relayout of hundreds of
+blocks."""
 
-    One writer at a time: while Markdown parses an append, newer text waits and goes in
-    the next append, so a fast stream costs one parse per frame, not one per delta.
-    """
+
+def next_cut(text: str, limit: int = SEGMENT) -> int | None:
+    """Where to end the first segment of ``text``: after a blank line past ``limit``
+    characters, with every code fence before it closed (None: not yet)."""
+    if len(text) <= limit:
+        return None
+    at = text.find("\n\n", limit)
+    while at != -1:
+        cut = at + 2
+        if text.count("```", 0, cut) % 2 == 0:
+            return cut
+        at = text.find("\n\n", cut)
+    return None
+
+
+class AssistantMessage(Vertical, ItemWidget):
+    """An assistant message as Markdown (rich's renderer), drawn in segments."""
 
     def __init__(self, item: AssistantItem) -> None:
         super().__init__(classes="-streaming" if not item.done else "")
         self.item = item
+        self._frozen = 0
         self._shown = ""
-        self._markdown: Markdown | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._segments: list[Static] = []
         self._header = Static(self._header_text(), classes="header", markup=False)
 
     def _header_text(self) -> Content:
@@ -136,16 +150,7 @@ class AssistantMessage(Vertical, ItemWidget):
 
     def compose(self) -> Any:
         yield self._header
-
-    async def on_mount(self) -> None:
-        from textual.widgets import Markdown
-
-        markdown = Markdown()
-        # Awaiting the mount waits for the widget's own first (empty) update; appending
-        # before that would race with it.
-        await self.mount(markdown)
-        self._markdown = markdown
-        self._write()
+        yield from self._draw(self.item.text)  # type: ignore[attr-defined]
 
     def update_item(self) -> None:
         item = self.item
@@ -153,31 +158,42 @@ class AssistantMessage(Vertical, ItemWidget):
         self.set_class(not item.done, "-streaming")
         self._header.update(self._header_text())
         self.shown_version = item.version
-        self._write()
+        if item.text != self._shown:
+            new = self._draw(item.text)
+            if new:
+                self.mount_all(new)
 
     @property
     def shown_text(self) -> str:
-        """The text handed to the Markdown so far."""
+        """The text drawn so far."""
         return self._shown
 
-    def _write(self) -> None:
-        if self._markdown is None or (self._writer is not None and not self._writer.done()):
-            return
-        if self.item.text != self._shown:  # type: ignore[attr-defined]
-            self._writer = asyncio.create_task(self._drain(self._markdown))
+    def _draw(self, text: str) -> list[Static]:
+        """Draw ``text``: the open (last) segment takes the new text; segments that fill up
+        are closed and new ones created. Returns the widgets to mount."""
+        from rich.markdown import Markdown
 
-    async def _drain(self, markdown: Markdown) -> None:
+        if not text.startswith(self._shown[: self._frozen]):
+            # Rewritten, not extended (a final text that differs from the stream): redraw.
+            for seg in self._segments:
+                seg.remove()
+            self._segments.clear()
+            self._frozen = 0
+        self._shown = text
+        created: list[Static] = []
+        if not self._segments:
+            created.append(Static(classes="segment"))
+            self._segments.append(created[-1])
         while True:
-            text: str = self.item.text  # type: ignore[attr-defined]
-            if text == self._shown or not markdown.is_attached:
-                return
-            if text.startswith(self._shown):
-                suffix = text[len(self._shown) :]
-                self._shown = text
-                await markdown.append(suffix)
-            else:
-                self._shown = text
-                await markdown.update(text)
+            tail = text[self._frozen :]
+            cut = next_cut(tail)
+            piece = tail if cut is None else tail[:cut]
+            self._segments[-1].update(Markdown(piece.rstrip()))
+            if cut is None:
+                return created
+            self._frozen += cut
+            created.append(Static(classes="segment"))
+            self._segments.append(created[-1])
 
 
 _TOOL_ICONS: dict[str, str] = {
