@@ -29,7 +29,7 @@ async def send(pilot: Any, text: str) -> None:
     app = pilot.app
     app.view.show("chat")
     await pilot.pause()
-    app.view.chat.prompt.focus()
+    app.prompt.focus()
     await pilot.press(*text)
     await pilot.press("enter")
 
