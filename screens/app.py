@@ -242,7 +242,7 @@ class WorkbenchApp(App[int]):
             self.prompt.cursor_blink = False
         self.prompt.focus()
         # The first frame is the prompt and the status bar; the panes come next.
-        self.set_timer(0.05, self._build_panes, name="build panes")
+        self.set_timer(0.1, self._build_panes, name="build panes")
 
     async def _build_panes(self) -> None:
         from textual.widgets import Footer
