@@ -439,3 +439,34 @@ async def bump(path: Path) -> None:
     st = path.stat()
     os.utime(path, (st.st_atime, max(time.time(), st.st_mtime + 1)))
     await asyncio.sleep(0)
+
+
+async def test_palette_offers_every_action_and_each_target() -> None:
+    from screens.palette import commands_for
+    from tests.tui.fakes import FakeEngine
+
+    engine = FakeEngine()
+    app = WorkbenchApp(
+        engine_factory=lambda: engine, animate=False, watch_workspace=False, warm_up=False
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        names = [name for name, _, _ in commands_for(app)]
+        assert {"Show approvals", "Browse sessions", "Toggle light/dark theme", "Quit"} <= set(
+            names
+        )
+        assert {"Talk to agent helper", "Talk to team desk", "Talk to workflow brief"} <= set(names)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"talk to team desk")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: app.view is not None and app.view.chat.picker.value == "team:desk"
+        )
+        await pilot.press("f1")
+        await pilot.pause(0.1)
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.press("f8")
+        assert app.theme == "textual-light"
