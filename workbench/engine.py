@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from workbench.models import Model
     from workbench.store import RunInfo, SearchHit, SessionInfo, Store
     from workbench.tools import Tool, Toolkit
-    from workbench.workspace import Workspace
+    from workbench.workspace import AgentConfig, Workspace
 
 __all__ = ["Engine", "MemoryServices", "RunHandle", "Target"]
 
@@ -361,10 +361,15 @@ class Engine:
         return agent
 
     async def _make_agent(self, name: str, model: str | None) -> Agent:
+        return await self.agent_from_config(name, self.workspace.agents[name], model)
+
+    async def agent_from_config(
+        self, name: str, cfg: AgentConfig, model: str | None = None
+    ) -> Agent:
+        """An agent from an agent table (a workspace agent, or a team's inline leader)."""
         from workbench.agent import Agent
         from workbench.models import make_model
 
-        cfg = self.workspace.agents[name]
         spec = self.workspace.resolve_model(model or self.model_override or cfg.model)
         params = dict(spec.params)
         if cfg.temperature is not None:

@@ -753,26 +753,9 @@ async def build_team(engine: Engine, name: str) -> Team:
 
 async def _agent_from_config(engine: Engine, name: str, cfg: AgentConfig | None) -> Agent:
     """An agent from an inline agent table (or the default model, with no table)."""
-    from workbench.agent import Agent
-    from workbench.models import make_model
     from workbench.workspace import AgentConfig
 
-    cfg = cfg or AgentConfig()
-    spec = engine.workspace.resolve_model(engine.model_override or cfg.model)
-    params = dict(spec.params)
-    if cfg.temperature is not None:
-        params["temperature"] = cfg.temperature
-    return Agent(
-        name=name,
-        model=make_model(spec.model, params, context_window=spec.context_window),
-        instructions=cfg.instructions,
-        tools=await engine.tools_for(cfg.tools),
-        max_tool_rounds=cfg.max_tool_rounds,
-        output_schema=cfg.output_schema,
-        context_window=cfg.context_window or spec.context_window,
-        description=cfg.description,
-        model_label=spec.model,
-    )
+    return await engine.agent_from_config(name, cfg or AgentConfig())
 
 
 # -- text ---------------------------------------------------------------------------------
