@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,16 +128,13 @@ class Engine:
     """
 
     def __init__(self, workspace: Workspace, store: Store) -> None:
-        from workbench.approvals import ApprovalBroker, ApprovalPolicy
+        from workbench.approvals import ApprovalBroker
 
         self.workspace = workspace
         self.store = store
         self.root = workspace.root
         self.broker: ApprovalBroker = ApprovalBroker()
-        a = workspace.approvals
-        self.policy: ApprovalPolicy = ApprovalPolicy(
-            default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
-        )
+        self.policy: ApprovalPolicy = _policy(workspace)
         self._fanout = _Fanout()
         self._tasks: dict[str, asyncio.Task[RunOutcome]] = {}
         self._toolkits: dict[str, Toolkit] = {}
@@ -151,13 +147,8 @@ class Engine:
     def reload(self, workspace: Workspace) -> None:
         """Use a changed workspace for new runs; runs in flight finish on the agents they
         already built. The approval policy follows the file; toolkits are reopened lazily."""
-        from workbench.approvals import ApprovalPolicy
-
         self.workspace = workspace
-        a = workspace.approvals
-        self.policy = ApprovalPolicy(
-            default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
-        )
+        self.policy = _policy(workspace)
         self._agents.clear()
 
     @classmethod
@@ -623,6 +614,11 @@ class Engine:
         return self.store.search_sessions(query, limit=limit, prefix=prefix)
 
 
-def elapsed_ms(t0: float) -> float:
-    """Milliseconds since ``t0`` (a perf_counter reading)."""
-    return (time.perf_counter() - t0) * 1000
+def _policy(workspace: Workspace) -> ApprovalPolicy:
+    """The approval policy of a workspace's ``approvals:`` section."""
+    from workbench.approvals import ApprovalPolicy
+
+    a = workspace.approvals
+    return ApprovalPolicy(
+        default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_schema", "validate_json_schema"]
+__all__ = ["validate_json_schema"]
 
 
 def validate_json_schema(value: Any, schema: dict[str, Any]) -> str | None:
@@ -18,14 +18,3 @@ def validate_json_schema(value: Any, schema: dict[str, Any]) -> str | None:
     err = errors[0]
     where = "/".join(str(p) for p in err.absolute_path) or "(root)"
     return f"{where}: {err.message!s}"
-
-
-def check_schema(schema: dict[str, Any]) -> str | None:
-    """Return ``None`` if ``schema`` is itself a valid JSON Schema, else why not."""
-    import jsonschema
-
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return str(exc.message)
-    return None
