@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +41,7 @@ from workbench.sessions import (
     iter_jsonl,
     read_archive,
     replay_plain,
+    rerun_session,
 )
 from workbench.store import Store
 from workbench.workspace import (
@@ -278,3 +282,105 @@ def test_each_recorded_session_is_labelled_parses_and_replays_offline(
     assert printed == transcript(events)
     assert f"{first.target_kind} {first.target}" in printed
     assert f"✓ {first.target} done" in printed
+
+
+# -- re-running recorded sessions -----------------------------------------------------------
+
+VOLATILE = {
+    "web.search": "a network error names a random search engine",
+    "memory.recall": "memories carry the date they were remembered",
+}
+"""Tools whose recorded results cannot come back byte for byte on another day, offline."""
+
+
+def recordings_of(sample: str) -> list[Path]:
+    """A sample's recorded sessions, in the order they were recorded (memory carries over)."""
+
+    def started(p: Path) -> float:
+        return read_archive(p)[1][0].ts
+
+    return sorted((p for p in RECORDINGS if p.parent.parent.name == sample), key=started)
+
+
+@pytest.mark.parametrize("sample", SAMPLE_NAMES)
+async def test_each_recorded_session_reruns_with_the_replay_model(
+    sample: str, tmp_path: Path, db_url: str
+) -> None:
+    """Every run of every recording (agent, team or workflow, with every member, leader,
+    judge and step) answers with its recorded turns while the tools really run, and ends as
+    recorded with the recorded answer; every tool result is as recorded but for the
+    volatile ones."""
+    root = copy_sample(sample, tmp_path)
+    engine = Engine.open(root, db_url)
+    engine.policy = no_web(engine.workspace)  # offline: the call is refused instead
+    async with engine:
+        for path in recordings_of(sample):
+            recorded = import_session(engine.store, path)
+            report = await asyncio.wait_for(rerun_session(engine, recorded.id), 120)
+            (run,) = report.runs
+            assert run.skipped is None and run.new_status == run.old_status == "completed"
+            assert not run.output_changed and run.new_output == run.old_output
+            header, events = read_archive(path)
+            tools = [e for e in events if isinstance(e, ToolResult)]
+            assert len(run.calls) == len(tools), run.calls
+            assert {c.status for c in run.calls} <= {"same", "changed"}
+            changed = {c.tool for c in run.calls if c.status == "changed"}
+            assert changed <= set(VOLATILE), [c.unified_diff() for c in run.calls]
+            if sample != "research-desk":  # no web, no memory: identical to the byte
+                assert report.identical, report
+            new = engine.store.events(report.session_id)
+            # No model was called: every agent run is labelled replay, and every recorded
+            # assistant turn was served once.
+            agents = [e for e in new if isinstance(e, RunStarted) and e.target_kind == "agent"]
+            old_agents = [
+                e for e in events if isinstance(e, RunStarted) and e.target_kind == "agent"
+            ]
+            assert {e.model for e in agents} == {"replay"}
+            assert sorted(e.target for e in agents) == sorted(e.target for e in old_agents)
+            answers = [e for e in new if isinstance(e, MessageCompleted) and e.role == "assistant"]
+            old_answers = [
+                e for e in events if isinstance(e, MessageCompleted) and e.role == "assistant"
+            ]
+            assert sorted(e.content for e in answers) == sorted(e.content for e in old_answers)
+
+
+def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: str) -> None:
+    """`workbench sessions rerun FILE` imports the export once and re-runs the workflow; a
+    change in the repository the workflow reads shows as a changed tool result, exit 1."""
+    root = copy_sample("code-review", tmp_path)
+    (path,) = recordings_of("code-review")
+
+    def rerun() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "sessions",
+                "rerun",
+                str(path),
+                "-w",
+                str(root),
+                "--db",
+                db_url,
+            ],
+            capture_output=True,
+            text=True,
+            input="",
+            timeout=180,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    same = rerun()
+    assert same.returncode == 0, same.stdout + same.stderr
+    calls = sum(1 for e in read_archive(path)[1] if isinstance(e, ToolResult))
+    assert f"identical: {calls} tool results as recorded" in same.stdout
+    assert "imported" in same.stderr
+    readme = root / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8").replace("deliberate bug", "known bug"))
+    changed = rerun()
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "imported" not in changed.stderr  # the session was in the store already
+    assert "-README.md:4: with a deliberate bug" in changed.stdout
+    assert "+README.md:4: with a known bug" in changed.stdout
+    assert "tool results differ" in changed.stdout

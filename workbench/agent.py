@@ -10,6 +10,7 @@ one turn run concurrently, each through the approval policy, each ending in a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
@@ -131,6 +132,15 @@ class Agent:
             if not task.done():
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def for_run(self, ctx: RunContext, input: str) -> Agent:
+        """This agent as ``ctx``'s run uses it: itself, or under a re-run a copy answering
+        with the turns its recorded counterpart made (see :class:`~workbench.models.Recording`).
+        """
+        if ctx.recording is None:
+            return self
+        model = ctx.recording.model_for(self.name, input)
+        return dataclasses.replace(self, model=model, model_label=model.name)
 
     async def execute(
         self, ctx: RunContext, input: str, history: Sequence[Message] = ()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from workbench.approvals import PendingApproval, Resolution
     from workbench.engine import Engine
+    from workbench.store import Store
 
 __all__ = ["main"]
 
@@ -191,7 +192,7 @@ def _session_actions(ssub: Any) -> None:
         help="run a session again with the recorded model answers and real tools; "
         "exit 1 when a tool result differs",
     )
-    sr.add_argument("id")
+    sr.add_argument("id", help="a session id, or a JSONL export (imported into the store once)")
     sr.add_argument(
         "--model",
         default="replay",
@@ -705,6 +706,20 @@ def _prune(store: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _recorded_session(store: Store, target: str) -> str:
+    """A session id, or an export file imported into the store (once) for a re-run."""
+    from workbench import sessions as lib
+
+    path = Path(target)
+    if store.get_session(target) is not None or not path.is_file():
+        return target
+    header, _ = lib.read_archive(path)
+    if store.get_session(header.session_id) is None:
+        lib.import_session(store, path)
+        _note(f"imported {path} as session {header.session_id}")
+    return header.session_id
+
+
 def _rerun(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -722,7 +737,7 @@ def _rerun(args: argparse.Namespace) -> int:
         async with engine:
             return await rerun_session(
                 engine,
-                args.id,
+                _recorded_session(engine.store, args.id),
                 model=args.model,
                 approve=args.approve,
                 on_run=lambda run, new: console.print(
@@ -743,10 +758,24 @@ def _rerun(args: argparse.Namespace) -> int:
                 f"[red]run {escape(run.old_run_id)} was {run.old_status}, "
                 f"now {run.new_status}{error}[/]"
             )
+        elif run.output_changed:
+            import difflib
+
+            answer = "".join(
+                difflib.unified_diff(
+                    (run.old_output or "").splitlines(keepends=True),
+                    (run.new_output or "").splitlines(keepends=True),
+                    fromfile=f"recorded answer of {run.target}",
+                    tofile=f"re-run answer of {run.target}",
+                )
+            )
+            console.print(f"[red]run {escape(run.old_run_id)} gave another answer[/]")
+            console.print(Syntax(answer, "diff", theme="ansi_dark"))
         if run.calls:
-            table = Table("tool", "call", "result", "recorded", "now", box=None)
+            table = Table("agent", "tool", "call", "result", "recorded", "now", box=None)
             for c in run.calls:
                 table.add_row(
+                    escape(c.agent),
                     escape(c.tool),
                     escape(c.call_id),
                     f"[{style[c.status]}]{c.status}[/]",

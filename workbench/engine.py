@@ -9,7 +9,6 @@ subscriber sees it, so what a face shows is always what the log holds.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from workbench.runtime import RunContext, RunError, RunOutcome, new_run_id, run_
 if TYPE_CHECKING:
     from workbench.agent import Agent
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Resolution, Rule
-    from workbench.models import Model
+    from workbench.models import Recording
     from workbench.store import RunInfo, SearchHit, SessionInfo, Store
     from workbench.tools import Tool, Toolkit
     from workbench.workspace import AgentConfig, Workspace
@@ -438,14 +437,20 @@ class Engine:
                 prior = []  # a failed or cancelled child runs again from scratch
                 run_id = new_run_id()
         ctx = parent.child(name, run_id=run_id, prior=prior)
-        target = await self.build_target(kind, name)
+        target: Target
+        if kind == "agent":
+            target = (await self.build_agent(name)).for_run(ctx, input)
+        else:
+            target = await self.build_target(kind, name)
+        replayed = ctx.recording is not None and kind == "agent"
+        label = "replay" if replayed else self.model_label(kind, name)
         return await run_lifecycle(
             ctx,
             kind,
             name,
             input,
             lambda c: target.execute(c, input, history),
-            model=self.model_label(kind, name),
+            model=label,
             resumed=bool(prior),
         )
 
@@ -457,7 +462,7 @@ class Engine:
         session_id: str | None = None,
         kind: TargetKind | None = None,
         model: str | None = None,
-        model_object: Model | None = None,
+        recording: Recording | None = None,
     ) -> RunHandle:
         """Start a top-level run in the background; returns at once with its ids.
 
@@ -467,40 +472,34 @@ class Engine:
             session_id: Continue this session (its conversation is the history).
             kind: What ``target`` is (looked up when None).
             model: A model name or litellm string instead of the agent's own.
-            model_object: A :class:`~workbench.models.Model` instance for an agent run
-                instead of the configured one (the ``replay`` model of ``sessions rerun``);
-                used for this run only.
+            recording: Recorded model turns every agent of the run answers with instead of
+                calling its model (``sessions rerun``).
 
         Raises:
-            RunError: the target does not exist, or ``model_object`` is given for a team
-                or a workflow.
+            RunError: the target does not exist.
         """
         from workbench.store import new_id
 
         kind = kind or self.target_kind(target)
-        if model_object is not None and kind != "agent":
-            raise RunError(f"a model object can only replace an agent's model, not a {kind}'s")
         # A new session's row is made by its first event (with this workspace); an existing
         # one gives its conversation so far as history.
         history = self.history(session_id) if session_id else []
         session_id = session_id or new_id("s")
         run_id = new_run_id()
-        ctx = RunContext(self, session_id=session_id, run_id=run_id, source=target)
+        ctx = RunContext(
+            self, session_id=session_id, run_id=run_id, source=target, recording=recording
+        )
 
         async def body(c: RunContext) -> RunOutcome:
             tgt: Target
-            if model_object is not None:
-                # Agents are built once and shared; this run gets its own copy.
-                base = await self.build_agent(target, model)
-                tgt = dataclasses.replace(base, model=model_object, model_label=model_object.name)
-            elif kind == "agent":
-                tgt = await self.build_agent(target, model)
+            if kind == "agent":
+                tgt = (await self.build_agent(target, model)).for_run(c, input)
             else:
                 tgt = await self.build_target(kind, target)
             return await tgt.execute(c, input, history)
 
-        if model_object is not None:
-            label: str | None = model_object.name
+        if recording is not None and kind == "agent":
+            label: str | None = "replay"
         elif model and kind == "agent":
             label = self.workspace.resolve_model(model).model
         else:

@@ -824,6 +824,48 @@ class ReplayModel(Model):
         )
 
 
+class Recording:
+    """The model turns of a recorded run tree, served again agent by agent.
+
+    ``sessions rerun`` hands one to a re-run of a team or a workflow: every agent run in
+    the new tree (the top-level agent, each member, leader, judge and step) gets a
+    :class:`ReplayModel` with the turns its counterpart made in the recording. Counterparts
+    are found by agent name and input, in the order the recorded runs started; when the
+    input differs (an earlier tool result changed what a leader delegated), the next
+    unused recorded run of the same agent stands in, and an agent with none left gets an
+    empty recording, so its first model call fails with a clear error.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[_RecordedRun] = []
+
+    def add(self, agent: str, input: str, turns: Sequence[MessageCompleted]) -> None:
+        """Record one agent run (call in the order the runs started)."""
+        self._runs.append(_RecordedRun(agent, input, [t for t in turns if t.role == "assistant"]))
+
+    def model_for(self, agent: str, input: str) -> ReplayModel:
+        """The replay model for the next run of ``agent`` on ``input`` (each served once)."""
+        left = [r for r in self._runs if not r.used and r.agent == agent]
+        pick = next((r for r in left if r.input == input), left[0] if left else None)
+        if pick is None:
+            return ReplayModel(())
+        pick.used = True
+        return ReplayModel(pick.turns)
+
+    @property
+    def unused(self) -> list[str]:
+        """The agents of recorded runs no re-run asked for."""
+        return [r.agent for r in self._runs if not r.used]
+
+
+@dataclass
+class _RecordedRun:
+    agent: str
+    input: str
+    turns: list[MessageCompleted]
+    used: bool = False
+
+
 def estimate_tokens(messages: Sequence[Message]) -> int:
     """A cheap token estimate (4 characters a token), used for context budgets."""
     total = 0

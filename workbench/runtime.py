@@ -33,6 +33,7 @@ from workbench.models import ModelError
 
 if TYPE_CHECKING:
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Rule
+    from workbench.models import Recording
 
 __all__ = [
     "RunContext",
@@ -130,6 +131,9 @@ class RunContext:
     """Tokens spent by this run itself (children add theirs through their outcome)."""
     cost: float | None = None
     """Cost spent by this run itself."""
+    recording: Recording | None = None
+    """Recorded model turns the agents of this run tree answer with instead of their models
+    (``sessions rerun``); children inherit it."""
 
     async def emit(self, event: EventBase, *, durable: bool = False) -> Event:
         """Stamp the common fields and publish (``durable`` waits until it is on disk)."""
@@ -151,6 +155,7 @@ class RunContext:
             parent_run_id=self.run_id,
             source=source,
             prior=prior or [],
+            recording=self.recording,
         )
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:

@@ -1077,6 +1077,8 @@ class CallDiff:
     """The recorded duration."""
     new_ms: float = 0.0
     """The duration now."""
+    agent: str = ""
+    """The agent that made the call (in a team or a workflow, one of many)."""
 
     @property
     def same(self) -> bool:
@@ -1129,13 +1131,25 @@ class RunDiff:
     """Its tool calls, in recorded order (extras last)."""
     skipped: str | None = None
     """Why it was not re-run."""
+    old_output: str | None = None
+    """The recorded answer."""
+    new_output: str | None = None
+    """The answer now."""
+    output_changed: bool = False
+    """Under the replay model, the answer is not the recorded one (a workflow's function
+    step or a changed tool result upstream of it). A live model's answer is not compared."""
 
     @property
     def differs(self) -> bool:
-        """Re-run, and it ended otherwise or some tool result changed."""
+        """Re-run, and it ended otherwise, gave another answer under the replay model, or
+        some tool result changed."""
         if self.skipped is not None:
             return False
-        return self.new_status != self.old_status or not all(c.same for c in self.calls)
+        return (
+            self.new_status != self.old_status
+            or self.output_changed
+            or not all(c.same for c in self.calls)
+        )
 
 
 @dataclass
@@ -1169,8 +1183,9 @@ class RerunReport:
 
 
 def _recorded_decider(
-    mode: ApproveMode, decisions: dict[str, ApprovalResolved]
+    mode: ApproveMode, decisions: dict[tuple[str, str], list[ApprovalResolved]]
 ) -> Callable[[PendingApproval], Resolution]:
+    """Decide as recorded: each recorded decision once, in order, per agent and call id."""
     from workbench.approvals import Resolution
 
     def decide(p: PendingApproval) -> Resolution:
@@ -1180,7 +1195,9 @@ def _recorded_decider(
             return Resolution(
                 "deny", note="refused by the re-run", decided_by="rerun --approve never"
             )
-        was = decisions.get(p.call_id)
+        # Call ids are the model's: two agents of a team may both have made a 'call_1'.
+        queue = decisions.get((p.source, p.call_id))
+        was = queue.pop(0) if queue else None
         if was is None:
             return Resolution(
                 "deny",
@@ -1219,13 +1236,16 @@ def _compare(
     new: list[tuple[ToolResult, dict[str, Any]]],
     by_id: bool,
 ) -> list[CallDiff]:
-    def keyed(items: list[tuple[ToolResult, dict[str, Any]]]) -> dict[tuple[str, int], Any]:
-        seen: dict[str, int] = {}
-        out: dict[tuple[str, int], Any] = {}
-        for i, (r, a) in enumerate(items):
-            name = r.call_id if by_id else ""
+    # Calls are matched per agent (members of a team run at once, so only each agent's own
+    # calls keep their order): by call id and occurrence under the replay model, which asks
+    # with the recorded ids, else by position.
+    def keyed(items: list[tuple[ToolResult, dict[str, Any]]]) -> dict[tuple[str, str, int], Any]:
+        seen: dict[tuple[str, str], int] = {}
+        out: dict[tuple[str, str, int], Any] = {}
+        for r, a in items:
+            name = (r.source, r.call_id if by_id else "")
             n = seen[name] = seen.get(name, -1) + 1
-            out[(name, n if by_id else i)] = (r, a)
+            out[(*name, n)] = (r, a)
         return out
 
     old_k, new_k = keyed(old), keyed(new)
@@ -1242,6 +1262,7 @@ def _compare(
                     old_output=r.output,
                     old_error=r.error,
                     old_ms=r.duration_ms,
+                    agent=r.source,
                 )
             )
             continue
@@ -1259,6 +1280,7 @@ def _compare(
                 new_error=n.error,
                 old_ms=r.duration_ms,
                 new_ms=n.duration_ms,
+                agent=r.source,
             )
         )
     for key, (n, a) in new_k.items():
@@ -1272,9 +1294,19 @@ def _compare(
                     new_output=n.output,
                     new_error=n.error,
                     new_ms=n.duration_ms,
+                    agent=n.source,
                 )
             )
     return diffs
+
+
+def _subtree(runs: Sequence[RunInfo], root: str) -> set[str]:
+    """``root`` and every run below it (runs are listed parents first)."""
+    ids = {root}
+    for r in runs:
+        if r.parent_run_id in ids:
+            ids.add(r.id)
+    return ids
 
 
 async def rerun_session(
@@ -1287,17 +1319,16 @@ async def rerun_session(
 ) -> RerunReport:
     """Run a session's top-level runs again, in a new session, and compare tool results.
 
-    With the ``replay`` model each run's agent gets the assistant turns recorded in that
-    run (:class:`~workbench.models.ReplayModel`): no model is called, the same tool calls
-    are made, with the same ids, and the tools really run. So a saved session works as a
-    regression test for an agent's tools. With another model name the runs go to that
-    model and calls are compared in order.
+    With the ``replay`` model every agent of a run answers with the turns its recorded
+    counterpart made (:class:`~workbench.models.Recording`): a top-level agent, and in a
+    team or a workflow each member, leader, judge and step, matched by agent name and
+    input. No model is called, the same tool calls are made, with the same ids, and the
+    tools really run, so a saved session works as a regression test for an agent, a team or
+    a workflow. With another model name the runs go to that model and calls are compared
+    agent by agent in order.
 
     Tool calls that need approval are decided as recorded (an allow that saved a rule only
     allows for the re-run's session), or all allowed, or all refused (``approve``).
-
-    Team and workflow runs are skipped (their members' model calls cannot be replayed one
-    by one yet); the report says so.
 
     Args:
         engine: An engine on the store holding the session, with the workspace whose tools
@@ -1314,12 +1345,13 @@ async def rerun_session(
         SessionNotFoundError: No such session.
         SessionsError: The session has no top-level run.
     """
-    from workbench.models import ReplayModel
+    from workbench.models import Recording
     from workbench.store import new_id
 
     store = engine.store
     info = _session(store, session_id)
-    top = [r for r in store.list_runs(session_id) if r.parent_run_id is None]
+    runs = store.list_runs(session_id)
+    top = [r for r in runs if r.parent_run_id is None]
     if not top:
         raise SessionsError(f"session {session_id} has no run to re-run")
     events = list(iter_events(store, session_id))
@@ -1330,42 +1362,55 @@ async def rerun_session(
         workspace=str(engine.root),
     )
     report = RerunReport(session_id, new_session, model)
-    previous = engine.broker.auto_decider
+    ws = engine.workspace
+    defined: dict[str, Any] = {"agent": ws.agents, "team": ws.teams, "workflow": ws.workflows}
+    previous = engine.broker.auto_decider, engine.model_override
     try:
         for run in top:
-            diff = RunDiff(run.id, run.target, run.input, run.status)
+            diff = RunDiff(run.id, run.target, run.input, run.status, old_output=run.output)
             report.runs.append(diff)
-            if run.target_kind != "agent":
-                diff.skipped = f"a {run.target_kind} run (re-run replays agent runs only)"
+            if run.target not in defined.get(run.target_kind, ()):
+                diff.skipped = f"the workspace has no {run.target_kind} '{run.target}' now"
                 continue
-            if run.target not in engine.workspace.agents:
-                diff.skipped = f"the workspace has no agent '{run.target}' now"
-                continue
-            recorded = [e for e in events if e.run_id == run.id]
-            decisions = {e.call_id: e for e in recorded if isinstance(e, ApprovalResolved)}
+            tree = _subtree(runs, run.id)
+            recorded = [e for e in events if e.run_id in tree]
+            decisions: dict[tuple[str, str], list[ApprovalResolved]] = {}
+            for e in recorded:
+                if isinstance(e, ApprovalResolved):
+                    decisions.setdefault((e.source, e.call_id), []).append(e)
             engine.broker.auto_decider = _recorded_decider(approve, decisions)
+            recording: Recording | None = None
             if model == "replay":
-                turns = [e for e in recorded if isinstance(e, MessageCompleted)]
-                handle = await engine.start_run(
-                    run.target,
-                    run.input,
-                    session_id=new_session,
-                    kind="agent",
-                    model_object=ReplayModel(turns),
-                )
+                recording = Recording()
+                for r in runs:
+                    if r.id in tree and r.target_kind == "agent":
+                        turns = [
+                            e
+                            for e in recorded
+                            if e.run_id == r.id and isinstance(e, MessageCompleted)
+                        ]
+                        recording.add(r.target, r.input, turns)
             else:
-                handle = await engine.start_run(
-                    run.target, run.input, session_id=new_session, kind="agent", model=model
-                )
+                engine.model_override = model
+            handle = await engine.start_run(
+                run.target,
+                run.input,
+                session_id=new_session,
+                kind=run.target_kind,  # type: ignore[arg-type]
+                recording=recording,
+            )
             if on_run is not None:
                 on_run(run, handle.run_id)
             outcome = await handle.wait()
             diff.new_run_id = handle.run_id
             diff.new_status = outcome.status
             diff.new_error = outcome.error
+            diff.new_output = outcome.output if outcome.ok else None
+            diff.output_changed = model == "replay" and diff.new_output != diff.old_output
             await asyncio.to_thread(store.flush)
-            fresh = store.events(new_session, run_id=handle.run_id)
+            fresh_tree = _subtree(store.list_runs(new_session), handle.run_id)
+            fresh = [e for e in store.events(new_session) if e.run_id in fresh_tree]
             diff.calls = _compare(_results(recorded), _results(fresh), by_id=model == "replay")
     finally:
-        engine.broker.auto_decider = previous
+        engine.broker.auto_decider, engine.model_override = previous
     return report

@@ -176,7 +176,9 @@ async def run_agent_child(
         parent_run_id=parent.run_id,
         source=agent.name,
         prior=prior,
+        recording=parent.recording,
     )
+    agent = agent.for_run(ctx, input)
     return await run_lifecycle(
         ctx,
         "agent",
