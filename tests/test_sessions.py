@@ -424,6 +424,36 @@ async def test_rerun_decides_approvals_as_recorded(ws: Path, db_url: str) -> Non
         assert "-Error: the user refused this call: no" in diff.unified_diff()
 
 
+async def test_recording_serves_each_recorded_run_once_by_agent_and_input() -> None:
+    from workbench.models import ModelError, Recording
+
+    def turn(text: str) -> MessageCompleted:
+        return MessageCompleted(message_id=f"m_{text}", role="assistant", content=text)
+
+    async def answer(rec: Recording, agent: str, input: str) -> str:
+        model = rec.model_for(agent, input)
+        return "".join([item async for item in model.stream([]) if isinstance(item, str)])
+
+    rec = Recording()
+    rec.add(
+        "critic",
+        "draft 1",
+        [MessageCompleted(message_id="m_u", role="user", content="x"), turn("weak")],
+    )
+    rec.add("critic", "draft 2", [turn("better")])
+    rec.add("writer", "topic", [turn("draft")])
+    assert await answer(rec, "critic", "draft 2") == "better"  # by input, not by order
+    assert rec.unused == ["critic", "writer"]
+    # An input the recording never saw (an upstream result changed) takes the agent's next
+    # unused run; the user turn of the recording is not served.
+    assert await answer(rec, "critic", "draft 3") == "weak"
+    with pytest.raises(ModelError, match="no more model responses"):
+        await answer(rec, "critic", "draft 1")  # each recorded run is served once
+    with pytest.raises(ModelError, match="no more model responses"):
+        await answer(rec, "nobody", "topic")
+    assert rec.unused == ["writer"]
+
+
 # -- search ---------------------------------------------------------------------------------
 
 
