@@ -275,6 +275,11 @@ class WorkbenchApp(App[int]):
         exit_on_error=False,
     )
     def _open_engine(self) -> None:
+        # Logging (ours and every library's, into the log file, never over the screen) is
+        # set up here, after the first frame and before anything that logs is imported.
+        from workbench.logs import setup_logging
+
+        setup_logging()
         try:
             engine = self._engine_factory()
         except Exception as exc:  # a bad workspace must not take the app down

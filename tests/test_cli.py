@@ -293,3 +293,62 @@ def test_sigkill_loses_no_event_and_the_run_shows_interrupted(
     assert f"agent a interrupted — resume with: workbench run --resume {run_id}" in shown.stdout
     with Store.open(db_url) as store:
         assert store.get_run(run_id).status == "interrupted"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("argv", "opened"),
+    [
+        ([], (None, None)),
+        (["-w", "ws"], ("ws", None)),
+        (["--workspace=ws", "--db", "sqlite:///x.db"], ("ws", "sqlite:///x.db")),
+        (["--db=sqlite:///x.db", "--workspace", "ws"], ("ws", "sqlite:///x.db")),
+    ],
+)
+def test_bare_workbench_opens_the_tui_without_the_full_parser(
+    argv: list[str], opened: tuple[str | None, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench import cli
+
+    seen: list[tuple[str | None, str | None]] = []
+
+    def open_tui(args: object) -> int:
+        ws = getattr(args, "workspace", None)
+        seen.append((str(ws) if ws else None, getattr(args, "db", None)))
+        return 0
+
+    def no_parser() -> None:
+        raise AssertionError("the full parser was built for a bare workbench")
+
+    monkeypatch.setattr(cli, "_open_tui", open_tui)
+    monkeypatch.setattr(cli, "build_parser", no_parser)
+    assert cli.run_cli(argv) == 0
+    assert seen == [opened]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-w"],  # a missing value: the full parser says so
+        ["-w", "--db"],
+        ["-w", "a", "-w", "b"],
+        ["--serve"],
+        ["--help"],
+        ["sessions", "list"],
+        ["-w", "ws", "run", "hi"],
+        ["--db="],
+    ],
+)
+def test_anything_more_than_a_bare_workbench_goes_to_the_full_parser(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench import cli
+
+    class Built(Exception):
+        pass
+
+    def full_parser() -> None:
+        raise Built
+
+    monkeypatch.setattr(cli, "build_parser", full_parser)
+    with pytest.raises(Built):
+        cli.run_cli(argv)

@@ -9,14 +9,16 @@ Exit codes: 0 success; 1 the run failed (or a check failed); 2 bad usage or conf
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import argparse
+
     from rich.console import Console
 
     from workbench.approvals import PendingApproval, Resolution
@@ -45,6 +47,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept separate so the docs and tests can read it)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="A terminal workbench for multi-agent systems. With no command, opens the TUI.",
@@ -154,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _late_common(p: argparse.ArgumentParser) -> None:
     """``-w`` and ``--db`` after an action too (``sessions export ID --db URL``); SUPPRESS
     keeps them from resetting what was given before the action."""
+    import argparse
+
     p.add_argument("-w", "--workspace", type=Path, default=argparse.SUPPRESS, help="workspace")
     p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL of the store")
 
@@ -239,8 +245,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
 
 
+def _bare(argv: list[str]) -> SimpleNamespace | None:
+    """The options of a bare ``workbench`` (open the TUI: ``-w DIR``, ``--db URL``), or None
+    when ``argv`` asks for anything else.
+
+    The TUI's first frame is the start-up people feel, and building the full parser (every
+    subcommand's options and help) costs a tenth of it; anything unusual (a subcommand,
+    ``--help``, a missing value) goes to the full parser, which also reports errors.
+    """
+    values: dict[str, str | None] = {"workspace": None, "db": None}
+    names = {"-w": "workspace", "--workspace": "workspace", "--db": "db"}
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        name = names.get(flag)
+        if name is None or values[name] is not None:
+            return None
+        if not eq:
+            i += 1
+            if i == len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+        if not value:
+            return None
+        values[name] = value
+        i += 1
+    ws = values["workspace"]
+    return SimpleNamespace(workspace=Path(ws) if ws else None, db=values["db"])
+
+
 def run_cli(argv: list[str]) -> int:
     """Parse and dispatch; returns the exit code."""
+    bare = _bare(argv)
+    if bare is not None:
+        # The TUI sets up logging itself, in its engine worker, after the first frame.
+        try:
+            return _open_tui(bare)
+        except CliError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -282,7 +327,7 @@ def _err(msg: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}")
 
 
-def _open_tui(args: argparse.Namespace) -> int:
+def _open_tui(args: argparse.Namespace | SimpleNamespace) -> int:
     try:
         from screens.app import run_app  # the only place workbench imports the UI
     except ImportError as exc:

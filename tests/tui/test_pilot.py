@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from screens.app import WorkbenchApp
 from screens.approvals import ConfirmRulesModal, DenyNoteModal, EditArgumentsModal
 from screens.replay import ReplayScreen
@@ -470,3 +472,27 @@ async def test_palette_offers_every_action_and_each_target() -> None:
         await pilot.press("escape")
         await pilot.press("f8")
         assert app.theme == "textual-light"
+
+
+async def test_the_app_sends_library_logs_to_the_log_file_before_the_engine_opens(
+    tui_workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare ``workbench`` leaves logging to the app (its first frame comes first); the
+    engine worker routes every library logger into the file before anything logs."""
+    import logging
+    import os
+
+    import workbench.logs
+
+    monkeypatch.setattr(workbench.logs, "_configured", None)
+    for name in ("workbench", "litellm", "httpx"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+    app = real_app(tui_workspace, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        for name in ("workbench", "litellm", "httpx"):
+            (handler,) = logging.getLogger(name).handlers
+            assert isinstance(handler, logging.FileHandler)
+            assert handler.baseFilename == os.environ["WORKBENCH_LOG"]
+            assert not logging.getLogger(name).propagate
