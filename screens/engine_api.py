@@ -102,6 +102,21 @@ class EngineLike(Protocol):
         """Delete a session."""
         ...
 
+    def search_sessions(self, query: str, limit: int = 50, *, prefix: bool = False) -> list[Any]:
+        """Full-text search over every session (``SearchHit`` objects, newest first)."""
+        ...
+
+    def fork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> Any:
+        """A new session with this one's events up to ``at_seq`` (its ``SessionInfo``)."""
+        ...
+
     async def aclose(self) -> None:
         """Close."""
         ...

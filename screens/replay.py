@@ -408,7 +408,7 @@ class ReplayScreen(Screen[None]):
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
         self._vts += dt * SPEEDS[self._speed_index]
-        due = []
+        due: list[Any] = []
         while self._buffer and self._buffer[0].ts <= self._vts and len(due) < 20_000:
             due.append(self._buffer.popleft())
         if self._buffer and self._buffer[0].ts - self._vts > MAX_GAP:
@@ -547,17 +547,8 @@ class ReplayScreen(Screen[None]):
     )
     def _fork(self, position: int) -> None:
         at = last_message_seq(self.source, position) or position
-        try:
-            fork = getattr(self.engine, "fork_session", None)
-            if fork is not None:
-                new = fork(self.session_id, at_seq=at)
-            else:
-                from workbench.sessions import fork_session
-
-                store = getattr(self.engine, "store", None)
-                if store is None:
-                    raise RuntimeError("this engine cannot fork sessions")
-                new = fork_session(store, self.session_id, at_seq=at)
+        try:  # the local engine forks in its store; an attached one asks its server
+            new = self.engine.fork_session(self.session_id, at_seq=at)
         except Exception as exc:  # shown, never raised into the UI
             self.post_message(self.Forked(None, at, str(exc)))
             return

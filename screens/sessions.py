@@ -200,7 +200,7 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         self._fill(event.value)
         query = event.value.strip().lower()
-        if query and getattr(self.engine, "search_sessions", None) is not None:
+        if query:
             self._search(query)
 
     @work(
@@ -215,7 +215,7 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         if get_current_worker().is_cancelled:
             return
         try:
-            hits = list(self.engine.search_sessions(query, limit=200, prefix=True))  # type: ignore[attr-defined]
+            hits = list(self.engine.search_sessions(query, limit=200, prefix=True))
         except Exception:  # the title filter still works
             hits = []
         if not get_current_worker().is_cancelled:

@@ -42,7 +42,7 @@ from workbench.runtime import RunError, RunOutcome
 
 if TYPE_CHECKING:
     from workbench.approvals import ApprovalPolicy, PendingApproval, Resolution, Rule
-    from workbench.store import RunInfo, SessionInfo
+    from workbench.store import RunInfo, SearchHit, SessionInfo
     from workbench.workflow import WorkflowGraph
     from workbench.workspace import Workspace
 
@@ -859,6 +859,42 @@ class RemoteEngine:
         data = await self._request("GET", f"/api/sessions/{session_id}")
         return [RunInfo(**r) for r in data["runs"]]
 
+    def search_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """The server's full-text search (blocking), as :meth:`Engine.search_sessions
+        <workbench.engine.Engine.search_sessions>` gives it."""
+        data = self._request_sync(
+            "GET",
+            "/api/sessions/search",
+            params={"q": query, "limit": limit, "prefix": "true" if prefix else "false"},
+        )
+        return [_search_hit(d) for d in data]
+
+    def fork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> SessionInfo:
+        """Fork a session on the server (blocking); see :meth:`Engine.fork_session
+        <workbench.engine.Engine.fork_session>`.
+
+        Raises:
+            RemoteError: no such session (404) or no such place in it (400).
+        """
+        from workbench.store import SessionInfo
+
+        body = {"at_seq": at_seq, "message_id": message_id, "title": title}
+        data = self._request_sync(
+            "POST",
+            f"/api/sessions/{session_id}/fork",
+            json={k: v for k, v in body.items() if v is not None},
+        )
+        return SessionInfo(**data)
+
     def delete_session(self, session_id: str) -> bool:
         """Delete a session (blocking). False if it does not exist."""
         try:
@@ -880,6 +916,28 @@ class RemoteEngine:
             raise
         self.unwatch(session_id)
         return True
+
+
+def _search_hit(data: dict[str, Any]) -> SearchHit:
+    """A search hit as the server sends it (plain snippet, highlight offsets), with the
+    matched words marked again as the store marks them."""
+    from workbench.store import SNIPPET_END, SNIPPET_START, SearchHit
+
+    plain: str = data["snippet"]
+    marked, at = "", 0
+    for start, end in data.get("highlights", []):
+        marked += plain[at:start] + SNIPPET_START + plain[start:end] + SNIPPET_END
+        at = end
+    return SearchHit(
+        session_id=data["session_id"],
+        title=data["title"],
+        workspace=data["workspace"],
+        updated_at=data["updated_at"],
+        seq=data["seq"],
+        type=data["type"],
+        snippet=marked + plain[at:],
+        matches=data["matches"],
+    )
 
 
 def _events(body: bytes) -> list[Event]:

@@ -612,6 +612,23 @@ class Engine:
         first, each with an excerpt (see :meth:`Store.search_sessions`)."""
         return self.store.search_sessions(query, limit=limit, prefix=prefix)
 
+    def fork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> SessionInfo:
+        """A new session with ``session_id``'s events up to ``at_seq`` (or the message
+        ``message_id``); a run started in it continues from there (see
+        :func:`workbench.sessions.fork_session`)."""
+        from workbench.sessions import fork_session
+
+        return fork_session(
+            self.store, session_id, at_seq=at_seq, message_id=message_id, title=title
+        )
+
 
 def _policy(workspace: Workspace) -> ApprovalPolicy:
     """The approval policy of a workspace's ``approvals:`` section."""

@@ -67,3 +67,48 @@ async def test_the_tui_runs_and_approves_through_a_server(make_server: MakeServe
         resolved = [e for e in events if e.type == "approval.resolved"]
         assert [(e.decision, e.scope) for e in resolved] == [("allow", "once")]  # type: ignore[attr-defined]
         assert events[-1].type == "run.completed"
+
+
+async def test_search_and_fork_from_the_tui_over_attach(make_server: MakeServer) -> None:
+    """The sessions screen searches the server's store and the replay view forks on the
+    server: both work over attach as they do on a local engine."""
+    from screens.replay import ReplayScreen
+
+    srv = make_server(token=TOKEN)
+    async with await RemoteEngine.connect(srv.url, TOKEN) as remote:
+        story = await remote.start_run("chat", "tell me about herons")
+        await story.wait()
+        other = await remote.start_run("chat", "something else")
+        await other.wait()
+    app = WorkbenchApp(
+        engine_factory=lambda: RemoteEngine.open(srv.url, TOKEN),
+        replay=story.session_id,
+        replay_speed=float("inf"),
+        animate=False,
+        watch_workspace=False,
+        warm_up=False,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen))
+        replay: Any = app.screen
+        await wait_for(
+            pilot, lambda: replay.timeline.total and replay.position == replay.timeline.total
+        )
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.session_id not in (None, story.session_id))
+        assert not isinstance(app.screen, ReplayScreen)
+        engine = app.engine
+        assert isinstance(engine, RemoteEngine)
+        forked = next(s for s in await engine.asessions() if s.id == app.session_id)
+        assert forked.forked_from == story.session_id
+        await pilot.press("f7")
+        await wait_for(
+            pilot,
+            lambda: type(app.screen).__name__ == "SessionsScreen" and app.screen.sessions,  # type: ignore[attr-defined]
+        )
+        screen: Any = app.screen
+        assert len(screen.shown) == 3
+        await pilot.press("slash", *"hero")  # as typed so far
+        await wait_for(pilot, lambda: screen.hits)
+        assert {s.id for s in screen.shown} == {story.session_id, forked.id}
+        assert "herons" in screen.hits[story.session_id].text

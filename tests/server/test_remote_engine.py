@@ -183,3 +183,48 @@ async def test_events_survive_a_server_restart(make_server: MakeServer, db_url: 
         assert seen == await remote.asession_events(handle.session_id)
     finally:
         await remote.aclose()
+
+
+async def test_search_and_fork_through_the_server(remote: RemoteEngine, db_url: str) -> None:
+    from workbench.events import MessageCompleted
+    from workbench.store import Store
+
+    a = await remote.start_run("chat", "tell me about herons")
+    await a.wait()
+    b = await remote.start_run("chat", "something else")
+    await b.wait()
+    hits = await asyncio.to_thread(remote.search_sessions, "herons")
+    with Store.open(db_url) as store:
+        local = store.search_sessions("herons")
+    # The same hits as the store gives, highlights included (sent as offsets, marked again).
+    assert [(h.session_id, h.seq, h.type, h.snippet, h.matches) for h in hits] == [
+        (h.session_id, h.seq, h.type, h.snippet, h.matches) for h in local
+    ]
+    assert [h.session_id for h in hits] == [a.session_id]
+    assert [t for t, matched in hits[0].parts() if matched] == ["herons"]
+    typed = await asyncio.to_thread(remote.search_sessions, "hero", prefix=True)
+    assert [h.session_id for h in typed] == [a.session_id]
+    assert await asyncio.to_thread(remote.search_sessions, "hero") == []  # whole words only
+
+    events = await remote.asession_events(a.session_id)
+    question = next(e for e in events if isinstance(e, MessageCompleted) and e.role == "user")
+    fork = await asyncio.to_thread(
+        remote.fork_session, a.session_id, at_seq=question.seq, title="herons, again"
+    )
+    assert (fork.forked_from, fork.forked_from_seq, fork.title) == (
+        a.session_id,
+        question.seq,
+        "herons, again",
+    )
+    # Continued on the server: the fork's history is the question, cut before the answer.
+    c = await remote.start_run("chat", "go on", session_id=fork.id)
+    await c.wait()
+    forked = await remote.asession_events(fork.id)
+    said = [e.content for e in forked if isinstance(e, MessageCompleted)]
+    assert said == ["tell me about herons", "go on", "[test model] You said: go on"]
+    with pytest.raises(RemoteError) as missing:
+        await asyncio.to_thread(remote.fork_session, "s_nope", at_seq=1)
+    assert missing.value.status == 404
+    with pytest.raises(RemoteError, match="999") as beyond:
+        await asyncio.to_thread(remote.fork_session, a.session_id, at_seq=999)
+    assert beyond.value.status == 400

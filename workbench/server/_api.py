@@ -208,7 +208,7 @@ class CancelOut(_Out):
 
 
 class SessionOut(_Out):
-    """A session as stored."""
+    """A session as stored, with where it was forked from."""
 
     id: str
     title: str
@@ -217,6 +217,10 @@ class SessionOut(_Out):
     updated_at: float
     last_seq: int
     run_count: int = 0
+    forked_from: str | None = None
+    """The session this one was forked from."""
+    forked_from_seq: int | None = None
+    """The seq it was forked at."""
 
 
 class SessionDetailOut(_Out):

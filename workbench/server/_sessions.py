@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workbench import sessions as lib
 
+from ._api import SessionOut, _session_out
 from ._state import ServerState, state_of
 
 __all__ = ["router"]
@@ -35,22 +36,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SessionRefOut(_Out):
-    """A session as stored, with where it was forked from."""
-
-    id: str
-    title: str
-    workspace: str
-    created_at: float
-    updated_at: float
-    last_seq: int
-    run_count: int = 0
-    forked_from: str | None = None
-    """The session this one was forked from."""
-    forked_from_seq: int | None = None
-    """The seq it was forked at."""
 
 
 class SearchHitOut(_Out):
@@ -83,10 +68,6 @@ class ForkIn(BaseModel):
     """Or: the id of the last message to keep."""
     title: str | None = Field(default=None, max_length=500)
     """The new session's title (default "fork of <title>")."""
-
-
-def _ref(info: Any) -> SessionRefOut:
-    return SessionRefOut(**{name: getattr(info, name) for name in SessionRefOut.model_fields})
 
 
 def _hit(hit: Any) -> SearchHitOut:
@@ -137,10 +118,10 @@ async def search_sessions(
 @router.post(
     "/sessions/{session_id}/fork",
     status_code=201,
-    response_model=SessionRefOut,
+    response_model=SessionOut,
     responses=_ERRORS,
 )
-async def fork_session(wb: Wb, session_id: SessionId, body: ForkIn) -> SessionRefOut:
+async def fork_session(wb: Wb, session_id: SessionId, body: ForkIn) -> SessionOut:
     """A new session with this one's events up to and including ``at_seq`` (or the
     message ``message_id``); start a run in it to continue from there."""
     title = body.title.replace("\x00", "\ufffd") if body.title is not None else None
@@ -155,7 +136,7 @@ async def fork_session(wb: Wb, session_id: SessionId, body: ForkIn) -> SessionRe
         )
     except lib.SessionsError as exc:
         raise _failed(exc) from None
-    return _ref(info)
+    return _session_out(info)
 
 
 _MEDIA = {"jsonl": "application/x-ndjson", "md": "text/markdown", "html": "text/html"}
@@ -212,7 +193,7 @@ def _take(lines: Any, n: int) -> list[str]:
 @router.post(
     "/sessions/import",
     status_code=201,
-    response_model=SessionRefOut,
+    response_model=SessionOut,
     responses={**_ERRORS, 409: {"description": "The session is already in the store."}},
     openapi_extra={
         "requestBody": {
@@ -229,7 +210,7 @@ async def import_session(
     wb: Wb,
     request: Request,
     as_new: Annotated[bool, Query(description="Give the session (and its runs) new ids.")] = False,
-) -> SessionRefOut:
+) -> SessionOut:
     """Import a JSONL export; refused (409) when the session is already here, unless
     ``as_new``."""
     raw = await request.body()
@@ -247,4 +228,4 @@ async def import_session(
         )
     except lib.SessionsError as exc:
         raise _failed(exc) from None
-    return _ref(info)
+    return _session_out(info)
