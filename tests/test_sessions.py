@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -22,6 +23,7 @@ from workbench import sessions as lib
 from workbench.engine import Engine
 from workbench.events import (
     ApprovalResolved,
+    ContextSummarized,
     MessageCompleted,
     MessageDelta,
     RunCompleted,
@@ -35,6 +37,7 @@ from workbench.store import SNIPPET_END, SNIPPET_START, Store
 
 NOTE_TOOL = '''
 from pathlib import Path
+from typing import Any
 
 
 def read_note() -> str:
@@ -452,6 +455,38 @@ async def test_recording_serves_each_recorded_run_once_by_agent_and_input() -> N
     with pytest.raises(ModelError, match="no more model responses"):
         await answer(rec, "nobody", "topic")
     assert rec.unused == ["writer"]
+
+
+async def test_rerun_serves_recorded_context_summaries(
+    fake_model: Any, write_workspace: WriteWorkspace, db_url: str
+) -> None:
+    """A recorded run whose history outgrew the context window made a summary with a
+    model call; the re-run makes it again from the recording, not from a recorded answer."""
+    from tests.support.openai_server import Reply
+
+    root = write_workspace(
+        f"""
+        models:
+          local: {{model: openai/fake, api_base: "{fake_model.base_url}", api_key: x, context_window: 200}}
+        agents:
+          helper: {{model: local}}
+        """
+    )
+    async with Engine.open(root, db_url) as engine:
+        fake_model.push(Reply(text="first answer " + "x " * 200))
+        first = await engine.start_run("helper", "first question " + "y " * 200)
+        await first.wait()
+        fake_model.push(Reply(text="SUMMARY: the first question"), Reply(text="second answer"))
+        second = await engine.start_run("helper", "second question", session_id=first.session_id)
+        assert (await second.wait()).ok
+        asked = len(fake_model.chat_requests)
+        report = await lib.rerun_session(engine, first.session_id)
+        assert report.identical, report
+        assert len(fake_model.chat_requests) == asked  # no model call
+        new = engine.store.events(report.session_id)
+    summaries = [e.summary for e in new if isinstance(e, ContextSummarized)]
+    assert summaries == ["SUMMARY: the first question"]
+    assert [r.new_output for r in report.runs] == ["first answer " + "x " * 200, "second answer"]
 
 
 # -- search ---------------------------------------------------------------------------------

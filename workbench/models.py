@@ -788,9 +788,22 @@ class ReplayModel(Model):
 
     name = "replay"
 
-    def __init__(self, turns: Sequence[MessageCompleted]) -> None:
+    def __init__(self, turns: Sequence[MessageCompleted], summaries: Sequence[str] = ()) -> None:
         self.turns = [t for t in turns if t.role == "assistant"]
         self.index = 0
+        self.summaries = list(summaries)
+        """The recorded ``context.summarized`` summaries, served by :meth:`complete`."""
+
+    async def complete(self, messages: Sequence[Message]) -> ModelTurn:
+        """The next recorded summary (the agent asks for one when its history outgrows the
+        context window, as it did in the recording)."""
+        if not self.summaries:
+            raise ModelError(
+                "the recording has no more context summaries",
+                hint="the re-run's history outgrew the context window where the recorded "
+                "one did not",
+            )
+        return ModelTurn(text=self.summaries.pop(0), model="replay")
 
     async def stream(
         self,
@@ -839,9 +852,17 @@ class Recording:
     def __init__(self) -> None:
         self._runs: list[_RecordedRun] = []
 
-    def add(self, agent: str, input: str, turns: Sequence[MessageCompleted]) -> None:
-        """Record one agent run (call in the order the runs started)."""
-        self._runs.append(_RecordedRun(agent, input, [t for t in turns if t.role == "assistant"]))
+    def add(
+        self,
+        agent: str,
+        input: str,
+        turns: Sequence[MessageCompleted],
+        summaries: Sequence[str] = (),
+    ) -> None:
+        """Record one agent run: its messages and the summaries it made of its history
+        (call in the order the runs started)."""
+        answers = [t for t in turns if t.role == "assistant"]
+        self._runs.append(_RecordedRun(agent, input, answers, list(summaries)))
 
     def model_for(self, agent: str, input: str) -> ReplayModel:
         """The replay model for the next run of ``agent`` on ``input`` (each served once)."""
@@ -850,7 +871,7 @@ class Recording:
         if pick is None:
             return ReplayModel(())
         pick.used = True
-        return ReplayModel(pick.turns)
+        return ReplayModel(pick.turns, pick.summaries)
 
     @property
     def unused(self) -> list[str]:
@@ -863,6 +884,7 @@ class _RecordedRun:
     agent: str
     input: str
     turns: list[MessageCompleted]
+    summaries: list[str]
     used: bool = False
 
 

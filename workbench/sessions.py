@@ -1384,12 +1384,13 @@ async def rerun_session(
                 recording = Recording()
                 for r in runs:
                     if r.id in tree and r.target_kind == "agent":
-                        turns = [
-                            e
-                            for e in recorded
-                            if e.run_id == r.id and isinstance(e, MessageCompleted)
-                        ]
-                        recording.add(r.target, r.input, turns)
+                        own = [e for e in recorded if e.run_id == r.id]
+                        recording.add(
+                            r.target,
+                            r.input,
+                            [e for e in own if isinstance(e, MessageCompleted)],
+                            [e.summary for e in own if isinstance(e, ContextSummarized)],
+                        )
             else:
                 engine.model_override = model
             handle = await engine.start_run(
