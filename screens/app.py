@@ -30,6 +30,7 @@ from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
+from textual.types import CSSPathType
 from textual.widgets import Static
 
 from screens.prompt import PromptInput, TargetChoice
@@ -73,7 +74,7 @@ class WorkbenchApp(App[int]):
         frame_interval: Seconds between two redraws of streamed events.
     """
 
-    CSS_PATH: ClassVar[list[str | Path]] = [_HERE / "app.tcss"]
+    CSS_PATH: ClassVar[CSSPathType | None] = [_HERE / "app.tcss"]
     PANE_CSS: ClassVar[list[Path]] = [
         _HERE / "session_view.tcss",
         _HERE / "dialogs.tcss",
@@ -265,7 +266,7 @@ class WorkbenchApp(App[int]):
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
 
-        return Engine.open(self.workspace_path, self.db)  # type: ignore[return-value]
+        return Engine.open(self.workspace_path, self.db)
 
     @work(
         thread=True,
@@ -501,16 +502,16 @@ class WorkbenchApp(App[int]):
         if self.session_id is None and events:
             self._adopt_session(events[0].session_id)
         self._inbox.extend(events)
-        self._flush()
+        self._flush_events()
 
     def _schedule_flush(self) -> None:
         self._wake_pending = False
         if self._flush_timer is not None:
             return
         wait = max(0.001, self.frame_interval - (time.monotonic() - self._last_flush))
-        self._flush_timer = self.set_timer(wait, self._flush, name="draw events")
+        self._flush_timer = self.set_timer(wait, self._flush_events, name="draw events")
 
-    def _flush(self) -> None:
+    def _flush_events(self) -> None:
         self._flush_timer = None
         self._last_flush = time.monotonic()
         state = self.state
@@ -608,7 +609,7 @@ class WorkbenchApp(App[int]):
             return None
         try:
             workflow = await engine.build_target("workflow", name)
-            return workflow.graph()  # type: ignore[attr-defined]
+            return workflow.graph()
         except Exception:
             return None
 

@@ -462,9 +462,9 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
     for e in forward:
         a, b = placed[e.source], placed[e.target]
         chain = [a]
-        for layer in range(a.layer + 1, b.layer):
-            d = Placed("", layer, len(layers[layer]), w=1, dummy=True)
-            layers[layer].append(d)
+        for li in range(a.layer + 1, b.layer):
+            d = Placed("", li, len(layers[li]), w=1, dummy=True)
+            layers[li].append(d)
             chain.append(d)
         chain.append(b)
         for u, v in zip(chain, chain[1:], strict=False):

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
+from textual.types import CSSPathType
 from textual.widgets import Static
 
 __all__ = ["KEYS", "HelpScreen", "keys_table"]
@@ -109,7 +110,7 @@ def keys_table() -> Table:
 class HelpScreen(ModalScreen[None]):
     """Every key."""
 
-    CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "help.tcss"]
+    CSS_PATH: ClassVar[CSSPathType | None] = [Path(__file__).parent / "help.tcss"]
     BINDINGS: ClassVar[list[Any]] = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
 
     def compose(self) -> Any:

@@ -7,7 +7,7 @@ mounted is kept and drawn when it mounts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from screens.state import Changes, SessionState
 
@@ -19,7 +19,12 @@ class Pane:
 
     pending_state: SessionState | None = None
     """A state that arrived before the pane was mounted."""
-    is_mounted: bool
+
+    if TYPE_CHECKING:
+        # Every pane is also a Textual widget: this is Widget.is_mounted (a read-only
+        # property), declared for the type checker only so the widget's own is used.
+        @property
+        def is_mounted(self) -> bool: ...
 
     def rebuild(self, state: SessionState) -> None:
         """Draw a whole state."""

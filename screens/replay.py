@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.types import CSSPathType
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
@@ -223,7 +224,7 @@ class Timeline(Widget, can_focus=True):
 class ReplayScreen(Screen[None]):
     """A stored session, played back through the live panes."""
 
-    CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "replay.tcss"]
+    CSS_PATH: ClassVar[CSSPathType | None] = [Path(__file__).parent / "replay.tcss"]
     AUTO_FOCUS = "#timeline"
     BINDINGS: ClassVar[list[Any]] = [
         Binding("space", "toggle_play", "Play/pause", priority=True),

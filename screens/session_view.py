@@ -95,7 +95,7 @@ class SessionView(Vertical):
         self._pending = n
         tab = self.query_one(TabbedContent).get_tab("tab-approvals")
         title, fkey = TABS["approvals"]
-        tab.label = f"{title} ({n}) {fkey.upper()}" if n else f"{title} {fkey.upper()}"  # type: ignore[assignment]
+        tab.label = f"{title} ({n}) {fkey.upper()}" if n else f"{title} {fkey.upper()}"
         tab.set_class(n > 0, "-pending")
 
     def show(self, tab: str) -> None:

@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.types import CSSPathType
 from textual.widgets import Button, DataTable, Input, Static
 from textual.worker import get_current_worker
 
@@ -70,7 +71,7 @@ class ConfirmDelete(ModalScreen[bool]):
 class SessionsScreen(Screen[tuple[str, str] | None]):
     """Stored sessions, newest first. Dismisses with (action, session id)."""
 
-    CSS_PATH: ClassVar[list[str | Path]] = [Path(__file__).parent / "sessions.tcss"]
+    CSS_PATH: ClassVar[CSSPathType | None] = [Path(__file__).parent / "sessions.tcss"]
     AUTO_FOCUS = "#sessions-table"
     BINDINGS: ClassVar[list[Any]] = [
         Binding("escape", "back", "Back"),

@@ -247,9 +247,9 @@ class TeamView(Horizontal, Pane):
     def watch_focused_member(self, member: str | None) -> None:
         for name, lane in self.lanes.items():
             lane.focused_lane = name == member
-        lane = self.lanes.get(member or "")
-        if lane is not None:
-            self.query_one("#lanes", HorizontalScroll).scroll_to_widget(lane, animate=False)
+        focused = self.lanes.get(member or "")
+        if focused is not None:
+            self.query_one("#lanes", HorizontalScroll).scroll_to_widget(focused, animate=False)
 
     def action_lane(self, step: int) -> None:
         """Focus the previous or next lane."""

@@ -213,7 +213,10 @@ class ToolBlock(Collapsible, ItemWidget):
         self.item = item
         self._args = Static(classes="args", markup=False)
         self._result = Static(classes="result", markup=False)
-        super().__init__(self._args, self._result, title=self._title_text(), collapsed=True)
+        # Textual passes the title on to Content.from_text, which takes Content too (a str
+        # would be parsed as markup); only its annotation says str.
+        title = self._title_text()
+        super().__init__(self._args, self._result, title=title, collapsed=True)  # type: ignore[arg-type]
         self._fill()
 
     def _title_text(self) -> Content:
@@ -256,7 +259,7 @@ class ToolBlock(Collapsible, ItemWidget):
             self.set_class(item.status == status, f"-{status}")
 
     def update_item(self) -> None:
-        self.title = self._title_text()  # type: ignore[assignment]
+        self.title = self._title_text()  # type: ignore[assignment]  # Content, as in __init__
         self._fill()
         self.shown_version = self.item.version
 
