@@ -496,3 +496,20 @@ async def test_the_app_sends_library_logs_to_the_log_file_before_the_engine_open
             assert isinstance(handler, logging.FileHandler)
             assert handler.baseFilename == os.environ["WORKBENCH_LOG"]
             assert not logging.getLogger(name).propagate
+
+
+async def test_a_stray_print_or_flush_inside_the_app_is_captured_not_a_crash(
+    tui_workspace: Path, db_url: str
+) -> None:
+    """Textual captures stdout and stderr while the app runs and calls ``App._flush`` on a
+    flush: the app's own redraw method must not shadow it."""
+    import sys
+
+    app = real_app(tui_workspace, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        print("a library printed this", flush=True)
+        sys.stderr.write("and this\n")
+        sys.stderr.flush()
+        await pilot.pause()
+        assert app.is_running and app.return_code is None
