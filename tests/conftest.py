@@ -28,6 +28,37 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 WriteWorkspace = Callable[..., Path]
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Logging as it was before the test: the CLI and the app route every library logger
+    into the log file (``workbench.logs.setup_logging``), which must not outlive the test
+    (later tests read records with caplog; the file handler must be closed)."""
+    import logging
+    import warnings
+
+    import workbench.logs as logs
+
+    names = ["workbench", "py.warnings", *logs.LIBRARY_LOGGERS]
+    saved = {}
+    for name in names:
+        lg = logging.getLogger(name)
+        saved[name] = (lg.handlers[:], lg.propagate, lg.level)
+    configured = logs._configured
+    showwarning = warnings.showwarning
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        lg = logging.getLogger(name)
+        for h in lg.handlers:
+            if h not in handlers:
+                h.close()
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+        lg.setLevel(level)
+    if warnings.showwarning is not showwarning:
+        logging.captureWarnings(False)
+    logs._configured = configured
+
+
 @pytest.fixture
 def write_workspace(tmp_path: Path) -> WriteWorkspace:
     """Write ``workbench.yaml`` (dedented) and optional extra files; returns the folder."""

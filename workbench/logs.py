@@ -49,6 +49,14 @@ def log_path() -> Path:
     return Path(user_log_dir("workbench")) / "workbench.log"
 
 
+def _ours(name: str) -> list[logging.Handler]:
+    """The handlers an earlier :func:`setup_logging` put on a logger."""
+    return [h for h in logging.getLogger(name).handlers if getattr(h, _MARK, False)]
+
+
+_MARK = "_workbench_log"
+
+
 def setup_logging(level: str | None = None) -> Path:
     """Route our logger and every library logger into the log file. Idempotent.
 
@@ -64,8 +72,12 @@ def setup_logging(level: str | None = None) -> Path:
         path, maxBytes=5_000_000, backupCount=2, encoding="utf-8", delay=True
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    setattr(handler, _MARK, True)
     lvl = (level or os.environ.get("WORKBENCH_LOG_LEVEL") or "INFO").upper()
     root = logging.getLogger("workbench")
+    # A new log path (WORKBENCH_LOG changed): the old file is closed, not left to the GC.
+    for old in {h for n in ("workbench", "py.warnings", *LIBRARY_LOGGERS) for h in _ours(n)}:
+        old.close()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
     root.propagate = False
