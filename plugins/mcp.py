@@ -65,6 +65,10 @@ DEFAULT_STARTUP_TIMEOUT = 30.0
 
 _TAIL_LINES = 20
 _TAIL_CHARS = 4000
+_ERRLOG_MAX = 1 << 20
+"""Bytes of a stdio server's stderr kept on disk before the file is cut to its tail."""
+_ERRLOG_KEEP = 64 << 10
+"""Bytes of stderr kept when it is cut."""
 _STOP_GRACE = 10.0
 """Seconds :meth:`McpToolkit.aclose` waits for a connection's owner task to wind down
 (the SDK's own escalation takes at most about 4 s: stdin close, SIGTERM, SIGKILL)."""
@@ -143,6 +147,7 @@ class _Connection:
         self._stopping = False
         self._init_scope: Any = None
         self._errlog: IO[str] | None = None
+        self._appending = False
         self._final_tail = ""
         self._loop = asyncio.get_running_loop()
 
@@ -315,6 +320,14 @@ class _Connection:
 
         assert tk.command is not None
         self._errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        # O_APPEND on the open file (which the server's stderr shares): its writes always
+        # land at the end, so the file can be cut to its tail while it runs (trim_errlog).
+        with contextlib.suppress(ImportError, OSError):  # POSIX only; else never cut
+            import fcntl
+
+            fd = self._errlog.fileno()
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+            self._appending = True
         params = StdioServerParameters(
             command=tk.resolved_command(),
             args=list(tk.args),
@@ -338,6 +351,26 @@ class _Connection:
         return streams[0], streams[1]
 
     # -- stderr ---------------------------------------------------------------------------
+
+    def trim_errlog(self) -> bool:
+        """Cut the stderr file to its last :data:`_ERRLOG_KEEP` bytes once it passes
+        :data:`_ERRLOG_MAX`, so a chatty server that runs for days does not fill the disk.
+        A line the server writes while the file is being cut may be lost. True if cut."""
+        f = self._errlog
+        if f is None or not self._appending:
+            return False
+        try:
+            fd = f.fileno()
+            size = os.fstat(fd).st_size
+            if size <= _ERRLOG_MAX:
+                return False
+            kept = os.pread(fd, _ERRLOG_KEEP, size - _ERRLOG_KEEP)
+            os.ftruncate(fd, 0)
+            os.write(fd, kept)  # O_APPEND: at the new end, as the server's next line is
+        except (OSError, ValueError):
+            return False
+        log.debug("MCP server %s: stderr cut from %d to %d bytes", self.server, size, len(kept))
+        return True
 
     def tail(self) -> str:
         """The last lines the server wrote to stderr ("" for HTTP or a silent server)."""
@@ -478,6 +511,7 @@ class McpToolkit(Toolkit):
         session = conn.session
         if session is None:  # stopped between start and here
             raise ToolError(f"MCP server {self.name!r} is not running")
+        conn.trim_errlog()
         try:
             async with asyncio.timeout(self.timeout):
                 result = await session.call_tool(tool, arguments)

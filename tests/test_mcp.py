@@ -404,3 +404,22 @@ async def _until(cond: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def test_a_chatty_servers_stderr_is_cut_to_its_tail(toy: McpToolkit, tmp_path: Path) -> None:
+    """A stdio server's stderr goes to a temporary file; past 1 MiB it is cut to its last
+    64 KiB on the next call, and its tail still reads (the server keeps appending)."""
+    tools = by_name(await toy.list_tools())
+    assert await tools["toy.chatter"].call({"kib": 1500, "last": "first burst"}, ctx(tmp_path))
+    conn = toy._conn
+    assert conn is not None and conn._errlog is not None
+    fd = conn._errlog.fileno()
+    assert os.fstat(fd).st_size > 1500 * 1024
+    assert conn.tail().endswith("first burst")
+    await tools["toy.chatter"].call({"kib": 1, "last": "second burst"}, ctx(tmp_path))
+    size = os.fstat(fd).st_size
+    assert 64 * 1024 < size < 70 * 1024  # cut before the call, then the call's 1 KiB
+    assert conn.tail().endswith("second burst")
+    assert "first burst" in conn.tail()  # the kept tail reaches back past the cut
+    echoed = await tools["toy.echo"].call({"text": "still here"}, ctx(tmp_path))
+    assert "still here" in echoed

@@ -8,6 +8,7 @@ real server process:
 - ``crash(message)``: writes ``message`` to stderr, then the process exits at once.
 - ``hang(seconds)``: blocks the whole process (a synchronous sleep), as a stuck server does.
 - ``grow(name)``: adds a tool called ``name`` and sends ``notifications/tools/list_changed``.
+- ``chatter(kib, last)``: writes ``kib`` KiB of log lines to stderr, then the line ``last``.
 
 Run over stdio (the default) or streamable HTTP::
 
@@ -52,6 +53,14 @@ def build() -> MCPServer:
         """Write to stderr and exit the process at once."""
         print(message, file=sys.stderr, flush=True)
         os._exit(1)
+
+    @server.tool()
+    def chatter(kib: int, last: str) -> str:
+        """Write ``kib`` KiB of log lines to stderr, then ``last``."""
+        line = "debug: nothing to see here " + "." * 36 + "\n"  # 64 bytes
+        sys.stderr.write(line * (kib * 16))
+        print(last, file=sys.stderr, flush=True)
+        return f"wrote {kib} KiB"
 
     @server.tool()
     def hang(seconds: float) -> str:
