@@ -374,7 +374,7 @@ def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: st
     same = rerun()
     assert same.returncode == 0, same.stdout + same.stderr
     calls = sum(1 for e in read_archive(path)[1] if isinstance(e, ToolResult))
-    assert f"identical: {calls} tool results as recorded" in same.stdout
+    assert f"identical: {calls} tool results and 1 answer as recorded" in same.stdout
     assert "imported" in same.stderr
     readme = root / "README.md"
     readme.write_text(readme.read_text(encoding="utf-8").replace("deliberate bug", "known bug"))

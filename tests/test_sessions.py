@@ -389,7 +389,7 @@ def test_rerun_is_identical_until_a_tool_result_changes(
 ) -> None:
     same = wb("sessions", "rerun", recorded, "-w", str(ws), "--db", db_url)
     assert same.returncode == 0, same.stdout + same.stderr
-    assert "identical: 2 tool results as recorded" in same.stdout
+    assert "identical: 2 tool results and 2 answers as recorded" in same.stdout
     (ws / "note.txt").write_text("the secret is 43\n")
     changed = wb("sessions", "rerun", recorded, "-w", str(ws), "--db", db_url)
     assert changed.returncode == 1, changed.stdout + changed.stderr

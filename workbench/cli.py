@@ -837,7 +837,9 @@ def _rerun(args: argparse.Namespace) -> int:
     differ = report.differing_calls
     _note(f"re-run in session {report.session_id}")
     if report.identical:
-        console.print(f"[green]identical: {len(calls)} tool results as recorded[/]")
+        n = len(report.rerun)
+        answers = f" and {n} answer{'s' if n != 1 else ''}" if report.model == "replay" else ""
+        console.print(f"[green]identical: {len(calls)} tool results{answers} as recorded[/]")
         return EXIT_OK
     console.print(f"[red]{len(differ)} of {len(calls)} tool results differ[/]")
     return EXIT_FAILED
