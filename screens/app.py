@@ -898,8 +898,20 @@ def run_app(
     db: str | None = None,
     replay: str | None = None,
     replay_speed: float | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    watch_workspace: bool = True,
+    warm_up: bool | None = None,
 ) -> int:
-    """Open the TUI; returns the exit code."""
-    app = WorkbenchApp(workspace=workspace, db=db, replay=replay, replay_speed=replay_speed)
+    """Open the TUI; returns the exit code (see :class:`WorkbenchApp` for the options)."""
+    app = WorkbenchApp(
+        workspace=workspace,
+        db=db,
+        replay=replay,
+        replay_speed=replay_speed,
+        engine_factory=engine_factory,
+        watch_workspace=watch_workspace,
+        warm_up=warm_up,
+    )
     result = app.run()
     return int(result or 0)

@@ -327,12 +327,17 @@ def _err(msg: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}")
 
 
-def _open_tui(args: argparse.Namespace | SimpleNamespace) -> int:
+def _run_tui(**options: Any) -> int:
+    """Open the TUI (``screens.app.run_app`` with ``options``); returns its exit code."""
     try:
         from screens.app import run_app  # the only place workbench imports the UI
     except ImportError as exc:
         raise CliError(f"the TUI is not available: {exc}") from exc
-    return int(run_app(workspace=args.workspace, db=args.db) or 0)
+    return int(run_app(**options) or 0)
+
+
+def _open_tui(args: argparse.Namespace | SimpleNamespace) -> int:
+    return _run_tui(workspace=args.workspace, db=args.db)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -922,21 +927,12 @@ def _replay_tui(
     recorded_in: str,
     speed: float | None,
 ) -> int:
-    import inspect
-
-    try:
-        from screens import app as tui
-    except ImportError as exc:
-        raise CliError(f"the TUI is not available: {exc}") from exc
     workspace = args.workspace
     if workspace is None and not Path("workbench.yaml").is_file():
         # Outside a workspace: the one the session ran in, if it is here (workflow graphs).
         if recorded_in and (Path(recorded_in) / "workbench.yaml").is_file():
             workspace = Path(recorded_in)
-    options: dict[str, Any] = {"workspace": workspace, "db": db, "replay": session_id}
-    if speed is not None and "replay_speed" in inspect.signature(tui.run_app).parameters:
-        options["replay_speed"] = speed
-    return int(tui.run_app(**options) or 0)
+    return _run_tui(workspace=workspace, db=db, replay=session_id, replay_speed=speed)
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
@@ -1045,8 +1041,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    import inspect
-
     from workbench.client import RemoteEngine, RemoteError
 
     token = args.token or os.environ.get("WORKBENCH_TOKEN") or None
@@ -1058,20 +1052,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
     def factory() -> RemoteEngine:
         return first.pop() if first else RemoteEngine.open(args.url, token)
 
-    try:
-        from screens import app as tui
-    except ImportError as exc:
-        raise CliError(f"the TUI is not available: {exc}") from exc
     # The workspace lives on the server: nothing to watch here.
-    options: dict[str, Any] = {
-        "engine_factory": factory,
-        "watch_workspace": False,
-        "warm_up": False,
-    }
-    accepted = inspect.signature(tui.run_app).parameters
-    if "engine_factory" in accepted:
-        return int(tui.run_app(**{k: v for k, v in options.items() if k in accepted}) or 0)
-    return int(tui.WorkbenchApp(**options).run() or 0)
+    return _run_tui(engine_factory=factory, watch_workspace=False, warm_up=False)
 
 
 def cmd_knowledge(args: argparse.Namespace) -> int:
