@@ -276,33 +276,25 @@ def _bare(argv: list[str]) -> SimpleNamespace | None:
 
 def run_cli(argv: list[str]) -> int:
     """Parse and dispatch; returns the exit code."""
-    bare = _bare(argv)
-    if bare is not None:
-        # The TUI sets up logging itself, in its engine worker, after the first frame.
-        try:
-            return _open_tui(bare)
-        except CliError as exc:
-            _err(str(exc))
-            return EXIT_USAGE
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        from importlib.metadata import version
+    args: argparse.Namespace | SimpleNamespace | None = _bare(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+        if args.version:
+            from importlib.metadata import version
 
-        print(f"workbench {version('workbench-agents')}")
-        return EXIT_OK
-    from workbench.logs import setup_logging
+            print(f"workbench {version('workbench-agents')}")
+            return EXIT_OK
+        from workbench.logs import setup_logging
 
-    setup_logging()
+        # The TUI (a bare workbench) sets up logging itself, after its first frame.
+        setup_logging()
     try:
-        if args.command is None:
-            if args.serve:
-                return cmd_serve(args)
+        command = getattr(args, "command", None)
+        if command is None:
+            if getattr(args, "serve", False):
+                return cmd_serve(args)  # type: ignore[arg-type]
             return _open_tui(args)
-        handler = _COMMANDS[args.command]
-        return int(handler(args))
+        return int(_COMMANDS[command](args))
     except CliError as exc:
         _err(str(exc))
         return EXIT_USAGE
