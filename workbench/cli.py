@@ -801,18 +801,8 @@ def _rerun(args: argparse.Namespace) -> int:
                 f"now {run.new_status}{error}[/]"
             )
         elif run.output_changed:
-            import difflib
-
-            answer = "".join(
-                difflib.unified_diff(
-                    (run.old_output or "").splitlines(keepends=True),
-                    (run.new_output or "").splitlines(keepends=True),
-                    fromfile=f"recorded answer of {run.target}",
-                    tofile=f"re-run answer of {run.target}",
-                )
-            )
             console.print(f"[red]run {escape(run.old_run_id)} gave another answer[/]")
-            console.print(Syntax(answer, "diff", theme="ansi_dark"))
+            console.print(Syntax(run.answer_diff(), "diff", theme="ansi_dark"))
         if run.calls:
             table = Table("agent", "tool", "call", "result", "recorded", "now", box=None)
             for c in run.calls:

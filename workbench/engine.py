@@ -438,12 +438,12 @@ class Engine:
                 run_id = new_run_id()
         ctx = parent.child(name, run_id=run_id, prior=prior)
         target: Target
+        label: str | None = None
         if kind == "agent":
-            target = (await self.build_agent(name)).for_run(ctx, input)
+            agent = (await self.build_agent(name)).for_run(ctx, input)
+            target, label = agent, agent.model_label
         else:
             target = await self.build_target(kind, name)
-        replayed = ctx.recording is not None and kind == "agent"
-        label = "replay" if replayed else self.model_label(kind, name)
         return await run_lifecycle(
             ctx,
             kind,

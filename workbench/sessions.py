@@ -1139,6 +1139,19 @@ class RunDiff:
     """Under the replay model, the answer is not the recorded one (a workflow's function
     step or a changed tool result upstream of it). A live model's answer is not compared."""
 
+    def answer_diff(self) -> str:
+        """The recorded answer against the new one, as a unified diff ('' when not changed)."""
+        if not self.output_changed:
+            return ""
+        return "".join(
+            difflib.unified_diff(
+                (self.old_output or "").splitlines(keepends=True),
+                (self.new_output or "").splitlines(keepends=True),
+                fromfile=f"recorded answer of {self.target}",
+                tofile=f"re-run answer of {self.target}",
+            )
+        )
+
     @property
     def differs(self) -> bool:
         """Re-run, and it ended otherwise, gave another answer under the replay model, or
