@@ -13,6 +13,7 @@ import json
 import math
 import re
 import threading
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,7 +37,8 @@ class EmbeddingServer:
 
     def __init__(self) -> None:
         self.inputs: list[list[str]] = []
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[Message] = []
+        """Each request's headers, looked up without regard to case (as HTTP says)."""
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,7 +46,7 @@ class EmbeddingServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 owner.inputs.append(texts)
-                owner.headers.append(dict(self.headers))
+                owner.headers.append(self.headers)
                 if self.path != "/v1/embeddings":
                     self.send_error(404)
                     return
