@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the workspace, keys and endpoints")
     _common(doctor)
     doctor.add_argument("--offline", action="store_true", help="do not contact model endpoints")
+    doctor.add_argument(
+        "--versions",
+        action="store_true",
+        help="only the versions of Python, litellm, textual, mcp, lancedb ... in use, "
+        "against the tested ranges",
+    )
 
     tools = sub.add_parser("tools", help="list every tool the workspace can use, with its policy")
     _common(tools)
@@ -940,7 +946,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     from workbench.doctor import run_doctor
 
-    return run_doctor(args.workspace, args.db, Console(highlight=False), offline=args.offline)
+    return run_doctor(
+        args.workspace,
+        args.db,
+        Console(highlight=False),
+        offline=args.offline,
+        versions_only=args.versions,
+    )
 
 
 # -- tools and rules ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,6 +16,7 @@ __all__ = [
     "PROVIDER_KEYS",
     "Check",
     "check_setup",
+    "version_checks",
     "model_setup_help",
     "ollama_models",
     "run_doctor",
@@ -138,6 +140,106 @@ def model_setup_help(offline: bool = False) -> str:
     return "\n".join(lines)
 
 
+DISTRIBUTION = "workbench-agents"
+"""The name this project is installed under (its metadata holds the dependency bounds)."""
+
+VERSIONED = ("litellm", "textual", "mcp", "lancedb", "pydantic", "fastapi")
+"""The fast-moving dependencies whose release decides most of what can drift."""
+
+
+def _constraint_pins() -> dict[str, str]:
+    """The exact versions in the known-good set the suite last passed with (constraints.txt,
+    shipped in the package), by normalised distribution name; empty when it is not there."""
+    import re
+    from importlib.resources import files
+
+    try:
+        text = files("workbench").joinpath("constraints.txt").read_text()
+    except (FileNotFoundError, OSError):
+        here = Path(__file__).resolve().parent.parent / "constraints.txt"
+        text = here.read_text() if here.is_file() else ""
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;#]+)", line)
+        if m:
+            pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+    return pins
+
+
+def _range(spec: Any) -> str:
+    """A specifier set as people write it: lower bound first (``>=1.83, <2``)."""
+    order = {">=": 0, ">": 0, "==": 1, "~=": 1, "!=": 2, "<=": 3, "<": 3}
+    return ", ".join(str(s) for s in sorted(spec, key=lambda s: (order.get(s.operator, 1), str(s))))
+
+
+def version_checks() -> list[Check]:
+    """Python's and each fast-moving dependency's version in use, against the bounds this
+    install declares (a warning outside them) and the known-good set (said when it differs).
+
+    Reads installed metadata only: nothing is imported, so this costs milliseconds even
+    where importing litellm would take seconds."""
+    import platform
+    import re
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    try:
+        meta = metadata.metadata(DISTRIBUTION)
+        requires = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        meta, requires = None, []
+    bounds: dict[str, SpecifierSet] = {}
+    for line in requires:
+        req = Requirement(line)
+        if req.marker is None:  # runtime dependencies, not the extras
+            bounds[norm(req.name)] = req.specifier
+    pins = _constraint_pins()
+    checks: list[Check] = []
+
+    python = platform.python_version()
+    wanted = SpecifierSet(meta["Requires-Python"] or "") if meta else SpecifierSet()
+    inside = Version(python) in wanted
+    checks.append(
+        Check(
+            "python",
+            inside,
+            f"{python} ({platform.python_implementation()})"
+            + ("" if inside else f": outside the supported range {wanted}"),
+            warn=not inside,
+        )
+    )
+    for name in VERSIONED:
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            checks.append(Check(name, False, "not installed: reinstall workbench", warn=True))
+            continue
+        spec = bounds.get(norm(name))
+        detail = installed
+        ok = True
+        try:
+            if spec is not None and Version(installed) not in spec:
+                ok = False
+                detail += f": outside the tested range {_range(spec)}; reinstall workbench"
+        except InvalidVersion:
+            ok = False
+            detail += ": not a version this check understands"
+        if ok and spec is not None:
+            known = pins.get(norm(name))
+            detail += f" (tested range {_range(spec)}"
+            if known and known != installed:
+                detail += f"; the suite last passed with {known}"
+            detail += ")"
+        checks.append(Check(name, ok, detail, warn=not ok))
+    return checks
+
+
 def check_setup(root: Path | None, db: str | None, offline: bool = False) -> list[Check]:
     """Run every check and return the report lines."""
     from workbench.registry import PluginError, available_toolkits, load_toolkit
@@ -259,9 +361,18 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
     return checks
 
 
-def run_doctor(root: Path | None, db: str | None, console: Console, offline: bool = False) -> int:
-    """Print the report; exit code 0 when nothing failed, 1 otherwise."""
-    checks = check_setup(root, db, offline=offline)
+def run_doctor(
+    root: Path | None,
+    db: str | None,
+    console: Console,
+    offline: bool = False,
+    versions_only: bool = False,
+) -> int:
+    """Print the report; exit code 0 when nothing failed, 1 otherwise. ``versions_only``
+    prints only the versions in use (``doctor --versions``)."""
+    checks = version_checks()
+    if not versions_only:
+        checks += check_setup(root, db, offline=offline)
     failed = False
     for c in checks:
         if c.ok:
