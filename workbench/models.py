@@ -27,13 +27,13 @@ import os
 import random
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import prices
 from workbench.events import MessageCompleted, Usage
-from workbench.providers import Route, route
+from workbench.providers import Route, needs_litellm, route
 
 __all__ = [
     "LiteLLMModel",
@@ -50,6 +50,7 @@ __all__ = [
     "litellm_module",
     "make_model",
     "start_litellm_import",
+    "warm_up",
 ]
 
 log = logging.getLogger("workbench.models")
@@ -226,6 +227,17 @@ async def litellm_async() -> Any:
             f"litellm could not be imported: {exc}",
             hint="reinstall workbench (litellm is one of its dependencies)",
         ) from exc
+
+
+def warm_up(models: Iterable[tuple[str, Mapping[str, Any] | None]]) -> bool:
+    """Read the price map in a background thread and, if one of these models (model string,
+    its table) is called through litellm, start importing litellm in another. Returns
+    whether litellm is being (or was) imported."""
+    threading.Thread(target=prices.warm, name="read the price map", daemon=True).start()
+    if any(needs_litellm(model, params) for model, params in models):
+        start_litellm_import()
+        return True
+    return False
 
 
 def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelError:

@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 import types
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import (
@@ -1053,6 +1053,59 @@ class Workspace(_WorkspaceFile):
             return self.models.get("default") or ModelSpec(model="test")
         spec = self.models.get(name_or_string)
         return spec if spec is not None else ModelSpec(model=name_or_string)
+
+    def target_models(self, kind: str, name: str) -> list[ModelSpec]:
+        """Every model a run of an agent, team or workflow may call: its agents', members',
+        leaders', judges', steps' and routers' (teams and workflows inside it included).
+        Unknown names contribute nothing."""
+        out: dict[str, ModelSpec] = {}
+        seen: set[tuple[str, str]] = set()
+
+        def agent(cfg: AgentConfig | None) -> None:
+            spec = self.resolve_model(cfg.model if cfg is not None else None)
+            out.setdefault(spec.model_dump_json(), spec)
+
+        def visit(kind: str, name: str) -> None:
+            if (kind, name) in seen:
+                return
+            seen.add((kind, name))
+            if kind == "agent" and name in self.agents:
+                agent(self.agents[name])
+            elif kind == "team" and name in self.teams:
+                team = self.teams[name]
+                for member in team.members:
+                    visit(self.target_kind(member) or "agent", member)
+                leader = team.leader
+                if isinstance(leader, str):
+                    visit("agent", leader)
+                elif leader is not None or team.mode != "sequential":
+                    agent(leader)  # an inline table, or the default leader
+                if team.judge:
+                    visit("agent", team.judge)
+            elif kind == "workflow" and name in self.workflows:
+                nodes(self.workflows[name].steps)
+
+        def nodes(items: Sequence[Any]) -> None:
+            for node in items:
+                if isinstance(node, StepNode):
+                    for k in ("agent", "team", "workflow"):
+                        if getattr(node, k):
+                            visit(k, getattr(node, k))
+                elif isinstance(node, RouterNode):
+                    if node.by in self.agents:
+                        visit("agent", node.by)
+                    for route in node.routes.values():
+                        nodes(route)
+                elif isinstance(node, ConditionNode):
+                    nodes(node.then)
+                    nodes(node.else_)
+                elif isinstance(node, LoopNode):
+                    nodes(node.steps)
+                elif isinstance(node, ParallelNode):
+                    nodes(node.parallel)
+
+        visit(kind, name)
+        return list(out.values())
 
     def target_kind(self, name: str) -> Literal["agent", "team", "workflow"] | None:
         """Whether ``name`` is an agent, a team or a workflow (names are unique across them)."""
