@@ -627,3 +627,116 @@ def test_importing_litellm_sets_the_local_price_map_and_keeps_quiet(tmp_path: Pa
     assert flag == "True" and loaded is True
     assert all(kinds == ["RotatingFileHandler"] for kinds in handlers.values()), handlers
     assert done.stderr == ""  # no fetch of the remote price map, no warning printed
+
+
+# -- which models a target needs, and warming them -------------------------------------------
+
+
+def test_a_targets_models_include_members_leaders_judges_steps_and_routers(
+    write_workspace: Any,
+) -> None:
+    from workbench.workspace import load_workspace
+
+    root = write_workspace(
+        """
+        models:
+          default: openai/gpt-4o
+          lead: anthropic/claude-sonnet-4-5
+        agents:
+          a: {model: mistral/mistral-small}
+          b: {model: groq/llama3-8b}
+          c: {model: cohere/command-r}
+          picker: {model: xai/grok-2}
+          judge: {model: deepseek/deepseek-chat}
+          lone: {model: test}
+        teams:
+          inline: {mode: coordinate, leader: {model: lead}, members: [a, b]}
+          voters: {mode: consensus, members: [a, inline], judge: judge}
+          chain: {mode: sequential, members: [a]}
+        workflows:
+          inner:
+            steps: [{step: x, agent: c}]
+          flow:
+            steps:
+              - {step: s, team: chain}
+              - parallel: [{step: p, agent: b}]
+              - router: r
+                by: picker
+                routes: {one: [{step: w, workflow: inner}]}
+              - loop: l
+                max_iterations: 2
+                steps: [{condition: "steps.s.output contains 'x'", then: [{step: t, agent: lone}]}]
+        """
+    )
+    ws = load_workspace(root)
+
+    def models(kind: str, name: str) -> set[str]:
+        return {spec.model for spec in ws.target_models(kind, name)}
+
+    assert models("agent", "c") == {"cohere/command-r"}
+    assert models("team", "inline") == {
+        "anthropic/claude-sonnet-4-5",
+        "mistral/mistral-small",
+        "groq/llama3-8b",
+    }
+    assert models("team", "voters") == {
+        "mistral/mistral-small",
+        "groq/llama3-8b",
+        "anthropic/claude-sonnet-4-5",
+        "deepseek/deepseek-chat",
+        "openai/gpt-4o",  # its leader is the default model
+    }
+    assert models("team", "chain") == {"mistral/mistral-small"}  # no leader in sequence
+    assert models("workflow", "flow") == {
+        "mistral/mistral-small",
+        "groq/llama3-8b",
+        "xai/grok-2",
+        "cohere/command-r",
+        "test",
+    }
+    assert models("agent", "missing") == set()
+
+
+_WARM = textwrap.dedent(
+    """
+    import json, sys, time
+    import httpx
+    from workbench.engine import Engine
+    from workbench.server import ServerThread
+
+    with ServerThread(Engine.open(sys.argv[1], sys.argv[2])) as srv:
+        assert httpx.get(srv.url + "/health").status_code == 200
+        deadline = time.monotonic() + float(sys.argv[3])
+        while "litellm" not in sys.modules and time.monotonic() < deadline:
+            time.sleep(0.05)
+        from workbench.models import start_litellm_import
+        loaded = "litellm" in sys.modules
+        if loaded:
+            start_litellm_import().result(120)
+    print(json.dumps(loaded))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "expect"), [("cohere/command-r", True), ("openai/gpt-4o", False), ("test", False)]
+)
+def test_serve_warms_litellm_at_start_only_when_a_model_needs_it(
+    tmp_path: Path, model: str, expect: bool
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "workbench.yaml").write_text(
+        f"models: {{default: {model}}}\nagents: {{helper: {{instructions: Hi.}}}}\n"
+    )
+    wait = "120" if expect else "1.5"
+    done = subprocess.run(
+        [sys.executable, "-c", _WARM, str(ws), f"sqlite:///{tmp_path}/wb.db", wait],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) is expect
