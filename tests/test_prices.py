@@ -172,3 +172,23 @@ def test_the_answers_are_litellms() -> None:
         if prices.model_info(model) is not None:
             assert prices.context_window(model) == window, model
     assert compared >= 16
+
+
+def test_reading_single_entries_and_parsing_the_whole_map_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short-lived process reads only the entries it needs; a warmed one parses the map."""
+    names = [*models_to_compare(), "GPT-4o", "ollama/LLAMA3", "gemini/", ""]
+
+    def answers() -> list[Any]:
+        prices.model_info.cache_clear()
+        return [(prices.model_info(n), prices.cost(n, 10, 5)) for n in names]
+
+    monkeypatch.setattr(prices, "_map", None)
+    single = answers()
+    assert prices._map is None  # nothing parsed the whole map
+    prices.warm()
+    assert prices._map is not None
+    assert answers() == single
+    assert single[names.index("GPT-4o")][0] is not None  # case aside, as litellm
+    prices.model_info.cache_clear()
