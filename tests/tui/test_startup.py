@@ -241,7 +241,9 @@ async def test_a_broken_workspace_is_shown_in_place_refuses_prompts_and_recovers
         path.write_text(FIXED)
         await bump(path)
         await wait_engine(pilot)
-        assert any(n.title == "workbench.yaml fixed" for n in app._notifications)
+        await wait_for(  # a toast is a message: drawn a moment after the engine opens
+            pilot, lambda: any(n.title == "workbench.yaml fixed" for n in app._notifications)
+        )
         await wait_for(pilot, lambda: not app.query("#load-error"))
         assert app._load == "ready" and not app.status.failed
         assert app.status.engine == "workspace ws"
