@@ -236,12 +236,12 @@ class FilesToolkit(FunctionToolkit):
         self.exclude = frozenset(config.get("exclude", DEFAULT_EXCLUDE))
         """Directory names ``glob`` and ``grep`` skip."""
         on_path: tuple[MatchOn, str] = ("path", "path")
-        self.add(tool(name="read", match_on=on_path)(self.read_file))
+        self.add(tool(name="read", match_on=on_path, idempotent=True)(self.read_file))
         self.add(tool(name="write", match_on=on_path, preview=self._preview_write)(self.write_file))
         self.add(tool(name="edit", match_on=on_path, preview=self._preview_edit)(self.edit_file))
-        self.add(tool(name="list", match_on=on_path)(self.list_dir))
-        self.add(tool(name="glob", match_on=on_path)(self.glob_files))
-        self.add(tool(name="grep", match_on=on_path)(self.grep_files))
+        self.add(tool(name="list", match_on=on_path, idempotent=True)(self.list_dir))
+        self.add(tool(name="glob", match_on=on_path, idempotent=True)(self.glob_files))
+        self.add(tool(name="grep", match_on=on_path, idempotent=True)(self.grep_files))
 
     # -- tools ---------------------------------------------------------------------------
 
