@@ -300,6 +300,8 @@ class ApprovalsPane(Vertical, Pane):
     def sync(self, state: SessionState, changes: Any) -> None:
         """Draw one frame's changes."""
         self._state = state
+        for asked in changes.new_approvals:  # asked (again, after an edit): decidable again
+            self._decided.discard(asked.call_id)
         if changes.approvals:
             self._redraw()
 

@@ -2211,6 +2211,9 @@ class PendingApproval:
     """The policy's verdict, when the engine has it (for :meth:`rules_for`)."""
     match_on: tuple[str, str] | None = None
     """The tool's ``match_on`` (for :meth:`rules_for`)."""
+    interrupted: bool = False
+    """The call started in a process that stopped before it gave a result: it may already
+    have run (a resumed run offers it again instead of running it silently)."""
     future: asyncio.Future[Resolution] | None = field(default=None, repr=False)
     """Resolved with the decision; set by :meth:`ApprovalBroker.request`."""
 

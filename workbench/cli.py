@@ -454,12 +454,14 @@ def _auto_decider(mode: str) -> Any:
     def decide(p: PendingApproval) -> Resolution:
         if mode == "all":
             return Resolution(decision="allow", scope="once", decided_by="--approve all")
-        return Resolution(
-            decision="deny",
-            scope="once",
-            note="no one could approve this call (run with --approve all to allow it)",
-            decided_by="--approve never",
-        )
+        note = "no one could approve this call (run with --approve all to allow it)"
+        if p.interrupted:
+            note = (
+                f"{p.tool} started before the process stopped and may already have run; with "
+                "no one to ask it is not run again (resume in a terminal to decide, or with "
+                "--approve all to run it again)"
+            )
+        return Resolution(decision="deny", scope="once", note=note, decided_by="--approve never")
 
     return decide
 

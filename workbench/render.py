@@ -27,6 +27,7 @@ from workbench.events import (
     RunCompleted,
     RunFailed,
     RunStarted,
+    SessionImported,
     TeamDelegated,
     TeamVote,
     ToolCall,
@@ -186,6 +187,11 @@ class TranscriptPrinter:
             c.print(
                 f"{ind}[yellow]⋯ {ev.turns} earlier messages summarised "
                 f"({ev.tokens_before} → {ev.tokens_after} tokens)[/]"
+            )
+        elif isinstance(ev, SessionImported):
+            c.print(
+                f"[dim]⋯ the {ev.events} events above came from {escape(ev.origin)}: their "
+                "decisions were made elsewhere (shown, not trusted here)[/]"
             )
         elif isinstance(ev, ModelRetry):
             c.print(
