@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from workbench.tools import (
     ApprovalPreview,
     FunctionToolkit,
@@ -49,7 +51,7 @@ from workbench.tools import (
     tool,
 )
 
-__all__ = ["FilesToolkit", "confine", "unified_diff"]
+__all__ = ["FilesSettings", "FilesToolkit", "confine", "unified_diff"]
 
 DEFAULT_EXCLUDE = (
     ".git",
@@ -471,12 +473,33 @@ def _check_pattern(pattern: str) -> None:
         raise ToolError(f"pattern {pattern!r} is outside the workspace: it may not contain '..'")
 
 
+class FilesSettings(BaseModel):
+    """``toolkits: files:`` in ``workbench.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_read_chars: int = Field(default=100_000, gt=0)
+    """The most text one ``read`` returns."""
+    max_results: int = Field(default=1000, gt=0)
+    """The most entries ``list`` and ``glob`` return."""
+    max_matches: int = Field(default=200, gt=0)
+    """The most lines ``grep`` returns."""
+    max_file_bytes: int = Field(default=10_000_000, gt=0)
+    """Larger files are not edited or searched."""
+    max_scan_bytes: int = Field(default=64_000_000, gt=0)
+    """The most bytes one ``read`` scans."""
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    """Folder names ``glob`` and ``grep`` skip."""
+
+
 class FilesToolkit(FunctionToolkit):
     """Files in the workspace: ``read``, ``write``, ``edit``, ``list``, ``glob``, ``grep``.
 
     Paths are confined to the workspace root (see the module docstring). Every tool matches
     approval rules on its ``path`` argument; ``write`` and ``edit`` preview their diff.
     """
+
+    settings = FilesSettings
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)

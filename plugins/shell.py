@@ -26,9 +26,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from workbench.tools import FunctionToolkit, ToolContext, ToolError, tool
 
-__all__ = ["ShellToolkit", "cap_output"]
+__all__ = ["ShellSettings", "ShellToolkit", "cap_output"]
 
 # After the shell exits, how long its output pipe may stay open (held by a process it
 # left in the background) before that process group is stopped.
@@ -154,6 +156,19 @@ def _kill_group(pgid: int) -> bool:
     return True
 
 
+class ShellSettings(BaseModel):
+    """``toolkits: shell:`` in ``workbench.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds a command may run when the call gives no timeout."""
+    max_timeout: float = Field(default=600.0, gt=0)
+    """The most seconds a call may ask for."""
+    max_output: int = Field(default=30_000, gt=0)
+    """Characters of output kept (head and tail)."""
+
+
 class ShellToolkit(FunctionToolkit):
     """Shell commands in the workspace folder: ``run``.
 
@@ -163,6 +178,8 @@ class ShellToolkit(FunctionToolkit):
     rules on its ``cmd`` argument). The tool itself confines only the working directory,
     not what a command may touch.
     """
+
+    settings = ShellSettings
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)

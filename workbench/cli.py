@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the versions of Python, litellm, textual, mcp, lancedb ... in use, "
         "against the tested ranges",
     )
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="move a damaged store aside (to FILE.corrupt-TIME) and start an empty one",
+    )
 
     tools = sub.add_parser("tools", help="list every tool the workspace can use, with its policy")
     _common(tools)
@@ -316,7 +321,46 @@ def run_cli(argv: list[str]) -> int:
             for extra in getattr(exc, "errors", [])[1:]:
                 _err(str(extra))
             return EXIT_USAGE
+        problem = _store_problem(exc, getattr(args, "db", None))
+        if problem is not None:
+            _err(problem.message)
+            _hint(problem.hint)
+            return EXIT_USAGE
         raise
+
+
+def _store_problem(exc: BaseException, db: str | None) -> Any:
+    """A :class:`~workbench.store.StoreError` for an error of the database (damaged,
+    read-only, full, unreachable), raised when the store was opened or later; else None."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    from workbench.store import DB_ENV_VAR, StoreError, store_error
+
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, DBAPIError | sqlite3.Error):
+        return None
+    from workbench.store import default_url
+
+    url = db or os.environ.get(DB_ENV_VAR, "").strip() or default_url()
+    return store_error(exc, url)
+
+
+def _hint(msg: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from workbench.termsafe import visible
+
+    Console(stderr=True).print(f"[yellow]hint:[/] {escape(visible(msg))}")
+
+
+def _read_only_note(store: Any) -> None:
+    """Say on stderr that the store could only be opened for reading, and why."""
+    if store.read_only is not None:
+        _note(f"{store.read_only.message}: the store is open read-only (showing what it holds)")
 
 
 def _err(msg: str) -> None:
@@ -592,7 +636,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action in ("export", "import", "fork", "rerun", "search", "prune"):
         return _session_action(args)
-    with Store.open(args.db) as store:
+    with Store.open(args.db, read_only_fallback=True) as store:
+        _read_only_note(store)
         # Runs whose process died show as interrupted, never as still running.
         store.mark_interrupted()
         if action == "list":
@@ -667,7 +712,8 @@ def _session_action(args: argparse.Namespace) -> int:
             return _rerun(args)
         from workbench.store import Store
 
-        with Store.open(args.db) as store:
+        with Store.open(args.db, read_only_fallback=args.action in ("export", "search")) as store:
+            _read_only_note(store)
             return int(_SESSION_ACTIONS[args.action](store, args))
     except lib.SessionsError as exc:
         raise CliError(str(exc)) from None
@@ -925,7 +971,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return EXIT_OK
             from workbench.store import Store
 
-            with Store.open(args.db) as store:
+            with Store.open(args.db, read_only_fallback=True) as store:
+                _read_only_note(store)
                 if store.get_session(args.target) is None:
                     raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
                 lib.replay_plain(lib.iter_events(store, args.target), console, speed=speed)
@@ -986,8 +1033,10 @@ def _when(ts: float) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from workbench.doctor import run_doctor
+    from workbench.doctor import repair_store, run_doctor
 
+    if args.repair:
+        repair_store(args.db, Console(highlight=False))
     return run_doctor(
         args.workspace,
         args.db,

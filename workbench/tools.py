@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints, overload
+from typing import Any, ClassVar, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -361,6 +361,10 @@ class Toolkit(ABC):
 
     name: str
     """The prefix of its tools' names (``files``)."""
+    settings: ClassVar[type[BaseModel] | None] = None
+    """A model of its table in ``workbench.yaml`` (``toolkits: <name>:``), when it declares
+    one: the workspace is checked against it at load (unknown keys, types, bounds), so a
+    bad setting fails with its file, line and key before anything runs."""
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         self.name = name
