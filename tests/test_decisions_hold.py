@@ -587,3 +587,59 @@ def test_built_in_reads_are_idempotent_and_writes_are_not() -> None:
         "clock.now",
         "clock.convert",
     }
+
+
+async def test_resume_with_call_ids_reused_across_turns_runs_the_last_turns_call(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
+    """A model that numbers its calls per turn (call_0 every turn): the last turn's call_0,
+    asked and not yet decided when the process died, is not mistaken for the first turn's
+    (which had run and has a result)."""
+    from workbench.events import MessageCompleted, ToolCallRequest
+
+    with FakeOpenAIThread(script=[Reply(text="both marked")]) as srv:
+        root = workspace(write_workspace, srv.base_url, "          default: ask")
+        sid, run = "s_reuse", "r_reuse"
+        common = {"session_id": sid, "run_id": run, "source": "helper"}
+
+        def turn(mid: str, name: str) -> MessageCompleted:
+            call = ToolCallRequest(id="call_0", tool="mytools:mark", arguments={"name": name})
+            return MessageCompleted(
+                **common, message_id=mid, role="assistant", content="", tool_calls=[call]
+            )
+
+        with Store.open(db_url) as store:
+            store.create_session(sid, workspace=str(root))
+            store.append_many(
+                [
+                    RunStarted(**common, target_kind="agent", target="helper", input="go"),
+                    MessageCompleted(**common, message_id="m0", role="user", content="go"),
+                    turn("m1", "first"),
+                    ToolCall(
+                        **common, call_id="call_0", tool="mytools:mark", arguments={"name": "first"}
+                    ),
+                    ToolResult(
+                        **common, call_id="call_0", tool="mytools:mark", output="marked first"
+                    ),
+                    turn("m2", "second"),
+                    ApprovalRequired(
+                        **common,
+                        call_id="call_0",
+                        tool="mytools:mark",
+                        arguments={"name": "second"},
+                        reason="no rule allows it",
+                    ),
+                ]
+            )
+        async with Engine.open(root, db_url) as engine:
+            handle = await engine.resume(run)
+            for _ in range(2000):
+                if engine.broker.pending():
+                    break
+                await asyncio.sleep(0.01)
+            (p,) = engine.broker.pending()
+            assert p.arguments == {"name": "second"} and not p.interrupted
+            engine.resolve_approval(p.call_id, Resolution("allow"))
+            outcome = await asyncio.wait_for(handle.wait(), 30)
+    assert outcome.ok and outcome.output == "both marked"
+    assert marks(root) == ["second"]

@@ -554,6 +554,11 @@ class Agent:
                 if ev.role == "assistant":
                     if ev.tool_calls:
                         rounds += 1
+                    # What follows belongs to this turn's calls: models reuse call ids from
+                    # turn to turn (call_0 every time), so an earlier turn's result or
+                    # tool.call says nothing about this one's.
+                    done.clear()
+                    evidence.clear()
                     messages.append(_assistant_from_event(ev))
                 else:
                     messages.append({"role": ev.role, "content": ev.content})
