@@ -48,7 +48,14 @@ class KnowledgeToolkit(FunctionToolkit):
         self._refreshed = False
         self._lock = asyncio.Lock()
         timeout = float(config.get("timeout") or 120)
-        self.add(tool(name="search", timeout=timeout, description=self._description())(self.search))
+        self.add(
+            tool(
+                name="search",
+                timeout=timeout,
+                description=self._description(),
+                idempotent=True,
+            )(self.search)
+        )
 
     def _description(self) -> str:
         base = (

@@ -30,6 +30,7 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunStarted",
+    "SessionImported",
     "TERMINAL_TYPES",
     "TeamDelegated",
     "TeamVote",
@@ -369,6 +370,18 @@ class ModelRetry(EventBase):
     """Back-off before the next attempt."""
 
 
+class SessionImported(EventBase):
+    """The events before this one came from elsewhere (``sessions import``, or a fork of an
+    imported session): they are evidence of what happened, not decisions this store made. A
+    re-run does not replay their approvals."""
+
+    type: Literal["session.imported"] = "session.imported"
+    origin: str = ""
+    """Where they came from (the file imported, or the session forked)."""
+    events: int = 0
+    """How many events came in."""
+
+
 Event = Annotated[
     RunStarted
     | RunCompleted
@@ -386,7 +399,8 @@ Event = Annotated[
     | WorkflowStepCompleted
     | WorkflowConflict
     | ContextSummarized
-    | ModelRetry,
+    | ModelRetry
+    | SessionImported,
     Field(discriminator="type"),
 ]
 """Any event."""

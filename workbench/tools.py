@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints, overload
+from typing import Any, ClassVar, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -94,6 +94,10 @@ class Tool:
     command, ``("path", "path")`` matches path globs; ``None`` matches the tool only."""
     source: str
     """Where it comes from (``plugin files``, ``mcp time``, ``workspace mytools.py``)."""
+    idempotent: bool
+    """Running it again changes nothing (a read, a search, a clock): a call that started
+    before its process died and left no result is run again on resume without asking anew.
+    Any other such call is offered again as an approval that says it may already have run."""
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class Tool:
         match_on: tuple[MatchOn, str] | None = None,
         source: str = "",
         preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.name = name
         self.description = description
@@ -113,6 +118,7 @@ class Tool:
         self.match_on = match_on
         self.source = source
         self._preview = preview
+        self.idempotent = idempotent
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -216,6 +222,7 @@ class FunctionTool(Tool):
         match_on: tuple[MatchOn, str] | None = None,
         source: str = "",
         preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
@@ -229,6 +236,7 @@ class FunctionTool(Tool):
             match_on=match_on,
             source=source or f"python {fn.__module__}",
             preview=preview,
+            idempotent=idempotent,
         )
 
     # The signature is analysed on first use, and once per function: creating many agents
@@ -291,6 +299,7 @@ def tool(
     timeout: float | None = 60.0,
     match_on: tuple[MatchOn, str] | None = None,
     preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -303,12 +312,14 @@ def tool(
     timeout: float | None = 60.0,
     match_on: tuple[MatchOn, str] | None = None,
     preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
+    idempotent: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool of a sync or async function.
 
     The schema comes from the type hints, the description from the docstring's summary and
     each argument's description from its ``Args:`` section. A parameter annotated
     :class:`ToolContext` receives the call's context and is hidden from the model.
+    ``idempotent=True`` says running it twice changes nothing (see :attr:`Tool.idempotent`).
 
     Example:
         ```python
@@ -331,6 +342,7 @@ def tool(
             timeout=timeout,
             match_on=match_on,
             preview=preview,
+            idempotent=idempotent,
         )
 
     if fn is not None:
@@ -349,6 +361,10 @@ class Toolkit(ABC):
 
     name: str
     """The prefix of its tools' names (``files``)."""
+    settings: ClassVar[type[BaseModel] | None] = None
+    """A model of its table in ``workbench.yaml`` (``toolkits: <name>:``), when it declares
+    one: the workspace is checked against it at load (unknown keys, types, bounds), so a
+    bad setting fails with its file, line and key before anything runs."""
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         self.name = name
