@@ -24,6 +24,7 @@ __all__ = [
     "AgentUsage",
     "ApprovalState",
     "AssistantItem",
+    "CallKey",
     "Changes",
     "EndItem",
     "Item",
@@ -41,7 +42,13 @@ __all__ = [
 
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 StepStatus = Literal["waiting", "running", "done", "failed", "skipped", "cancelled", "approval"]
-ToolStatus = Literal["requested", "awaiting", "running", "done", "failed", "denied"]
+ToolStatus = Literal["requested", "awaiting", "running", "done", "failed", "denied", "cancelled"]
+ApprovalStatus = Literal["pending", "allowed", "denied", "abandoned", "cancelled"]
+
+CallKey = tuple[str, str]
+"""``(run_id, call_id)``: what names a tool call. A model's call ids are unique within one
+run only (the ``test`` model and several local servers number them ``call_t2_0``, ...), so
+two runs of a session, two members of a team or two parallel steps may repeat one."""
 
 
 def format_tokens(n: int) -> str:
@@ -152,6 +159,16 @@ class ToolItem(Item):
     """How long it ran."""
     decision: str | None = None
     """How an approval was decided, in words."""
+
+    @property
+    def key(self) -> CallKey:
+        """``(run_id, call_id)``: the call's identity in the session."""
+        return (self.run_id, self.call_id)
+
+    @property
+    def settled(self) -> bool:
+        """The call reached an end: done, failed, denied or cancelled."""
+        return self.status in ("done", "failed", "denied", "cancelled")
 
 
 @dataclass(slots=True, eq=False)
@@ -319,10 +336,18 @@ class ApprovalState:
     """Shell command parts."""
     diff: str | None = None
     """Unified diff of a file edit."""
-    status: Literal["pending", "allowed", "denied", "abandoned"] = "pending"
-    """Pending until decided (abandoned when its run ended first)."""
+    status: ApprovalStatus = "pending"
+    """Pending until decided (abandoned when its run ended first, cancelled when its run
+    was cancelled)."""
     decision: str | None = None
     """How it was decided, in words."""
+    edited_arguments: dict[str, Any] | None = None
+    """The arguments a person allowed instead of the model's (``e``)."""
+
+    @property
+    def key(self) -> CallKey:
+        """``(run_id, call_id)``: decisions refer to it."""
+        return (self.run_id, self.call_id)
 
 
 @dataclass(slots=True)
@@ -410,8 +435,8 @@ class SessionState:
         """Every run, by id, in start order."""
         self.items: list[Item] = []
         """Every transcript item in creation order."""
-        self.approvals: dict[str, ApprovalState] = {}
-        """Approvals by call id."""
+        self.approvals: dict[CallKey, ApprovalState] = {}
+        """Approvals by ``(run_id, call_id)``."""
         self.workflows: dict[str, WorkflowState] = {}
         """Workflow runs by run id."""
         self.usage: dict[str, AgentUsage] = {}
@@ -426,7 +451,12 @@ class SessionState:
         """Events applied."""
         self._uid = 0
         self._messages: dict[str, AssistantItem] = {}
-        self._tools: dict[str, ToolItem] = {}
+        self._tools: dict[CallKey, ToolItem] = {}
+        # Per run, what may still be open when it ends (so ending a run costs its own items,
+        # not the session's).
+        self._run_tools: dict[str, list[ToolItem]] = {}
+        self._run_approvals: dict[str, list[ApprovalState]] = {}
+        self._run_messages: dict[str, list[AssistantItem]] = {}
         self._run_steps: dict[str, StepState] = {}
 
     # -- queries ---------------------------------------------------------------------------
@@ -612,18 +642,21 @@ class SessionState:
                 run.cost = ev.cost
         if status == "failed":
             run.error = ev.error
-        for a in self.approvals.values():
-            if a.run_id == ev.run_id and a.status == "pending":
-                a.status = "abandoned"
-                a.decision = f"abandoned: run {status}"
+        # Nothing of an ended run is left waiting: its open calls end with it (cancelled
+        # with a cancelled run; otherwise they never ran to a result).
+        for a in self._run_approvals.get(ev.run_id, ()):
+            if a.status == "pending":
+                a.status = "cancelled" if status == "cancelled" else "abandoned"
+                a.decision = f"{a.status}: run {status}"
                 self.changes.approvals = True
-        for t in self._tools.values():
-            if t.run_id == ev.run_id and t.status in ("requested", "awaiting", "running"):
-                t.status = "failed"
-                t.error = t.error or f"run {status}"
+        for t in self._run_tools.get(ev.run_id, ()):
+            if not t.settled:
+                t.status = "cancelled" if status == "cancelled" else "failed"
+                if status != "cancelled":
+                    t.error = t.error or f"no result: the run {status} first"
                 self.changes.touch(t)
-        for msg in self._messages.values():
-            if msg.run_id == ev.run_id and not msg.done:
+        for msg in self._run_messages.get(ev.run_id, ()):
+            if not msg.done:
                 msg.done = True
                 self.changes.touch(msg)
         run.waiting = 0
@@ -652,8 +685,7 @@ class SessionState:
     def _on_delta(self, ev: Any) -> None:
         msg = self._messages.get(ev.message_id)
         if msg is None:
-            msg = self._new(AssistantItem, ev, message_id=ev.message_id)
-            self._messages[ev.message_id] = msg
+            msg = self._new_message(ev)
             run = self._run(ev)
             if run is not None:
                 run.streaming = True
@@ -671,8 +703,7 @@ class SessionState:
         msg = self._messages.get(ev.message_id)
         if msg is None:
             if ev.content or not ev.tool_calls:
-                msg = self._new(AssistantItem, ev, message_id=ev.message_id)
-                self._messages[ev.message_id] = msg
+                msg = self._new_message(ev)
         else:
             self.changes.touch(msg)
         if msg is not None:
@@ -703,25 +734,35 @@ class SessionState:
             u.calls += 1
             self.changes.usage = True
         for call in ev.tool_calls:
-            tool = self._new(
-                ToolItem, ev, call_id=call.id, tool=call.tool, arguments=call.arguments
-            )
-            self._tools[call.id] = tool
+            # A new model turn: a new call, even if the model reuses an id it gave before.
+            self._new_tool(ev, call.id, call.tool, call.arguments)
+
+    def _new_message(self, ev: Any) -> AssistantItem:
+        msg: AssistantItem = self._new(AssistantItem, ev, message_id=ev.message_id)
+        self._messages[ev.message_id] = msg
+        self._run_messages.setdefault(ev.run_id, []).append(msg)
+        return msg
+
+    def _new_tool(self, ev: Any, call_id: str, tool: str, arguments: dict[str, Any]) -> ToolItem:
+        item: ToolItem = self._new(
+            ToolItem, ev, call_id=call_id, tool=tool, arguments=dict(arguments)
+        )
+        self._tools[(ev.run_id, call_id)] = item
+        self._run_tools.setdefault(ev.run_id, []).append(item)
+        return item
 
     def _tool(self, ev: Any) -> ToolItem:
-        tool = self._tools.get(ev.call_id)
+        """The call an event is about: ``(run_id, call_id)``, never the call id alone."""
+        tool = self._tools.get((ev.run_id, ev.call_id))
         if tool is None:
-            tool = self._new(
-                ToolItem,
-                ev,
-                call_id=ev.call_id,
-                tool=ev.tool,
-                arguments=getattr(ev, "arguments", {}),
-            )
-            self._tools[ev.call_id] = tool
+            tool = self._new_tool(ev, ev.call_id, ev.tool, getattr(ev, "arguments", {}))
         else:
             self.changes.touch(tool)
         return tool
+
+    def tool_item(self, key: CallKey) -> ToolItem | None:
+        """The transcript item of a call (the latest, if a run reused the id)."""
+        return self._tools.get(key)
 
     def _on_approval_required(self, ev: Any) -> None:
         tool = self._tool(ev)
@@ -738,7 +779,15 @@ class SessionState:
             parts=list(ev.parts),
             diff=ev.diff,
         )
-        self.approvals[ev.call_id] = approval
+        old = self.approvals.get(approval.key)
+        if old is not None and old.status == "pending":
+            # Asked again (a resumed run re-offers its pending call): one waiting call.
+            self._run_approvals[ev.run_id].remove(old)
+            run = self.runs.get(ev.run_id)
+            if run is not None:
+                run.waiting = max(0, run.waiting - 1)
+        self.approvals[approval.key] = approval
+        self._run_approvals.setdefault(ev.run_id, []).append(approval)
         self.changes.approvals = True
         self.changes.new_approvals.append(approval)
         run = self._run(ev)
@@ -758,11 +807,13 @@ class SessionState:
         words += f" by {ev.decided_by}"
         if ev.note:
             words += f": {ev.note}"
-        approval = self.approvals.get(ev.call_id)
+        approval = self.approvals.get((ev.run_id, ev.call_id))
         if approval is not None:
             was_pending = approval.status == "pending"
             approval.status = "allowed" if ev.decision == "allow" else "denied"
             approval.decision = words
+            if ev.edited_arguments is not None:
+                approval.edited_arguments = dict(ev.edited_arguments)
             self.changes.approvals = True
             run = self._run(ev)
             if run is not None and was_pending:

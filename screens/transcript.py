@@ -204,6 +204,7 @@ _TOOL_ICONS: dict[str, str] = {
     "done": "✓",
     "failed": "✗",
     "denied": "⊘",
+    "cancelled": "■",
 }
 
 
@@ -228,8 +229,8 @@ class ToolBlock(Collapsible, ItemWidget):
             bits.append("awaiting approval")
         elif item.status == "running":
             bits.append("running")
-        elif item.status == "denied":
-            bits.append("denied")
+        elif item.status in ("denied", "cancelled"):
+            bits.append(item.status)
         if item.duration_ms is not None and item.status in ("done", "failed"):
             bits.append(format_duration(item.duration_ms))
         if item.status == "failed" and item.error:

@@ -33,7 +33,7 @@ def test_chat_session_folds_into_items_and_usage() -> None:
     assert not state.pending_approvals()
 
 
-def test_pending_approval_is_queued_newest_first_and_abandoned_with_its_run() -> None:
+def test_pending_approval_is_queued_newest_first_and_cancelled_with_its_run() -> None:
     state = SessionState()
     state.extend(chat_session(pending=True).events)
     pending = state.pending_approvals()
@@ -47,7 +47,11 @@ def test_pending_approval_is_queued_newest_first_and_abandoned_with_its_run() ->
 
     state.apply(RunCancelled(session_id="s_demo", run_id="r_1", source="helper", seq=999))
     assert not state.pending_approvals()
-    assert state.approvals["call_2"].status == "abandoned"
+    # Keyed by (run_id, call_id); a cancelled run's waiting call shows as cancelled (it
+    # was "abandoned", which read as if nobody had looked).
+    assert state.approvals[("r_1", "call_2")].status == "cancelled"
+    tool = next(i for i in state.items if isinstance(i, ToolItem) and i.call_id == "call_2")
+    assert tool.status == "cancelled"
 
 
 def test_streaming_deltas_join_and_a_final_message_replaces_them() -> None:
