@@ -678,7 +678,7 @@ class WorkbenchApp(App[int]):
         imported after the first frame)."""
         engine = self.engine
         if engine is None:
-            event.pane.undecide(event.call_id)
+            event.pane.undecide((event.run_id, event.call_id))
             return
         from workbench.approvals import Resolution
 
@@ -688,8 +688,8 @@ class WorkbenchApp(App[int]):
             note=event.note,
             edited_arguments=event.edited_arguments,
         )
-        if not engine.resolve_approval(event.call_id, resolution):
-            event.pane.undecide(event.call_id)
+        if not engine.resolve_approval(event.run_id, event.call_id, resolution):
+            event.pane.undecide((event.run_id, event.call_id))
             self.notify(
                 "This call is not waiting in this process any more (its run ended, or another "
                 "face decided). Resume the run from the sessions screen (F7, r).",
@@ -704,7 +704,8 @@ class WorkbenchApp(App[int]):
         try:
             from workbench.approvals import rules_for_decision
 
-            pending = engine.broker.get(approval.call_id) if engine.broker is not None else None
+            broker = engine.broker
+            pending = broker.get(approval.run_id, approval.call_id) if broker is not None else None
             if pending is not None and getattr(pending, "verdict", None) is not None:
                 return [r.display() for r in pending.rules_for("workspace", root=engine.root)]
             match_on = await self._match_on(approval.tool)

@@ -26,7 +26,7 @@ from textual.widgets import Button, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from screens.pane import Pane
-from screens.state import ApprovalState, SessionState
+from screens.state import ApprovalState, CallKey, SessionState
 from workbench.termsafe import json_visible
 
 __all__ = [
@@ -236,8 +236,10 @@ class ApprovalsPane(Vertical, Pane):
 
         pane: ApprovalsPane
         """The pane."""
+        run_id: str
+        """The run that asks."""
         call_id: str
-        """The call."""
+        """The call (unique within its run only)."""
         decision: Literal["allow", "deny"]
         """allow or deny."""
         scope: Literal["once", "session", "workspace", "always"] = "once"
@@ -266,7 +268,7 @@ class ApprovalsPane(Vertical, Pane):
         """Which rules 'allow always' would save (None: cannot say)."""
         self._shown: list[ApprovalState] = []
         self._state: SessionState | None = None
-        self._decided: set[str] = set()
+        self._decided: set[CallKey] = set()
 
     def compose(self) -> Any:
         yield Static("", id="approvals-head")
@@ -301,7 +303,7 @@ class ApprovalsPane(Vertical, Pane):
         """Draw one frame's changes."""
         self._state = state
         for asked in changes.new_approvals:  # asked (again, after an edit): decidable again
-            self._decided.discard(asked.call_id)
+            self._decided.discard(asked.key)
         if changes.approvals:
             self._redraw()
 
@@ -310,7 +312,7 @@ class ApprovalsPane(Vertical, Pane):
             return
         state = self._state
         pending = state.pending_approvals() if state else []
-        pending = [a for a in pending if a.call_id not in self._decided]
+        pending = [a for a in pending if a.key not in self._decided]
         decided = []
         if state is not None:
             decided = sorted(
@@ -332,7 +334,7 @@ class ApprovalsPane(Vertical, Pane):
                 label.append(mark, style="green" if a.status == "allowed" else "red")
                 label.append(a.tool, style="dim")
             label.append(f"  {a.source}", style="cyan" if a in pending else "dim")
-            options.append(Option(label, id=a.call_id))
+            options.append(Option(label))
         queue.set_options(options)
         if self._shown:
             index = 0
@@ -365,7 +367,7 @@ class ApprovalsPane(Vertical, Pane):
         if self.read_only:
             self.notify("This is a replay: decisions are not possible here.", severity="warning")
             return
-        if a is None or a.status != "pending" or a.call_id in self._decided:
+        if a is None or a.status != "pending" or a.key in self._decided:
             self.notify("No pending call is selected.", severity="warning")
             return
         if how == "once":
@@ -410,13 +412,13 @@ class ApprovalsPane(Vertical, Pane):
         note: str | None = None,
         edited: dict[str, Any] | None = None,
     ) -> None:
-        if a.call_id in self._decided:
+        if a.key in self._decided:
             return
-        self._decided.add(a.call_id)
-        self.post_message(self.Decided(self, a.call_id, decision, scope, note, edited))
+        self._decided.add(a.key)
+        self.post_message(self.Decided(self, a.run_id, a.call_id, decision, scope, note, edited))
         self._redraw()
 
-    def undecide(self, call_id: str) -> None:
+    def undecide(self, key: CallKey) -> None:
         """The engine did not take a decision: show the call as pending again."""
-        self._decided.discard(call_id)
+        self._decided.discard(key)
         self._redraw()

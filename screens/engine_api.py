@@ -70,8 +70,8 @@ class EngineLike(Protocol):
         """Cancel a run and its children."""
         ...
 
-    def resolve_approval(self, call_id: str, resolution: Any) -> bool:
-        """Decide a pending tool call."""
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Any) -> bool:
+        """Decide the pending tool call ``call_id`` of the run ``run_id``."""
         ...
 
     def saved_rules(self, session_id: str) -> list[Any]:

@@ -320,7 +320,9 @@ async def test_approval_inside_parallel_is_asked_again_after_a_restart(
         pending = engine.broker.pending()
         assert [p.call_id for p in pending] == [asked.call_id]
         assert pending[0].tool == "tools:word_count" and pending[0].arguments == {"text": "a b c"}
-        engine.resolve_approval(asked.call_id, Resolution(decision="allow", scope="once"))
+        engine.resolve_approval(
+            asked.run_id, asked.call_id, Resolution(decision="allow", scope="once")
+        )
         outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok, outcome.error
     assert outcome.output == "## a\ncounted 3\n\n## b\nCOUNT"

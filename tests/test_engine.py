@@ -431,7 +431,9 @@ async def test_ask_policy_waits_for_the_broker(
         assert first.tool == "tools:word_count" and first.arguments == {"text": "one two"}
         run = engine.store.get_run(handle.run_id)
         assert run is not None and run.status == "waiting"
-        engine.resolve_approval(first.call_id, Resolution(decision="allow", scope="session"))
+        engine.resolve_approval(
+            first.run_id, first.call_id, Resolution(decision="allow", scope="session")
+        )
         outcome = await handle.wait()  # the second call is allowed by the session rule
     assert outcome.ok
     resolved = [e for e in seen if isinstance(e, ApprovalResolved)]

@@ -556,7 +556,7 @@ class _Prompter:
             self.printer.hold()
             try:
                 res = await self._ask(p)
-                self.engine.resolve_approval(p.call_id, res)
+                self.engine.resolve_approval(p.run_id, p.call_id, res)
             finally:
                 self.printer.release()
 

@@ -219,21 +219,18 @@ class RemoteBroker:
         items = sorted(self._pending.values(), key=lambda p: p.created_at, reverse=True)
         return [p for p in items if session_id is None or p.session_id == session_id]
 
-    def get(self, call_id: str, run_id: str | None = None) -> PendingApproval | None:
-        """The pending call with this id (of this run), if any and not ambiguous."""
-        found = [
-            p for p in self._pending.values() if p.call_id == call_id and run_id in (None, p.run_id)
-        ]
-        return found[0] if len(found) == 1 else None
+    def get(self, run_id: str, call_id: str) -> PendingApproval | None:
+        """The pending call ``call_id`` of the run ``run_id``, if any."""
+        return self._pending.get((run_id, call_id))
 
     def subscribe(self, callback: BrokerListener) -> Callable[[], None]:
         """Call ``callback(kind, pending)`` when a call is added or removed."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
-    def resolve(self, call_id: str, resolution: Resolution, run_id: str | None = None) -> bool:
+    def resolve(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
         """Decide a pending call (sent to the server in the background)."""
-        return self._engine.resolve_approval(call_id, resolution, run_id)
+        return self._engine.resolve_approval(run_id, call_id, resolution)
 
     def session_rules(self, session_id: str) -> list[Any]:
         """Session rules live on the server that runs the session: none here."""
@@ -772,34 +769,26 @@ class RemoteEngine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(
-        self, call_id: str, resolution: Resolution, run_id: str | None = None
-    ) -> bool:
-        """Decide a pending call; returns at once (False if no such call is pending).
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
+        """Decide the pending call ``call_id`` of the run ``run_id``; returns at once (False
+        if no such call is pending).
 
         The call leaves :attr:`broker` at once; the server's events confirm it.
 
         Args:
-            call_id: The call.
+            run_id: The run that asks.
+            call_id: The call (unique within its run only).
             resolution: The decision.
-            run_id: The run that asks, when several runs wait on the same call id.
         """
-        p = self.broker.get(call_id, run_id)
-        if p is not None:
-            run_id = p.run_id
-            self.broker._remove(p.run_id, p.call_id)
-        else:  # not listed yet: known from the events of a watched session?
-            asked = [r for r, c in self._asked if c == call_id and run_id in (None, r)]
-            if len(asked) != 1:
-                return False
-            run_id = asked[0]
+        if self.broker.get(run_id, call_id) is not None:
+            self.broker._remove(run_id, call_id)
+        elif (run_id, call_id) not in self._asked:
+            return False  # neither listed nor known from the events of a watched session
         self._asked.pop((run_id, call_id), None)
-        self._spawn(self.aresolve_approval(call_id, resolution, run_id=run_id))
+        self._spawn(self.aresolve_approval(run_id, call_id, resolution))
         return True
 
-    async def aresolve_approval(
-        self, call_id: str, resolution: Resolution, *, run_id: str | None = None
-    ) -> bool:
+    async def aresolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
         """Decide a pending call and wait for the server's answer (True once taken up)."""
         body: dict[str, Any] = {
             "decision": resolution.decision,
@@ -808,9 +797,7 @@ class RemoteEngine:
             "edited_arguments": resolution.edited_arguments,
             "decided_by": resolution.decided_by,
         }
-        if run_id is not None:
-            body["run_id"] = run_id
-        data = await self._request("POST", f"/api/approvals/{call_id}", json=body)
+        data = await self._request("POST", f"/api/approvals/{run_id}/{call_id}", json=body)
         return bool(data["resolved"])
 
     # -- sessions ----------------------------------------------------------------------

@@ -597,11 +597,13 @@ class Engine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(
-        self, call_id: str, resolution: Resolution, run_id: str | None = None
-    ) -> bool:
-        """Decide a pending tool call (any face may); ``run_id`` when call ids repeat."""
-        return self.broker.resolve(call_id, resolution, run_id=run_id)
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
+        """Decide the pending tool call ``call_id`` of the run ``run_id`` (any face may).
+
+        A call id is unique within its run only (models number them), so a decision always
+        names the run too. False when that call is not waiting in this process.
+        """
+        return self.broker.resolve(run_id, call_id, resolution)
 
     # -- sessions ----------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ ROUTES = [
     ("GET", "/api/runs/r_x"),
     ("POST", "/api/runs"),
     ("POST", "/api/runs/r_x/cancel"),
-    ("POST", "/api/approvals/call_1"),
+    ("POST", "/api/approvals/r_1/call_1"),
     ("DELETE", "/api/sessions/s_x"),
     ("GET", "/api/sessions/s_x/stream"),
     ("GET", "/v1/models"),

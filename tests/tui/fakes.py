@@ -638,7 +638,7 @@ class FakeEngine:
         self.stored = dict(sessions or {})
         self.delay = delay
         self.listeners: list[Callable[[Any], None]] = []
-        self.resolutions: list[tuple[str, Any]] = []
+        self.resolutions: list[tuple[str, str, Any]] = []
         self.cancelled: list[str] = []
         self.started: list[tuple[str, str, str | None]] = []
         self.closed = False
@@ -700,8 +700,8 @@ class FakeEngine:
         task.cancel()
         return True
 
-    def resolve_approval(self, call_id: str, resolution: Any) -> bool:
-        self.resolutions.append((call_id, resolution))
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Any) -> bool:
+        self.resolutions.append((run_id, call_id, resolution))
         return True
 
     def saved_rules(self, session_id: str) -> list[Any]:
