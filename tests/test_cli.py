@@ -352,3 +352,71 @@ def test_anything_more_than_a_bare_workbench_goes_to_the_full_parser(
     monkeypatch.setattr(cli, "build_parser", full_parser)
     with pytest.raises(Built):
         cli.run_cli(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "workspace", "db"),
+    [
+        (["-w", "A", "run", "hi"], "A", None),
+        (["run", "-w", "B", "hi"], "B", None),
+        (["-w", "A", "run", "-w", "B", "hi"], "B", None),  # the last one given wins
+        (["--db", "sqlite:///x.db", "sessions", "list"], None, "sqlite:///x.db"),
+        (["sessions", "--db", "sqlite:///x.db", "list"], None, "sqlite:///x.db"),
+        (["sessions", "list", "--db", "sqlite:///x.db"], None, "sqlite:///x.db"),
+        (["-w", "A", "--db", "sqlite:///x.db", "rules", "rm", "r_1"], "A", "sqlite:///x.db"),
+        (["rules", "rm", "r_1", "-w", "A"], "A", None),
+        (["-w", "A", "doctor"], "A", None),
+        (["-w", "A", "tools"], "A", None),
+        (["-w", "A", "replay", "s_1"], "A", None),
+        (["-w", "A", "knowledge", "add"], "A", None),
+        (["knowledge", "add", "-w", "A"], "A", None),
+        (["-w", "A", "serve"], "A", None),
+    ],
+)
+def test_workspace_and_db_before_or_after_the_subcommand_are_honoured(
+    argv: list[str], workspace: str | None, db: str | None
+) -> None:
+    from workbench.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (str(args.workspace) if args.workspace else None, args.db) == (workspace, db)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-w", "ws", "init", "x"], "-w does not apply to 'init'"),
+        (["--db", "sqlite:///x.db", "init", "x"], "--db does not apply to 'init'"),
+        (["--db", "sqlite:///x.db", "attach", "http://127.0.0.1:1"], "--db does not apply"),
+        (["-w", "ws", "attach", "http://127.0.0.1:1"], "-w does not apply to 'attach'"),
+        (["--db", "sqlite:///x.db", "knowledge", "add"], "knowledge base lives in the workspace"),
+    ],
+)
+def test_flags_that_do_not_apply_are_refused_clearly(argv: list[str], message: str) -> None:
+    out = wb(*argv)
+    assert out.returncode == 2
+    assert message in " ".join(out.stderr.split()), out.stderr
+
+
+def test_workspace_before_run_is_the_workspace_the_run_uses(
+    demo: Path, db_url: str, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"WORKBENCH_DB": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "-w", str(demo), "--db", db_url]
+        + ["run", "--approve", "all", "count these words"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mytools:word_count" in out.stdout  # the workspace's own tool, not the default
+    with Store.open(db_url) as store:
+        (session,) = store.list_sessions()
+    assert session.workspace == str(demo)
+    missing = wb("-w", str(tmp_path / "nope"), "--db", db_url, "run", "hi")
+    assert missing.returncode == 2 and "no such workspace" in missing.stderr

@@ -138,7 +138,6 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[RunOutcome]] = {}
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
-        self._rules_cache: list[Rule] | None = None
         self._agents: dict[tuple[str, str | None], Agent] = {}
         self.model_override: str | None = None
         store.default_workspace = str(self.root)
@@ -242,21 +241,26 @@ class Engine:
         self._fanout.send(stored)  # type: ignore[arg-type]
 
     def saved_rules(self, session_id: str) -> list[Rule]:
+        """The rules in force for a session: its session rules, then the rules saved in the
+        store for this workspace (and every ``always`` rule).
+
+        The store is read on every call, not cached: a rule removed by ``workbench rules rm``,
+        by another process or over the server stops applying at the next tool call.
+        """
         from workbench.approvals import Rule
 
-        if self._rules_cache is None:
-            self._rules_cache = [
-                Rule(
-                    tool=r.tool,
-                    pattern=r.pattern,
-                    decision=r.decision,
-                    scope="always" if r.scope == "always" else "workspace",
-                    id=r.id,
-                    note=r.note,
-                )
-                for r in self.store.list_rules(str(self.root))
-            ]
-        return self.broker.session_rules(session_id) + self._rules_cache
+        saved = [
+            Rule(
+                tool=r.tool,
+                pattern=r.pattern,
+                decision=r.decision,
+                scope="always" if r.scope == "always" else "workspace",
+                id=r.id,
+                note=r.note,
+            )
+            for r in self.store.list_rules(str(self.root))
+        ]
+        return self.broker.session_rules(session_id) + saved
 
     def save_rules(self, session_id: str, rules: Sequence[Rule], scope: str) -> None:
         if scope == "session":
@@ -273,11 +277,13 @@ class Engine:
                 decision=r.decision,
                 note=r.note,
             )
-        self._rules_cache = None
 
-    def forget_rules(self) -> None:
-        """Drop the cached saved rules (after ``workbench rules rm``)."""
-        self._rules_cache = None
+    def remove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """Remove a rule in force: a session rule from this process, a saved one from the
+        store (by its id). False when it was not there (removed meanwhile)."""
+        if rule.scope == "session":
+            return self.broker.remove_session_rule(session_id, rule)
+        return bool(rule.id) and self.store.delete_rule(rule.id)
 
     # -- subscriptions -----------------------------------------------------------------
 

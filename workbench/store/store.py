@@ -439,6 +439,17 @@ class _Statements:
             engine,
             "UPDATE runs SET status = 'cancelled', updated_at = :now WHERE id = :id",
         )
+        # The saved rules are read before every tool call that the policy judges (a rule
+        # removed elsewhere must stop applying at once): compiled once, run on a raw cursor.
+        rule_columns = "id, scope, workspace, tool, pattern, decision, created_at, note"
+        self.rules_all = s(
+            engine, f"SELECT {rule_columns} FROM approval_rules ORDER BY created_at, id"
+        )
+        self.rules_of = s(
+            engine,
+            f"SELECT {rule_columns} FROM approval_rules "
+            "WHERE workspace = :workspace OR scope = 'always' ORDER BY created_at, id",
+        )
 
 
 _EVENT_COLUMNS: Final = ("session_id", "seq", "run_id", "type", "ts", "data")
@@ -1560,14 +1571,18 @@ class Store:
             workspace: None for every rule; else the rules of that workspace plus every
                 ``always`` rule.
         """
-        query = select(_rules).order_by(_rules.c.created_at, _rules.c.id)
-        if workspace is not None:
-            query = query.where(
-                (_rules.c.workspace == _abs(workspace)) | (_rules.c.scope == "always")
-            )
+        if workspace is None:
+            stmt, values = self._sql.rules_all, {}
+        else:
+            stmt, values = self._sql.rules_of, {"workspace": _abs(workspace)}
         with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [RuleInfo(**row._mapping) for row in rows]
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                stmt.run(cursor, **values)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        return [RuleInfo(*row) for row in rows]
 
     def delete_rule(self, rule_id: str) -> bool:
         """Delete a rule. Returns whether it existed."""
