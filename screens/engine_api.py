@@ -75,7 +75,11 @@ class EngineLike(Protocol):
         ...
 
     def saved_rules(self, session_id: str) -> list[Any]:
-        """Approval rules in force."""
+        """Approval rules in force (the session's, then the saved ones)."""
+        ...
+
+    def remove_rule(self, rule: Any, session_id: str = "") -> bool:
+        """Remove a rule in force (False: it was not there)."""
         ...
 
     async def tools_for(self, patterns: Sequence[str]) -> list[Any]:

@@ -492,6 +492,21 @@ class RemoteEngine:
             self._rules_cache = (now, rules)
         return list(self._rules_cache[1])
 
+    def remove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """Remove a saved rule on the server (blocking). Session rules stay on the server
+        that runs the session: not removable from here (False)."""
+        if rule.scope == "session" or not rule.id:
+            return False
+        try:
+            self._request_sync("DELETE", f"/api/rules/{rule.id}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        finally:
+            self._rules_cache = None
+        return True
+
     async def tools_for(self, patterns: Sequence[str]) -> list[RemoteTool]:
         """The server's tools matching the patterns (``toolkit.tool``, globs)."""
         if self._tools_cache is None:

@@ -283,7 +283,7 @@ class Engine:
         store (by its id). False when it was not there (removed meanwhile)."""
         if rule.scope == "session":
             return self.broker.remove_session_rule(session_id, rule)
-        return bool(rule.id) and self.store.delete_rule(rule.id)
+        return rule.id is not None and self.store.delete_rule(rule.id)
 
     # -- subscriptions -----------------------------------------------------------------
 

@@ -366,6 +366,13 @@ def test_allow_for_the_session_then_always(client: httpx.Client) -> None:
         ("tools:word_count", "allow", "always")
     ]
     assert run_to_end(client, "helper", "no questions")["status"] == "completed"
+    # removed over the server: the next run asks again
+    assert client.delete(f"/api/rules/{rules[0]['id']}").json() == {"deleted": rules[0]["id"]}
+    assert client.delete(f"/api/rules/{rules[0]['id']}").status_code == 404
+    assert client.get("/api/rules").json() == []
+    asked = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
+    assert pending_for(client, asked["run_id"])["tool"] == "tools:word_count"
+    client.post(f"/api/runs/{asked['run_id']}/cancel")
 
 
 def test_bad_decisions_are_refused(client: httpx.Client) -> None:

@@ -34,6 +34,7 @@ ROUTES = [
     ("POST", "/api/runs/r_x/cancel"),
     ("POST", "/api/approvals/r_1/call_1"),
     ("DELETE", "/api/sessions/s_x"),
+    ("DELETE", "/api/rules/r_x"),
     ("GET", "/api/sessions/s_x/stream"),
     ("GET", "/v1/models"),
     ("POST", "/v1/chat/completions"),

@@ -229,3 +229,22 @@ async def test_search_and_fork_through_the_server(remote: RemoteEngine, db_url: 
     with pytest.raises(RemoteError, match="999") as beyond:
         await asyncio.to_thread(remote.fork_session, a.session_id, at_seq=999)
     assert beyond.value.status == 400
+
+
+async def test_a_saved_rule_is_listed_and_removed_through_the_server(
+    remote: RemoteEngine,
+) -> None:
+    handle = await remote.start_run("helper", "count")
+    await until(lambda: remote.broker.pending())
+    p = remote.broker.pending()[0]
+    assert await remote.aresolve_approval(p.run_id, p.call_id, Resolution("allow", "always"))
+    await asyncio.wait_for(handle.wait(), 10)
+    (rule,) = await asyncio.to_thread(remote.saved_rules, "")
+    assert (rule.tool, rule.scope) == ("tools:word_count", "always")
+    assert await asyncio.to_thread(remote.remove_rule, rule) is True
+    assert await asyncio.to_thread(remote.saved_rules, "") == []  # not served from a cache
+    assert await asyncio.to_thread(remote.remove_rule, rule) is False
+    again = await remote.start_run("helper", "count")  # the server asks again at once
+    await until(lambda: any(x.run_id == again.run_id for x in remote.broker.pending()))
+    remote.cancel(again.run_id)
+    await asyncio.wait_for(again.wait(), 10)

@@ -277,7 +277,7 @@ class ResolveOut(_Out):
 
 
 class Deleted(_Out):
-    """A deleted session."""
+    """A deleted session or rule."""
 
     deleted: str
 
@@ -396,6 +396,17 @@ async def rules(wb: Wb) -> list[RuleOut]:
     """The approval rules saved for this workspace (and every ``always`` rule)."""
     found = await asyncio.to_thread(wb.engine.store.list_rules, str(wb.engine.root))
     return [RuleOut(**{name: getattr(r, name) for name in RuleOut.model_fields}) for r in found]
+
+
+@router.delete("/rules/{rule_id}", response_model=Deleted, tags=["approvals"])
+async def delete_rule(
+    wb: Wb, rule_id: Annotated[str, Path(pattern=ID_PATTERN, description="A saved rule's id.")]
+) -> Deleted:
+    """Remove a saved rule (as ``workbench rules rm`` does): it stops applying at the next
+    tool call, in every process that shares the store."""
+    if not await asyncio.to_thread(wb.engine.store.delete_rule, rule_id):
+        raise _not_found("rule", rule_id)
+    return Deleted(deleted=rule_id)
 
 
 @router.get("/workflows/{name}/graph", response_model=GraphOut, tags=["catalogue"])
