@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from screens.approvals import ApprovalsPane
     from screens.engine_api import EngineLike
     from screens.session_view import SessionView
-    from screens.state import ApprovalState, SessionState
+    from screens.state import ApprovalState, CallKey, SessionState
 
 __all__ = ["EngineFactory", "WorkbenchApp", "run_app"]
 
@@ -54,6 +54,9 @@ EngineFactory = Callable[[], "EngineLike"]
 """Opens an engine (called in a worker thread)."""
 
 _HERE = Path(__file__).parent
+
+PROMPT_HINT = "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys"
+"""The line under the prompt while no call waits for a decision."""
 
 
 def workbench_commands() -> type[Any]:
@@ -108,6 +111,18 @@ class WorkbenchApp(App[int]):
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
         Binding("escape", "focus_prompt", "Prompt", show=False),
+        # One key decides the oldest waiting call from wherever the person is (the chat's
+        # transcript, a lane, the graph); the prompt does the same when it is empty.
+        *(
+            Binding(key, f"decide_key('{key}')", what, show=False)
+            for key, what in (
+                ("y", "Allow once"),
+                ("s", "Allow for the session"),
+                ("a", "Allow always"),
+                ("n", "Deny"),
+                ("e", "Edit, then allow"),
+            )
+        ),
     ]
 
     engine_ready: reactive[bool] = reactive(False)
@@ -213,6 +228,10 @@ class WorkbenchApp(App[int]):
         self._thread = threading.get_ident()
         self._unlisten: Callable[[], None] | None = None
         self._queue: list[tuple[str, TargetChoice | None]] = []
+        self.deciding: set[CallKey] = set()
+        """Calls decided here whose ``approval.resolved`` has not come back yet."""
+        self.rules: list[Any] = []
+        """The rules in force, as last read (the approvals pane and the palette list them)."""
         self._active: dict[str, Any] = {}
         self._starting = 0
         self._ws_mtime: float | None = None
@@ -221,7 +240,9 @@ class WorkbenchApp(App[int]):
         self.view: SessionView | None = None
         """The panes; mounted right after the first frame (their imports wait too)."""
         self.prompt = PromptInput(
-            id="prompt", placeholder="Ask something… (enter sends, ctrl+j newline)"
+            id="prompt",
+            placeholder="Ask something… (enter sends, ctrl+j newline)",
+            decide=self.decide_key,
         )
         """The prompt, in the first frame."""
         self.status = StatusBar(id="status")
@@ -246,10 +267,7 @@ class WorkbenchApp(App[int]):
         yield Vertical(id="session-box")
         with Vertical(id="prompt-bar"):
             yield self.prompt
-            yield Static(
-                "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys",
-                id="prompt-hint",
-            )
+            yield Static(PROMPT_HINT, id="prompt-hint", markup=False)
         yield self.status
 
     def on_mount(self) -> None:
@@ -268,9 +286,7 @@ class WorkbenchApp(App[int]):
         for path in self.PANE_CSS:
             if not self.stylesheet.has_source(str(path)):
                 self.stylesheet.read(path)
-        view = SessionView(
-            rules_preview=self._rules_preview, graph_source=self._graph_source, id="session"
-        )
+        view = SessionView(deciding=self.deciding, graph_source=self._graph_source, id="session")
         await self.query_one("#session-box").mount(view)
         await self.mount(Footer(compact=True))
         self.view = view
@@ -381,6 +397,7 @@ class WorkbenchApp(App[int]):
         if recovered:
             self.notify("The workspace loaded.", title="workbench.yaml fixed", timeout=4)
         self._send_queued()
+        self.load_rules()
         if self.replay_id:
             self.open_replay(self.replay_id, speed=self.replay_speed)
 
@@ -655,15 +672,27 @@ class WorkbenchApp(App[int]):
         changes = state.take_changes()
         if not changes:
             return
+        if changes.approvals and self.deciding:
+            # Decided here and now in the log: no longer "being decided". A call asked again
+            # (an edit judged as a new call) is decidable again.
+            self.deciding.difference_update([a.key for a in changes.new_approvals])
+            self.deciding.difference_update([k for k in self.deciding if k not in state.waiting])
         self.view.sync(state, changes)
         for approval in changes.new_approvals:
             if approval.status == "pending":
                 self._announce(approval)
-        self.status.pending = len(state.pending_approvals())
+        if changes.approvals:
+            self._waiting_changed()
 
     def _announce(self, approval: ApprovalState) -> None:
+        from screens.card import KEY_HINT
+        from screens.state import call_summary
+
+        what = call_summary(approval.arguments, 50)
         self.notify(
-            f"{approval.source} wants to run {approval.tool}. F5 to decide (y/s/a/n/e).",
+            f"{approval.source} wants to run {approval.tool}"
+            + (f": {what}" if what else "")
+            + f"\n{KEY_HINT} (F5: the queue)",
             title="Approval needed",
             severity="warning",
             timeout=10,
@@ -673,28 +702,189 @@ class WorkbenchApp(App[int]):
 
     # -- approvals out -------------------------------------------------------------------
 
-    def on_approvals_pane_decided(self, event: ApprovalsPane.Decided) -> None:
-        """A decision from the approvals pane (named, not ``@on``: the pane's module is
-        imported after the first frame)."""
+    def waiting_call(self) -> ApprovalState | None:
+        """The oldest call of the session shown that waits for a decision (and is not being
+        decided already): what ``y s a n e`` decide from the chat, a lane or the graph."""
+        if self._state is None:
+            return None
+        for a in self._state.waiting.values():
+            if a.key not in self.deciding:
+                return a
+        return None
+
+    def decide_key(self, key: str) -> bool:
+        """``y s a n e`` typed where no text is being written: decide the oldest waiting
+        call. False (the key is not used) when nothing waits or a dialog is open."""
+        from screens.card import DECIDE_KEYS
+
+        how = DECIDE_KEYS.get(key)
+        call = self.waiting_call()
+        if how is None or call is None or self.screen is not self.screen_stack[0]:
+            return False
+        self.decide(call, how)
+        return True
+
+    def action_decide_key(self, key: str) -> None:
+        """The app's binding of ``y s a n e`` (see :meth:`decide_key`)."""
+        self.decide_key(key)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "decide_key":
+            return self.screen is self.screen_stack[0] and self.waiting_call() is not None
+        return True
+
+    def decide(self, call: ApprovalState, how: str) -> None:
+        """Decide a waiting call: ``once`` and ``session`` at once; ``always`` after the rules
+        it saves are shown and confirmed; ``deny`` with an optional note; ``edit`` the
+        arguments, then allow."""
+        from screens.approvals import DenyNoteModal, EditArgumentsModal
+
+        if call.status != "pending" or call.key in self.deciding:
+            return
+        if how in ("once", "session"):
+            self._resolve(call, "allow", "session" if how == "session" else "once")
+        elif how == "always":
+            self._confirm_always(call)
+        elif how == "deny":
+            self.push_screen(
+                DenyNoteModal(call),
+                lambda note: (
+                    None if note is None else self._resolve(call, "deny", note=note or None)
+                ),
+            )
+        elif how == "edit":
+            self.push_screen(
+                EditArgumentsModal(call),
+                lambda args: None if args is None else self._resolve(call, "allow", edited=args),
+            )
+
+    @work(
+        exclusive=True,
+        group="approval-rules",
+        description="the rules an 'allow always' saves",
+        exit_on_error=False,
+    )
+    async def _confirm_always(self, call: ApprovalState) -> None:
+        from screens.approvals import ConfirmRulesModal
+
+        rules = await self._rules_preview(call)
+        if await self.push_screen_wait(ConfirmRulesModal(call, rules)):
+            self._resolve(call, "allow", "workspace")
+
+    def _resolve(
+        self,
+        call: ApprovalState,
+        decision: str,
+        scope: str = "once",
+        *,
+        note: str | None = None,
+        edited: dict[str, Any] | None = None,
+    ) -> None:
         engine = self.engine
-        if engine is None:
-            event.pane.undecide((event.run_id, event.call_id))
+        if engine is None or call.key in self.deciding:
             return
         from workbench.approvals import Resolution
 
         resolution = Resolution(
-            decision=event.decision,
-            scope=event.scope,
-            note=event.note,
-            edited_arguments=event.edited_arguments,
+            decision=decision,  # type: ignore[arg-type]
+            scope=scope,  # type: ignore[arg-type]
+            note=note,
+            edited_arguments=edited,
         )
-        if not engine.resolve_approval(event.run_id, event.call_id, resolution):
-            event.pane.undecide((event.run_id, event.call_id))
+        if not engine.resolve_approval(call.run_id, call.call_id, resolution):
             self.notify(
                 "This call is not waiting in this process any more (its run ended, or another "
                 "face decided). Resume the run from the sessions screen (F7, r).",
                 severity="warning",
             )
+            return
+        # It leaves the queue now; the log's approval.resolved confirms it a moment later.
+        self.deciding.add(call.key)
+        self._waiting_changed()
+        if scope != "once":
+            self.load_rules()
+
+    def on_approvals_pane_decide(self, event: ApprovalsPane.Decide) -> None:
+        """A key in the approvals pane (named, not ``@on``: the pane's module is imported
+        after the first frame)."""
+        self.decide(event.approval, event.how)
+
+    def _waiting_changed(self) -> None:
+        """The queue of waiting calls changed: the approvals pane, the prompt's hint."""
+        if self.view is not None:
+            self.view.approvals.refresh_queue()
+        waiting = 0 if self._state is None else len(self._state.waiting)
+        waiting -= len(self.deciding)
+        self.status.pending = max(0, waiting)
+        hint = self.query_one("#prompt-hint", Static)
+        hint.set_class(waiting > 0, "-waiting")
+        if waiting > 0:
+            from screens.card import KEY_HINT
+
+            calls = "1 call waits" if waiting == 1 else f"{waiting} calls wait"
+            hint.update(f"⚠ {calls} · with the prompt empty: {KEY_HINT} · F5 the queue")
+        else:
+            hint.update(PROMPT_HINT)
+
+    # -- saved rules ---------------------------------------------------------------------
+
+    def load_rules(self) -> None:
+        """Show the rules in force in the approvals pane (read off the UI thread)."""
+        if self.engine is not None and self.view is not None:
+            self._read_rules(self.session_id or "")
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="rules",
+        description="read the saved rules",
+        exit_on_error=False,
+    )
+    def _read_rules(self, session_id: str) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        try:
+            rules = list(engine.saved_rules(session_id))
+        except Exception as exc:  # shown, never raised into the UI
+            self.call_from_thread(
+                self.notify, str(exc), title="Could not read the rules", severity="error"
+            )
+            return
+        self.call_from_thread(self._show_rules, rules)
+
+    def _show_rules(self, rules: list[Any]) -> None:
+        self.rules = rules
+        if self.view is not None:
+            self.view.approvals.show_rules(rules)
+
+    def on_approvals_pane_remove_rule(self, event: ApprovalsPane.RemoveRule) -> None:
+        """``del`` on a rule in the approvals pane."""
+        self.remove_rule(event.rule)
+
+    @work(
+        thread=True,
+        group="rules",
+        description="remove a rule",
+        exit_on_error=False,
+    )
+    def remove_rule(self, rule: Any) -> None:
+        """Remove a rule in force (a session rule, or one saved in the store): the next call
+        it matched asks again."""
+        engine = self.engine
+        if engine is None:
+            return
+        text = rule.display() if hasattr(rule, "display") else str(rule)
+        try:
+            removed = engine.remove_rule(rule, self.session_id or "")
+        except Exception as exc:
+            self.call_from_thread(
+                self.notify, str(exc), title="Could not remove the rule", severity="error"
+            )
+            return
+        message = f"Removed: {text}" if removed else f"Already gone: {text}"
+        self.call_from_thread(self.notify, message, timeout=4, markup=False)
+        self.call_from_thread(self.load_rules)
 
     async def _rules_preview(self, approval: ApprovalState) -> list[str]:
         """The rules an 'allow always' on this call would save."""
@@ -837,8 +1027,11 @@ class WorkbenchApp(App[int]):
         self.session_id = None
         self.state = SessionState()
         self.status.session = ""
+        self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
+        self._waiting_changed()
+        self.load_rules()
         self.action_show("chat")
 
     def action_sessions(self) -> None:
@@ -890,9 +1083,11 @@ class WorkbenchApp(App[int]):
         self.state = event.state
         self.status.session = event.session_id
         self._inbox.clear()
+        self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
-        self.status.pending = len(self.state.pending_approvals())
+        self._waiting_changed()
+        self.load_rules()
         self.action_show("chat")
         if event.resume:
             self._resume(event.session_id)

@@ -13,15 +13,19 @@ from textual.widgets import Select, Static
 
 from screens.pane import Pane
 from screens.prompt import TargetChoice
-from screens.state import Item, SessionState
+from screens.state import Item, SessionState, ToolItem
 from screens.transcript import Transcript
 
 __all__ = ["ChatPane", "TargetChoice"]
 
 
 def _chat_item(state: SessionState, item: Item) -> bool:
+    """The top-level runs' items, and every call that asked a person (a member's, a
+    workflow step's): its card shows where the person is, and stays as the record."""
     run = state.runs.get(item.run_id)
-    return run is None or run.parent_run_id is None
+    if run is None or run.parent_run_id is None:
+        return True
+    return isinstance(item, ToolItem) and item.asked is not None
 
 
 class ChatPane(Vertical, Pane):

@@ -32,6 +32,18 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "A call waits for a decision",
+        [
+            ("y s a n e", "decide the oldest waiting call, from the chat, a lane or the graph"),
+            ("", "(in the prompt only while it is empty: typed text never decides)"),
+            ("y", "allow once"),
+            ("s", "allow for this session"),
+            ("a", "allow always: shows the rules to save, asks to confirm"),
+            ("n", "deny, with an optional note for the model"),
+            ("e", "edit the arguments (JSON, ctrl+s to allow)"),
+        ],
+    ),
+    (
         "Chat",
         [
             ("enter", "send (queued while the engine loads or a run is in flight)"),
@@ -43,14 +55,12 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "Approvals",
+        "Approvals (F5)",
         [
-            ("↑ ↓", "choose a pending call (newest first)"),
-            ("y", "allow once"),
-            ("s", "allow for this session"),
-            ("a", "allow always: shows the rules to save, asks to confirm"),
-            ("n", "deny, with an optional note for the model"),
-            ("e", "edit the arguments (JSON, ctrl+s to allow)"),
+            ("↑ ↓", "choose a waiting call (oldest first); y s a n e decide it"),
+            ("", "after a decision the next waiting call is selected"),
+            ("r", "the saved rules (and back)"),
+            ("del  x", "remove the selected rule: the next call it matched asks again"),
         ],
     ),
     (

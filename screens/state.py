@@ -35,6 +35,7 @@ __all__ = [
     "ToolItem",
     "UserItem",
     "WorkflowState",
+    "call_summary",
     "format_cost",
     "format_duration",
     "format_tokens",
@@ -81,6 +82,24 @@ def format_duration(ms: float | None) -> str:
     if s < 60:
         return f"{s:.1f}s"
     return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+_SUMMARY_KEYS = ("cmd", "command", "path", "query", "q", "url", "pattern", "expression", "text")
+"""Arguments that say what a call does, in the order they are looked for."""
+
+
+def call_summary(arguments: dict[str, Any], width: int = 60) -> str:
+    """One line that tells two calls of a tool apart: the command, path, query or URL if
+    there is one, else ``key=value`` pairs; cut to ``width`` characters."""
+    picked = [arguments[k] for k in _SUMMARY_KEYS if isinstance(arguments.get(k), str)]
+    if picked:
+        text = str(picked[0])
+    else:
+        text = " ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
+        )
+    text = " ".join(text.split())  # one line: newlines and tabs become spaces
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- transcript items -------------------------------------------------------------------
@@ -159,6 +178,8 @@ class ToolItem(Item):
     """How long it ran."""
     decision: str | None = None
     """How an approval was decided, in words."""
+    asked: ApprovalState | None = None
+    """The approval it asked for, if it asked (the card a person decides on)."""
 
     @property
     def key(self) -> CallKey:
@@ -437,6 +458,8 @@ class SessionState:
         """Every transcript item in creation order."""
         self.approvals: dict[CallKey, ApprovalState] = {}
         """Approvals by ``(run_id, call_id)``."""
+        self.waiting: dict[CallKey, ApprovalState] = {}
+        """The approvals still pending, oldest first."""
         self.workflows: dict[str, WorkflowState] = {}
         """Workflow runs by run id."""
         self.usage: dict[str, AgentUsage] = {}
@@ -471,11 +494,7 @@ class SessionState:
 
     def pending_approvals(self) -> list[ApprovalState]:
         """Approvals waiting for a decision, newest first."""
-        return sorted(
-            (a for a in self.approvals.values() if a.status == "pending"),
-            key=lambda a: (a.seq, a.ts),
-            reverse=True,
-        )
+        return list(reversed(self.waiting.values()))
 
     def descendants(self, run_id: str) -> Iterator[RunState]:
         """The runs below ``run_id``, depth first."""
@@ -648,6 +667,7 @@ class SessionState:
             if a.status == "pending":
                 a.status = "cancelled" if status == "cancelled" else "abandoned"
                 a.decision = f"{a.status}: run {status}"
+                self.waiting.pop(a.key, None)
                 self.changes.approvals = True
         for t in self._run_tools.get(ev.run_id, ()):
             if not t.settled:
@@ -787,7 +807,10 @@ class SessionState:
             if run is not None:
                 run.waiting = max(0, run.waiting - 1)
         self.approvals[approval.key] = approval
+        self.waiting.pop(approval.key, None)
+        self.waiting[approval.key] = approval
         self._run_approvals.setdefault(ev.run_id, []).append(approval)
+        tool.asked = approval
         self.changes.approvals = True
         self.changes.new_approvals.append(approval)
         run = self._run(ev)
@@ -810,6 +833,7 @@ class SessionState:
         approval = self.approvals.get((ev.run_id, ev.call_id))
         if approval is not None:
             was_pending = approval.status == "pending"
+            self.waiting.pop(approval.key, None)
             approval.status = "allowed" if ev.decision == "allow" else "denied"
             approval.decision = words
             if ev.edited_arguments is not None:

@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
+from screens.card import KEY_HINT, approval_detail
 from screens.state import (
     AssistantItem,
     Changes,
@@ -31,6 +32,7 @@ from screens.state import (
     SessionState,
     ToolItem,
     UserItem,
+    call_summary,
     format_cost,
     format_duration,
     format_tokens,
@@ -209,16 +211,31 @@ _TOOL_ICONS: dict[str, str] = {
 
 
 class ToolBlock(Collapsible, ItemWidget):
-    """A tool call inline in a transcript: arguments, result or error, duration."""
+    """A tool call inline in a transcript: arguments, result or error, duration.
+
+    While the call waits for a decision it opens as a card: who asks and why, the
+    command's parts or the file's diff, the arguments, and the keys that decide it. Once
+    decided it folds back to one line that says how it was decided.
+    """
 
     def __init__(self, item: ToolItem) -> None:
         self.item = item
+        self._card = Static(classes="card")
+        self._keys = Static(KEY_HINT, classes="approval-keys", markup=False)
         self._args = Static(classes="args", markup=False)
         self._result = Static(classes="result", markup=False)
+        self._opened_as_card = False
         # Textual passes the title on to Content.from_text, which takes Content too (a str
         # would be parsed as markup); only its annotation says str.
         title = self._title_text()
-        super().__init__(self._args, self._result, title=title, collapsed=True)  # type: ignore[arg-type]
+        super().__init__(
+            self._card,
+            self._keys,
+            self._args,
+            self._result,
+            title=title,  # type: ignore[arg-type]
+            collapsed=item.status != "awaiting",
+        )
         self._fill()
 
     def _title_text(self) -> Content:
@@ -226,8 +243,11 @@ class ToolBlock(Collapsible, ItemWidget):
         assert isinstance(item, ToolItem)
         bits = [f"{_TOOL_ICONS[item.status]} {item.tool}"]
         if item.status == "awaiting":
-            bits.append("awaiting approval")
-        elif item.status == "running":
+            bits.append(f"{item.source} asks")
+        summary = call_summary(item.arguments, 40)
+        if summary:
+            bits.append(summary)
+        if item.status == "running":
             bits.append("running")
         elif item.status in ("denied", "cancelled"):
             bits.append(item.status)
@@ -241,6 +261,13 @@ class ToolBlock(Collapsible, ItemWidget):
     def _fill(self) -> None:
         item = self.item
         assert isinstance(item, ToolItem)
+        card = item.status == "awaiting" and item.asked is not None
+        self._card.display = card
+        self._keys.display = card
+        self._args.display = not card
+        if card:
+            assert item.asked is not None
+            self._card.update(approval_detail(item.asked, header=False))
         args = Text("arguments\n", style="bold")
         args.append(_json(item.arguments))
         self._args.update(args)
@@ -254,11 +281,22 @@ class ToolBlock(Collapsible, ItemWidget):
             result.append("result\n", style="bold")
             out = item.output if len(item.output) <= 4000 else item.output[:4000] + " …"
             result.append(out)
-        else:
+        elif not card:
             result.append("(no result yet)", style="dim")
+        self._result.display = not card
         self._result.update(result)
         for status in _TOOL_ICONS:
             self.set_class(item.status == status, f"-{status}")
+        # A waiting call opens as a card; once decided, the card folds (unless the person
+        # opened it themselves).
+        if card and self.collapsed:
+            self.collapsed = False
+            self._opened_as_card = True
+        elif card:
+            self._opened_as_card = self._opened_as_card or not self.collapsed
+        elif self._opened_as_card:
+            self._opened_as_card = False
+            self.collapsed = True
 
     def update_item(self) -> None:
         self.title = self._title_text()  # type: ignore[assignment]  # Content, as in __init__
@@ -320,6 +358,10 @@ class Transcript(VerticalScroll):
         self._empty = Static(empty, classes="empty", markup=False)
         self._state: SessionState | None = None
         self._unmounted: list[Item] = []
+        # Every item that matched (shown, hidden or waiting to mount): an item that starts
+        # to match later (a member's call that asks for a decision, in the chat) is added
+        # when it changes.
+        self._seen: set[int] = set()
 
     def compose(self) -> Any:
         yield self._more
@@ -351,6 +393,7 @@ class Transcript(VerticalScroll):
         self._widgets.clear()
         self._unmounted.clear()
         items = [i for i in state.items if self.match(state, i)]
+        self._seen = {i.uid for i in items}
         self._hidden = items[: -self.window] if len(items) > self.window else []
         self._mount_items(items[len(self._hidden) :])
         self._update_more()
@@ -359,11 +402,16 @@ class Transcript(VerticalScroll):
     def sync(self, state: SessionState, changes: Changes) -> None:
         """Apply one frame's changes."""
         self._state = state
+        new = [i for i in changes.new_items if self.match(state, i)]
+        fresh = {i.uid for i in changes.new_items}
         for uid, item in changes.updated.items():
             w = self._widgets.get(uid)
             if isinstance(w, ItemWidget) and w.shown_version != item.version:
                 w.update_item()
-        new = [i for i in changes.new_items if self.match(state, i)]
+            elif (
+                w is None and uid not in self._seen and uid not in fresh and self.match(state, item)
+            ):
+                new.append(item)
         if new:
             self._mount_items(new)
             overflow = len(self._widgets) - 2 * self.window
@@ -377,6 +425,7 @@ class Transcript(VerticalScroll):
     def _mount_items(self, items: list[Item]) -> None:
         if not items:
             return
+        self._seen.update(i.uid for i in items)
         if not self.is_mounted:
             self._unmounted.extend(items)  # mounted with the transcript itself
             return

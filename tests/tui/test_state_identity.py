@@ -303,6 +303,10 @@ def test_repeated_call_ids_stay_apart_and_every_call_ends_settled(
     for ev in events:
         live.apply(ev)
         live.take_changes()
+        # The queue of waiting calls is exactly the approvals still pending, oldest first.
+        pending = [a for a in live.approvals.values() if a.status == "pending"]
+        assert list(live.waiting.values()) == sorted(pending, key=lambda a: a.seq)
+        assert sum(r.waiting for r in live.runs.values()) == len(pending)
     assert [(t.run_id, t.call_id, t.status) for t in live.items if isinstance(t, ToolItem)] == [
         (t.run_id, t.call_id, t.status) for t in tools
     ]
