@@ -822,7 +822,10 @@ class WorkbenchApp(App[int]):
             from screens.card import KEY_HINT
 
             calls = "1 call waits" if waiting == 1 else f"{waiting} calls wait"
-            hint.update(f"⚠ {calls} · with the prompt empty: {KEY_HINT} · F5 the queue")
+            if self.compact:
+                hint.update(f"⚠ {calls} · y s a n e decide (prompt empty) · F5 the queue")
+            else:
+                hint.update(f"⚠ {calls} · with the prompt empty: {KEY_HINT} · F5 the queue")
         else:
             hint.update(PROMPT_HINT)
 
@@ -1184,6 +1187,8 @@ class WorkbenchApp(App[int]):
 
     def watch_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
+        if self.view is not None:  # the prompt's hint says it shorter on a small terminal
+            self._waiting_changed()
 
     # -- shutting down -------------------------------------------------------------------
 

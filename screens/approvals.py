@@ -274,8 +274,7 @@ class ApprovalsPane(Vertical, Pane):
                 yield Static("", id="approval-detail")
 
     def on_mount(self) -> None:
-        self.query_one("#rules-head").display = not self.read_only
-        self.query_one("#rules-list").display = not self.read_only
+        self.set_class(self.read_only, "-read-only")
         self._redraw()
         self._draw_rules()
         self.catch_up()
@@ -345,7 +344,7 @@ class ApprovalsPane(Vertical, Pane):
         elif self._shown:
             queue.highlighted = self._shown.index(current) if current in self._shown else 0
         n = len(pending)
-        head = Text()
+        head = Text(no_wrap=True, overflow="ellipsis")
         if n:
             head.append(f"{n} waiting", style="bold yellow")
             if not self.read_only:
@@ -388,6 +387,7 @@ class ApprovalsPane(Vertical, Pane):
         if not self.is_mounted:
             return
         self.rules_list.set_options([Option(_rule_row(r)) for r in self._rules])
+        self.set_class(not self._rules, "-no-rules")
         head = Text("Saved rules", style="bold")
         if self._rules:
             head.append(f" ({len(self._rules)}) · del removes", style="dim")
@@ -396,12 +396,15 @@ class ApprovalsPane(Vertical, Pane):
         self.query_one("#rules-head", Static).update(head)
 
     def action_rules(self) -> None:
-        """Move to the saved rules (and back)."""
+        """Show the saved rules and move to them (and back). A small terminal shows them
+        only then."""
         if self.read_only:
             return
-        if self.rules_list.has_focus:
+        if self.rules_list.has_focus or (self.has_class("-show-rules") and not self._rules):
+            self.remove_class("-show-rules")
             self.queue.focus()
         else:
+            self.add_class("-show-rules")
             self.rules_list.focus()
 
     @on(OptionList.OptionHighlighted, "#rules-list")

@@ -32,7 +32,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "A call waits for a decision",
+        "Waiting calls",
         [
             ("y s a n e", "decide the oldest waiting call, from the chat, a lane or the graph"),
             ("", "(in the prompt only while it is empty: typed text never decides)"),
