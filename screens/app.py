@@ -861,13 +861,21 @@ class WorkbenchApp(App[int]):
         if self.view is not None:
             self.view.approvals.show_rules(rules)
 
+    def show_rules(self) -> None:
+        """The approvals pane, on its list of saved rules."""
+        self.action_show("approvals")
+        if self.view is not None:
+            self.view.approvals.add_class("-show-rules")
+            self.view.approvals.rules_list.focus()
+        self.load_rules()
+
     def on_approvals_pane_remove_rule(self, event: ApprovalsPane.RemoveRule) -> None:
         """``del`` on a rule in the approvals pane."""
         self.remove_rule(event.rule)
 
     @work(
         thread=True,
-        group="rules",
+        group="remove-rule",
         description="remove a rule",
         exit_on_error=False,
     )

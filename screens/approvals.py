@@ -386,7 +386,11 @@ class ApprovalsPane(Vertical, Pane):
     def _draw_rules(self) -> None:
         if not self.is_mounted:
             return
-        self.rules_list.set_options([Option(_rule_row(r)) for r in self._rules])
+        rules_list = self.rules_list
+        index = rules_list.highlighted or 0
+        rules_list.set_options([Option(_rule_row(r)) for r in self._rules])
+        if self._rules:
+            rules_list.highlighted = min(index, len(self._rules) - 1)
         self.set_class(not self._rules, "-no-rules")
         head = Text("Saved rules", style="bold")
         if self._rules:
