@@ -125,7 +125,8 @@ def next_cut(text: str, limit: int = SEGMENT) -> int | None:
 
 
 class AssistantMessage(Vertical, ItemWidget):
-    """An assistant message as Markdown (rich's renderer), drawn in segments."""
+    """An assistant message as Markdown (rich's renderer, raw HTML off: the model's text is
+    shown as written, ``<tags>`` and all), drawn in segments."""
 
     def __init__(self, item: AssistantItem) -> None:
         super().__init__(classes="-streaming" if not item.done else "")
@@ -174,7 +175,7 @@ class AssistantMessage(Vertical, ItemWidget):
     def _draw(self, text: str) -> list[Static]:
         """Draw ``text``: the open (last) segment takes the new text; segments that fill up
         are closed and new ones created. Returns the widgets to mount."""
-        from rich.markdown import Markdown
+        from screens.markdown import TextMarkdown
 
         if not text.startswith(self._shown[: self._frozen]):
             # Rewritten, not extended (a final text that differs from the stream): redraw.
@@ -191,7 +192,7 @@ class AssistantMessage(Vertical, ItemWidget):
             tail = text[self._frozen :]
             cut = next_cut(tail)
             piece = tail if cut is None else tail[:cut]
-            self._segments[-1].update(Markdown(piece.rstrip()))
+            self._segments[-1].update(TextMarkdown(piece.rstrip()))
             if cut is None:
                 return created
             self._frozen += cut
