@@ -73,6 +73,10 @@ class WorkbenchApp(App[int]):
         workspace: The workspace folder (default: the current folder).
         db: SQLAlchemy URL of the store (default: the user data dir, or $WORKBENCH_DB).
         replay: A session id to open in the replay view at start.
+        replay_file: The JSONL export it was read from, when it is a file: replayed from
+            memory (nothing is imported unless it is forked); the app's store stays the
+            real one, so the chats after the replay are kept.
+        replay_events: That file's events (read already, by the command line).
         replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
             the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
@@ -187,6 +191,8 @@ class WorkbenchApp(App[int]):
         *,
         replay: str | None = None,
         replay_speed: float | None = None,
+        replay_file: Path | None = None,
+        replay_events: list[Any] | None = None,
         engine_factory: EngineFactory | None = None,
         warm_up: bool | None = None,
         watch_workspace: bool = True,
@@ -202,6 +208,10 @@ class WorkbenchApp(App[int]):
         """A session to replay at start."""
         self.replay_speed = replay_speed
         """The speed of that replay (None: the replay view's default)."""
+        self.replay_file = replay_file
+        """The export file it comes from, if a file."""
+        self.replay_events = replay_events
+        """Its events, when it comes from a file."""
         self.engine: EngineLike | None = None
         """The engine, once open."""
         self._engine_factory = engine_factory or self._open_default_engine
@@ -233,6 +243,7 @@ class WorkbenchApp(App[int]):
         self.rules: list[Any] = []
         """The rules in force, as last read (the approvals pane and the palette list them)."""
         self._active: dict[str, Any] = {}
+        self._targets: dict[str, str] = {}
         self._starting = 0
         self._ws_mtime: float | None = None
         self._ws_file: Path | None = None
@@ -399,7 +410,12 @@ class WorkbenchApp(App[int]):
         self._send_queued()
         self.load_rules()
         if self.replay_id:
-            self.open_replay(self.replay_id, speed=self.replay_speed)
+            self.open_replay(
+                self.replay_id,
+                speed=self.replay_speed,
+                file=self.replay_file,
+                events=self.replay_events,
+            )
 
     @on(EngineFailed)
     def _engine_failed(self, event: EngineFailed) -> None:
@@ -587,6 +603,7 @@ class WorkbenchApp(App[int]):
                 return
             self._adopt_session(handle.session_id)
             self._active[handle.run_id] = handle
+            self._targets[handle.run_id] = target.name
         finally:
             self._starting -= 1
         self.status.running = len(self._active)
@@ -594,6 +611,7 @@ class WorkbenchApp(App[int]):
             await handle.wait()
         finally:
             self._active.pop(handle.run_id, None)
+            self._targets.pop(handle.run_id, None)
             self.status.running = len(self._active)
             self._send_queued()
 
@@ -1086,6 +1104,8 @@ class WorkbenchApp(App[int]):
         assert engine is not None
         state = SessionState(session_id)
         state.extend(engine.session_events(session_id))
+        # A run whose process stopped it shows as interrupted (resumable), not running.
+        state.mark_interrupted(r.id for r in engine.runs(session_id) if r.status == "interrupted")
         self.post_message(self.SessionLoaded(session_id, state, resume))
 
     @on(SessionLoaded)
@@ -1122,6 +1142,7 @@ class WorkbenchApp(App[int]):
                 self.notify(str(exc), title="Could not resume", severity="error")
                 continue
             self._active[handle.run_id] = handle
+            self._targets[handle.run_id] = info.target
             self.status.running = len(self._active)
             self.notify(f"Resumed {info.target} ({info.id}).", timeout=4)
             try:
@@ -1130,22 +1151,52 @@ class WorkbenchApp(App[int]):
                 self._active.pop(handle.run_id, None)
                 self.status.running = len(self._active)
 
-    def open_replay(self, session_id: str, *, speed: float | None = None) -> None:
-        """Replay a stored session through the same panes (at ``speed``, snapped to the
-        nearest of 1x, 2x, 10x and instant)."""
-        from screens.replay import ReplayScreen, speed_index
+    def open_replay(
+        self,
+        session_id: str,
+        *,
+        speed: float | None = None,
+        file: Path | None = None,
+        events: list[Any] | None = None,
+    ) -> None:
+        """Replay a stored session (or the events of an export ``file``) through the same
+        panes (at ``speed``, snapped to the nearest of 1x, 2x, 10x and instant)."""
+        from screens.replay import MemorySource, ReplayScreen, speed_index
 
         if self.engine is None:
             self.notify("The engine is still loading.", timeout=3)
             return
+        source = MemorySource(events) if events is not None else None
+        fork_from = None
+        if events is not None and file is not None:
+
+            def fork_from() -> str:
+                return self._keep_replayed(session_id, file)
+
         self.push_screen(
             ReplayScreen(
                 self.engine,
                 session_id,
                 graph_source=self._graph_source,
                 speed=0 if speed is None else speed_index(speed),
+                source=source,
+                fork_from=fork_from,
             )
         )
+
+    def _keep_replayed(self, session_id: str, file: Path) -> str:
+        """The replayed export, in the store (imported now, once, to be forked)."""
+        store = getattr(self.engine, "store", None)
+        if store is None:
+            raise RuntimeError("this engine has no local store to keep the session in")
+        if store.get_session(session_id) is not None:
+            return session_id
+        from workbench.sessions import SessionExistsError, import_session
+
+        try:
+            return str(import_session(store, file).id)
+        except SessionExistsError:  # its runs are here in another session: a copy
+            return str(import_session(store, file, as_new=True).id)
 
     def action_replay_session(self) -> None:
         """Replay the session shown."""
@@ -1201,9 +1252,42 @@ class WorkbenchApp(App[int]):
     # -- shutting down -------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Cancel what runs, close the engine, leave."""
+        """Leave. With runs in flight, ask first: quitting then stops them without ending
+        them (interrupted, resumable), never cancels them. An attached TUI leaves the
+        server's runs running."""
+        from screens.quit import ConfirmQuit
+
+        engine = self.engine
+        interrupt = getattr(engine, "interrupt", None)
+        if self._active and callable(interrupt):
+            if isinstance(self.screen, ConfirmQuit):
+                return
+            runs = [(run_id, self._targets.get(run_id, "")) for run_id in self._active]
+            self.push_screen(ConfirmQuit(runs), self._quit_answered)
+            return
         await self._close_engine()
         self.exit(0)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self.run_worker(self._leave_interrupted(), group="quit", exclusive=True)
+
+    async def _leave_interrupted(self) -> None:
+        engine, self.engine = self.engine, None
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        runs: list[str] = []
+        if engine is not None:
+            try:
+                runs = await engine.interrupt()  # type: ignore[attr-defined]
+            except Exception:  # leaving must not keep the terminal hostage
+                runs = []
+        message = None
+        if runs:
+            lines = [f"  workbench run --resume {r}" for r in runs]
+            message = "Left interrupted, resumable:\n" + "\n".join(lines)
+        self.exit(0, message=message)
 
     async def _close_engine(self) -> None:
         engine, self.engine = self.engine, None
@@ -1244,6 +1328,8 @@ def run_app(
     replay: str | None = None,
     replay_speed: float | None = None,
     *,
+    replay_file: Path | None = None,
+    replay_events: list[Any] | None = None,
     engine_factory: EngineFactory | None = None,
     watch_workspace: bool = True,
     warm_up: bool | None = None,
@@ -1254,6 +1340,8 @@ def run_app(
         db=db,
         replay=replay,
         replay_speed=replay_speed,
+        replay_file=replay_file,
+        replay_events=replay_events,
         engine_factory=engine_factory,
         watch_workspace=watch_workspace,
         warm_up=warm_up,

@@ -41,10 +41,12 @@ __all__ = [
     "format_tokens",
 ]
 
-RunStatus = Literal["running", "completed", "failed", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 StepStatus = Literal["waiting", "running", "done", "failed", "skipped", "cancelled", "approval"]
-ToolStatus = Literal["requested", "awaiting", "running", "done", "failed", "denied", "cancelled"]
-ApprovalStatus = Literal["pending", "allowed", "denied", "abandoned", "cancelled"]
+ToolStatus = Literal[
+    "requested", "awaiting", "running", "done", "failed", "denied", "cancelled", "interrupted"
+]
+ApprovalStatus = Literal["pending", "allowed", "denied", "abandoned", "cancelled", "interrupted"]
 
 CallKey = tuple[str, str]
 """``(run_id, call_id)``: what names a tool call. A model's call ids are unique within one
@@ -189,7 +191,7 @@ class ToolItem(Item):
     @property
     def settled(self) -> bool:
         """The call reached an end: done, failed, denied or cancelled."""
-        return self.status in ("done", "failed", "denied", "cancelled")
+        return self.status in ("done", "failed", "denied", "cancelled", "interrupted")
 
 
 @dataclass(slots=True, eq=False)
@@ -550,6 +552,33 @@ class SessionState:
             total.cost = _add_cost(total.cost, u.cost)
             total.calls += u.calls
         return total
+
+    def mark_interrupted(self, run_ids: Iterable[str]) -> None:
+        """Runs whose process stopped them without ending them (the store says
+        ``interrupted``): not in flight, resumable. Their waiting calls cannot be decided
+        until the run is resumed (which asks them again)."""
+        for run_id in run_ids:
+            run = self.runs.get(run_id)
+            if run is None or run.ended:
+                continue
+            run.status = "interrupted"
+            run.streaming = False
+            run.waiting = 0
+            self.changes.runs.add(run_id)
+            for a in self._run_approvals.get(run_id, ()):
+                if a.status == "pending":
+                    a.status = "interrupted"
+                    a.decision = "interrupted: resume the run to decide (F7, r)"
+                    self.waiting.pop(a.key, None)
+                    self.changes.approvals = True
+            for t in self._run_tools.get(run_id, ()):
+                if not t.settled:
+                    t.status = "interrupted"
+                    self.changes.touch(t)
+            for msg in self._run_messages.get(run_id, ()):
+                if not msg.done:
+                    msg.done = True
+                    self.changes.touch(msg)
 
     def take_changes(self) -> Changes:
         """The changes since the last call; starts a new batch."""

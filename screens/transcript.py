@@ -208,6 +208,7 @@ _TOOL_ICONS: dict[str, str] = {
     "failed": "✗",
     "denied": "⊘",
     "cancelled": "■",
+    "interrupted": "⏸",
 }
 
 
@@ -252,6 +253,8 @@ class ToolBlock(Collapsible, ItemWidget):
             bits.append("running")
         elif item.status in ("denied", "cancelled"):
             bits.append(item.status)
+        elif item.status == "interrupted":
+            bits.append("interrupted: resume the run (F7, r)")
         if item.duration_ms is not None and item.status in ("done", "failed"):
             bits.append(format_duration(item.duration_ms))
         if item.status == "failed" and item.error:

@@ -1026,14 +1026,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if found is None:
                 raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
             return _replay_tui(args, args.db, found.id, found.workspace, speed)
-        import tempfile
-
-        # The TUI replays from a store: the file goes into a throwaway one.
-        with tempfile.TemporaryDirectory(prefix="workbench-replay-") as folder:
-            url = f"sqlite:///{Path(folder) / 'replay.db'}"
-            with Store.open(url) as store:
-                info = lib.import_session(store, path)
-            return _replay_tui(args, url, info.id, info.workspace, speed)
+        # The file is replayed from memory, the TUI on the real store: what is typed after
+        # the replay is kept (a fork imports the file first).
+        header, events = lib.read_archive(path)
+        return _replay_tui(
+            args, args.db, header.session_id, header.workspace, speed, file=path, events=events
+        )
     except lib.SessionsError as exc:
         raise CliError(str(exc)) from None
 
@@ -1044,13 +1042,23 @@ def _replay_tui(
     session_id: str,
     recorded_in: str,
     speed: float | None,
+    *,
+    file: Path | None = None,
+    events: list[Any] | None = None,
 ) -> int:
     workspace = args.workspace
     if workspace is None and not Path("workbench.yaml").is_file():
         # Outside a workspace: the one the session ran in, if it is here (workflow graphs).
         if recorded_in and (Path(recorded_in) / "workbench.yaml").is_file():
             workspace = Path(recorded_in)
-    return _run_tui(workspace=workspace, db=db, replay=session_id, replay_speed=speed)
+    return _run_tui(
+        workspace=workspace,
+        db=db,
+        replay=session_id,
+        replay_speed=speed,
+        replay_file=file,
+        replay_events=events,
+    )
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

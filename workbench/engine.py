@@ -139,6 +139,8 @@ class Engine:
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
         self._agents: dict[tuple[str, str | None], Agent] = {}
+        self._started: dict[str, str] = {}  # run id -> session, every run this engine started
+        self._interrupting = False
         self.model_override: str | None = None
         store.default_workspace = str(self.root)
 
@@ -207,6 +209,29 @@ class Engine:
         self._toolkits.clear()
         self.store.close()
 
+    async def interrupt(self) -> list[str]:
+        """Stop every run in flight without ending it, then close: no ``run.cancelled`` is
+        written, every run (children too) is marked ``interrupted``, and :meth:`resume`
+        continues each top-level one from its last checkpoint, a pending approval offered
+        again (what quitting the TUI with a run in flight does, when the person agrees).
+
+        Returns:
+            The ids of the top-level runs that were in flight.
+        """
+        top = self.running()
+        self._interrupting = True
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        # What was appended before the stop is written first (a run.started among it must
+        # not set a run back to running after it is marked).
+        await asyncio.to_thread(self.store.flush)
+        await asyncio.to_thread(self.store.interrupt_runs, list(self._started))
+        self._started.clear()
+        await self.aclose()
+        return top
+
     # -- Services ----------------------------------------------------------------------
 
     async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
@@ -216,6 +241,14 @@ class Engine:
         milliseconds), except for ``durable=True`` events: a run's terminal event waits, so
         when a run returns its whole log is stored.
         """
+        if self._interrupting:
+            # Stopping without ending (interrupt): nothing more is written, as if this
+            # process had died here; the runs resume from what the log holds.
+            return event  # type: ignore[return-value]
+        if event.type == "run.started":
+            self._started[event.run_id] = event.session_id
+        elif event.type in TERMINAL_TYPES:
+            self._started.pop(event.run_id, None)
         if not durable:
             self.store.append_nowait(event, self._stored)
             return event  # type: ignore[return-value]

@@ -1505,6 +1505,33 @@ class Store:
                 )
         return dead
 
+    def interrupt_runs(self, run_ids: Iterable[str]) -> list[str]:
+        """Mark these runs ``interrupted`` (those still running or waiting): their process
+        stops them without ending them, so they can be resumed from their last checkpoint.
+
+        Returns:
+            The ids of the runs marked.
+        """
+        ids = list(run_ids)
+        if not ids:
+            return []
+        with self._write() as conn:
+            live = [
+                row[0]
+                for row in conn.execute(
+                    select(_runs.c.id).where(
+                        _runs.c.id.in_(ids), _runs.c.status.in_(_LIVE_STATUSES)
+                    )
+                ).all()
+            ]
+            if live:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.id.in_(live))
+                    .values(status="interrupted", updated_at=time.time())
+                )
+        return live
+
     def _owner_dead(self, owner: str) -> bool:
         host, _, pid = owner.rpartition(":")
         if host != self._host or not pid.isdigit() or int(pid) == os.getpid():
