@@ -90,8 +90,10 @@ class EngineLike(Protocol):
         """The runnable object of a name."""
         ...
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[Any]:
-        """Stored sessions, newest first."""
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[Any]:
+        """Stored sessions, newest first (only a workspace folder's, when given)."""
         ...
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Any]:

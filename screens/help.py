@@ -86,6 +86,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "resume unfinished runs"),
             ("p", "replay"),
             ("d", "delete (asks first)"),
+            ("a", "this workspace's sessions / every workspace's"),
         ],
     ),
     (

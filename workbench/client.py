@@ -817,12 +817,32 @@ class RemoteEngine:
 
     # -- sessions ----------------------------------------------------------------------
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, newest first (blocking)."""
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, newest first (blocking); only those of the ``workspace`` folder when
+        given (filtered here, from the server's pages)."""
         from workbench.store import SessionInfo
 
-        data = self._request_sync("GET", "/api/sessions", params={"limit": limit, "offset": offset})
-        return [SessionInfo(**d) for d in data]
+        if workspace is None:
+            data = self._request_sync(
+                "GET", "/api/sessions", params={"limit": limit, "offset": offset}
+            )
+            return [SessionInfo(**d) for d in data]
+        out: list[SessionInfo] = []
+        page, skipped, at = 200, 0, 0
+        while len(out) < limit:
+            data = self._request_sync("GET", "/api/sessions", params={"limit": page, "offset": at})
+            for d in data:
+                if d.get("workspace") == workspace:
+                    if skipped < offset:
+                        skipped += 1
+                    elif len(out) < limit:
+                        out.append(SessionInfo(**d))
+            if len(data) < page:
+                break
+            at += page
+        return out
 
     async def asessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
         """Sessions, newest first."""

@@ -646,9 +646,11 @@ class Engine:
 
     # -- sessions ----------------------------------------------------------------------
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, newest first."""
-        return self.store.list_sessions(limit=limit, offset=offset)
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, newest first (only those of the ``workspace`` folder, when given)."""
+        return self.store.list_sessions(limit=limit, offset=offset, workspace=workspace)
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
         """A session's stored events."""

@@ -717,7 +717,9 @@ class FakeEngine:
 
         return _Wf()
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[FakeSession]:
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[FakeSession]:
         out = []
         for i, (sid, script) in enumerate(self.stored.items()):
             first = script.events[0]
@@ -732,6 +734,7 @@ class FakeEngine:
                     len(script.events),
                 )
             )
+        out = [s for s in out if workspace is None or s.workspace == workspace]
         return sorted(out, key=lambda s: s.updated_at, reverse=True)[offset : offset + limit]
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:

@@ -1195,13 +1195,23 @@ class Store:
         with self._read() as conn:
             return self._session(conn, session_id)
 
-    def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, most recently active first, each with its run count."""
+    def list_sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, most recently active first, each with its run count.
+
+        Args:
+            limit: At most this many.
+            offset: Skip this many first.
+            workspace: Only the sessions of this workspace folder (None: every one).
+        """
         # The page first (through ix_sessions_updated_at), then run counts for it alone:
         # counting runs of every skipped session made deep pages slow.
+        query = select(_sessions)
+        if workspace is not None:
+            query = query.where(_sessions.c.workspace == _abs(workspace))
         page = (
-            select(_sessions)
-            .order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
+            query.order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
             .limit(limit)
             .offset(offset)
             .subquery()
