@@ -703,6 +703,18 @@ class WorkbenchApp(App[int]):
             self._waiting_changed()
 
     def _announce(self, approval: ApprovalState) -> None:
+        """A bell, always; a toast only where neither the card nor the hint under the
+        prompt is in sight (another screen, the usage pane): a toast per call would pile
+        up over the cards it repeats."""
+        self.bell()
+        view = self.view
+        in_sight = (
+            view is not None
+            and self.screen is self.screen_stack[0]
+            and view.active in ("chat", "team", "graph", "approvals")
+        )
+        if in_sight:
+            return
         from screens.card import KEY_HINT
         from screens.state import call_summary
 
@@ -716,7 +728,6 @@ class WorkbenchApp(App[int]):
             timeout=10,
             markup=False,
         )
-        self.bell()
 
     # -- approvals out -------------------------------------------------------------------
 
@@ -828,7 +839,9 @@ class WorkbenchApp(App[int]):
         self.decide(event.approval, event.how)
 
     def _waiting_changed(self) -> None:
-        """The queue of waiting calls changed: the approvals pane, the prompt's hint."""
+        """The queue of waiting calls changed: the approvals pane, the prompt's hint, and
+        the app's y s a n e (enabled only while a call waits)."""
+        self.refresh_bindings()
         if self.view is not None:
             self.view.approvals.refresh_queue()
         waiting = 0 if self._state is None else len(self._state.waiting)

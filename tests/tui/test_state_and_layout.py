@@ -123,7 +123,11 @@ def test_layout_of_the_sample_workflow() -> None:
     assert p["publish"].layer > p["polish/edit"].layer
     assert [e.label for e in lay.back_edges] == ["repeat"]
     text = "\n".join("".join(row) for row in lay.canvas.chars)
-    assert "↺ repeat" in text and "▼" in text
+    # The loop's repeat is drawn inside the loop's frame (it ran up a rail outside every
+    # frame, across them), back into the first step of the body.
+    assert "◀" in text and "▼" in text
+    edit = p["polish/edit"]
+    assert lay.canvas.chars[edit.y + 1][edit.x + edit.w] == "◀"
     assert lay.neighbour("fanout/a", 1, 0) == "fanout/b"
     assert lay.neighbour("gather", 0, 1) == "check"
 
@@ -189,3 +193,49 @@ def test_segments_cut_at_paragraphs_outside_code_fences() -> None:
     fenced = "x" * (SEGMENT + 10) + "\n```\ncode\n\ncode\n```\n\nafter"
     cut = fenced and next_cut(fenced)
     assert cut is not None and fenced[:cut].count("```") % 2 == 0
+
+
+def _code_review_graph() -> tuple[list[GraphNode], list[GraphEdge]]:
+    """The code-review sample's workflow, as ``workflow.graph()`` gives it."""
+    import asyncio
+    from pathlib import Path
+
+    from workbench.engine import Engine
+
+    root = Path(__file__).resolve().parents[2] / "sample_workspaces" / "code-review"
+
+    async def graph() -> object:
+        async with Engine.open(root, "sqlite:///:memory:") as engine:
+            return (await engine.build_target("workflow", "review")).graph()  # type: ignore[attr-defined]
+
+    return graph_from_object(asyncio.run(graph()))
+
+
+def test_the_code_review_graph_keeps_edges_in_their_groups_and_labels_whole() -> None:
+    nodes, edges = _code_review_graph()
+    lay = layout_graph(nodes, edges)
+    chars = lay.canvas.chars
+    assert lay.frames and lay.back_edges
+    for cid, (x0, y0, x1, y1) in lay.frames.items():
+        # No edge runs across a frame's sides: what enters a group arrives through its
+        # top, what leaves it leaves from its bottom (┬); a loop's repeat stays inside.
+        for y in range(y0 + 1, y1):
+            assert chars[y][x0] == "┆" and chars[y][x1] == "┆", (cid, y)
+        assert chars[y0][x0] == "╭" and chars[y0][x1] == "╮", cid
+        assert chars[y1][x0] == "╰" and chars[y1][x1] == "╯", cid
+    for e in lay.back_edges:  # the repeat's rail is inside its loop's frame
+        x0, y0, x1, y1 = lay.frames[e.target]
+        a = lay.placed[e.source]
+        row = "".join(chars[a.y + 2][a.x + a.w : x1 - 1])
+        assert row and set(row) <= set("─┘"), row
+    # Every step's label and every edge label fits its box (only the loop's long
+    # expression is cut, and its frame and the detail line show it).
+    for node in nodes:
+        p = lay.placed[node.id]
+        if len(node.label) > 40:
+            continue
+        assert len(node.label) <= p.w - 4, (node.id, node.label, p.w)
+    for e in edges:
+        if e.label and not e.back:
+            p = lay.placed[e.target]
+            assert p.cx + 2 + len(e.label) <= p.x + p.w, (e.label, p)
