@@ -112,6 +112,7 @@ class WorkbenchApp(App[int]):
         Binding("f6", "show('usage')", "Usage", show=False, priority=True),
         Binding("f7", "sessions", "Sessions", priority=True),
         Binding("f8", "toggle_theme", "Theme", show=False, priority=True),
+        Binding("ctrl+o", "copy_answer", "Copy answer", priority=True),
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
         Binding("escape", "focus_prompt", "Prompt", show=False),
@@ -626,8 +627,50 @@ class WorkbenchApp(App[int]):
         self._inbox.extendleft(reversed(orphans))
         self._schedule_flush()
 
+    def action_copy_answer(self) -> None:
+        """Copy the last answer of the session shown (ctrl+o)."""
+        from screens.state import AssistantItem
+
+        state = self._state if self.screen is self.screen_stack[0] else None
+        state = state or getattr(self.screen, "state", None)
+        answer = None
+        for item in reversed(state.items if state is not None else []):
+            run = state.runs.get(item.run_id) if state is not None else None
+            top = run is None or run.parent_run_id is None
+            if isinstance(item, AssistantItem) and top and item.text.strip():
+                answer = item
+                break
+        if answer is None:
+            self.notify("No answer to copy yet.", timeout=3)
+            return
+        self._copy(answer.text, f"{answer.source}'s last answer")
+
+    def on_copy_requested(self, event: Any) -> None:
+        """``c`` on a focused message or tool call (named, not ``@on``: the transcript's
+        module is imported after the first frame)."""
+        self._copy(event.text, event.what)
+
+    def _copy(self, text: str, what: str) -> None:
+        """Onto the clipboard: OSC 52, which most terminals honour (tmux with
+        ``set-clipboard on``; not macOS Terminal)."""
+        self.copy_to_clipboard(text)
+        lines = text.count("\n") + 1
+        self.notify(
+            f"Copied {what} ({len(text):,} characters, {lines} line{'s' if lines != 1 else ''}).",
+            timeout=3,
+            markup=False,
+        )
+
     def action_cancel_run(self) -> None:
-        """Cancel the runs in flight (ctrl+c); ctrl+q quits."""
+        """Copy the selected text if there is some (ctrl+c copies, as in a terminal);
+        otherwise cancel the runs in flight. ctrl+q quits."""
+        selected = self.screen.get_selected_text()
+        if not selected and self.focused is self.prompt:
+            selected = self.prompt.selected_text
+        if selected:
+            self._copy(selected, "the selection")
+            self.screen.clear_selection()
+            return
         dropped = len(self._queue)
         self._queue.clear()
         if self.view is not None:

@@ -26,9 +26,19 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("F8", "light / dark theme"),
             ("ctrl+n", "new session"),
             ("ctrl+r", "replay this session"),
-            ("ctrl+c", "cancel the run in flight (not the app)"),
+            ("ctrl+c", "copy the selected text; with none, cancel the run in flight"),
+            ("ctrl+o", "copy the last answer"),
             ("escape", "back to the prompt / close a dialog"),
             ("ctrl+q", "quit"),
+        ],
+    ),
+    (
+        "Copy",
+        [
+            ("mouse drag", "select text in the chat, a lane or a node's transcript"),
+            ("ctrl+c", "copy the selection (OSC 52: the terminal's clipboard)"),
+            ("ctrl+o", "copy the last answer (as written, Markdown and all)"),
+            ("c", "copy the focused message, or a tool call's result (tab or click focuses)"),
         ],
     ),
     (

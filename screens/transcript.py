@@ -15,9 +15,11 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.events import Click
+from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
@@ -41,6 +43,7 @@ from workbench.termsafe import json_visible, visible
 
 __all__ = [
     "AssistantMessage",
+    "CopyRequested",
     "EndLine",
     "ItemFilter",
     "NoteLine",
@@ -71,8 +74,27 @@ class ItemWidget:
         """Redraw from :attr:`item`."""
 
 
-class UserMessage(Static, ItemWidget):
-    """The user's prompt (or a task a parent run gave)."""
+class CopyRequested(Message):
+    """A focused message asks to be copied (``c``); the app puts it on the clipboard."""
+
+    def __init__(self, text: str, what: str) -> None:
+        super().__init__()
+        self.text = text
+        """What to copy."""
+        self.what = what
+        """What it is, in words (for the notification)."""
+
+
+class UserMessage(Static, ItemWidget, can_focus=True):
+    """The user's prompt (or a task a parent run gave); ``c`` copies it when focused."""
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy message")]
+
+    def action_copy(self) -> None:
+        """Copy the prompt."""
+        item = self.item
+        assert isinstance(item, UserItem)
+        self.post_message(CopyRequested(item.text, "the prompt"))
 
     def __init__(self, item: UserItem) -> None:
         self.item = item
@@ -124,16 +146,94 @@ def next_cut(text: str, limit: int = SEGMENT) -> int | None:
     return None
 
 
-class AssistantMessage(Vertical, ItemWidget):
+class MarkdownSegment(Static):
+    """A piece of an assistant message, as Markdown.
+
+    While it streams it is drawn by rich's Markdown renderer (the fast path: one render a
+    frame). Once finished it is drawn as styled text rendered from that Markdown, once per
+    width, so that it can be selected with the mouse and copied (Textual selects text, not
+    a rich renderable).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(classes="segment")
+        self._markdown: Any = None
+        self._live = True
+        self._drawn: tuple[int, Text] | None = None
+
+    def set_markdown(self, markdown: Any, *, live: bool = True) -> None:
+        """Draw this Markdown (a :class:`screens.markdown.TextMarkdown`); ``live`` while it
+        may still grow."""
+        self._markdown = markdown
+        self._live = live
+        self._drawn = None
+        self.refresh(layout=True)
+
+    def finish(self) -> None:
+        """It will not change any more: draw it as selectable text."""
+        if self._live:
+            self._live = False
+            self._drawn = None
+            self.refresh(layout=True)
+
+    @property
+    def markup_text(self) -> str:
+        """The Markdown source."""
+        return str(getattr(self._markdown, "markup", ""))
+
+    def _text_at(self, width: int) -> Text:
+        """The Markdown rendered at ``width`` columns, as styled text (cached)."""
+        if self._drawn is not None and self._drawn[0] == width:
+            return self._drawn[1]
+        text = Text(end="", no_wrap=True)
+        if self._markdown is not None:
+            console = self.app.console
+            lines = console.render_lines(
+                self._markdown, console.options.update_width(width), pad=False, new_lines=False
+            )
+            for i, line in enumerate(lines):
+                if i:
+                    text.append("\n")
+                for segment in line:
+                    if not segment.control:
+                        text.append(segment.text, segment.style)
+            text.rstrip()
+        self._drawn = (width, text)
+        return text
+
+    def render(self) -> Any:
+        if self._markdown is None:
+            return Text()
+        if self._live:
+            return self._markdown
+        return self._text_at(self.content_size.width or max(20, self.app.size.width - 4))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if self._live or self._markdown is None:
+            return super().get_content_height(container, viewport, width)
+        text = self._text_at(max(1, width))
+        return text.plain.count("\n") + 1 if text.plain else 0
+
+
+class AssistantMessage(Vertical, ItemWidget, can_focus=True):
     """An assistant message as Markdown (rich's renderer, raw HTML off: the model's text is
-    shown as written, ``<tags>`` and all), drawn in segments."""
+    shown as written, ``<tags>`` and all), drawn in segments; ``c`` copies it (as written,
+    Markdown and all) when focused."""
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy message")]
+
+    def action_copy(self) -> None:
+        """Copy the message's text."""
+        item = self.item
+        assert isinstance(item, AssistantItem)
+        self.post_message(CopyRequested(item.text, f"{item.source}'s message"))
 
     def __init__(self, item: AssistantItem) -> None:
         super().__init__(classes="-streaming" if not item.done else "")
         self.item = item
         self._frozen = 0
         self._shown = ""
-        self._segments: list[Static] = []
+        self._segments: list[MarkdownSegment] = []
         self._header = Static(self._header_text(), classes="header", markup=False)
 
     def _header_text(self) -> Content:
@@ -166,13 +266,15 @@ class AssistantMessage(Vertical, ItemWidget):
             new = self._draw(item.text)
             if new:
                 self.mount_all(new)
+        elif item.done and self._segments:
+            self._segments[-1].finish()  # the stream ended: selectable from now on
 
     @property
     def shown_text(self) -> str:
         """The text drawn so far."""
         return self._shown
 
-    def _draw(self, text: str) -> list[Static]:
+    def _draw(self, text: str) -> list[MarkdownSegment]:
         """Draw ``text``: the open (last) segment takes the new text; segments that fill up
         are closed and new ones created. Returns the widgets to mount."""
         from screens.markdown import TextMarkdown
@@ -184,19 +286,21 @@ class AssistantMessage(Vertical, ItemWidget):
             self._segments.clear()
             self._frozen = 0
         self._shown = text
-        created: list[Static] = []
+        created: list[MarkdownSegment] = []
         if not self._segments:
-            created.append(Static(classes="segment"))
+            created.append(MarkdownSegment())
             self._segments.append(created[-1])
         while True:
             tail = text[self._frozen :]
             cut = next_cut(tail)
             piece = tail if cut is None else tail[:cut]
-            self._segments[-1].update(TextMarkdown(piece.rstrip()))
+            last = self._segments[-1]
+            finished = cut is not None or bool(getattr(self.item, "done", False))
+            last.set_markdown(TextMarkdown(piece.rstrip()), live=not finished)
             if cut is None:
                 return created
             self._frozen += cut
-            created.append(Static(classes="segment"))
+            created.append(MarkdownSegment())
             self._segments.append(created[-1])
 
 
@@ -219,6 +323,19 @@ class ToolBlock(Collapsible, ItemWidget):
     command's parts or the file's diff, the arguments, and the keys that decide it. Once
     decided it folds back to one line that says how it was decided.
     """
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy result")]
+
+    def action_copy(self) -> None:
+        """Copy the call's result (or its error, or its arguments while it has neither)."""
+        item = self.item
+        assert isinstance(item, ToolItem)
+        if item.output is not None:
+            self.post_message(CopyRequested(item.output, f"the result of {item.tool}"))
+        elif item.error is not None:
+            self.post_message(CopyRequested(item.error, f"the error of {item.tool}"))
+        else:
+            self.post_message(CopyRequested(_json(item.arguments), f"the arguments of {item.tool}"))
 
     def __init__(self, item: ToolItem) -> None:
         self.item = item
