@@ -420,3 +420,40 @@ def test_workspace_before_run_is_the_workspace_the_run_uses(
     assert session.workspace == str(demo)
     missing = wb("-w", str(tmp_path / "nope"), "--db", db_url, "run", "hi")
     assert missing.returncode == 2 and "no such workspace" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sessions", "export", "{sid}"],
+        ["sessions", "export", "{sid}", "--format", "md"],
+        ["sessions", "show", "{sid}", "--json"],
+        ["sessions", "show", "{sid}"],
+        ["replay", "{sid}", "--plain", "--speed", "0"],
+    ],
+    ids=["export", "export-md", "show-json", "show", "replay-plain"],
+)
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    db_url: str, command: list[str]
+) -> None:
+    """``workbench sessions export ID | head``: no BrokenPipeError traceback."""
+    sample = Path(__file__).resolve().parents[1] / "sample_workspaces/code-review/sessions"
+    imported = wb("sessions", "import", str(sample / "review.test-model.jsonl"), "--db", db_url)
+    assert imported.returncode == 0, imported.stderr
+    sid = imported.stdout.split()[-1]
+    argv = [a.format(sid=sid) for a in command]
+    # The export is larger than a pipe's buffer: the reader is gone before it is written.
+    head = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert head.stdin is not None
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *argv, "--db", db_url],
+        stdout=head.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    head.stdin.close()
+    assert head.wait(10) == 0
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 1), proc.returncode

@@ -270,9 +270,31 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+EXIT_BROKEN_PIPE = 1
+"""The reader of our output went away (``workbench sessions export ID | head``): exit
+quietly, with the code rich's console uses for the same (the Python docs' recipe)."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``workbench`` script."""
-    sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        code = run_cli(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit with a traceback
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    """The reader left: what is still buffered goes nowhere (no "Exception ignored ...
+    BrokenPipeError" at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _bare(argv: list[str]) -> SimpleNamespace | None:
