@@ -499,8 +499,11 @@ class WorkbenchApp(App[int]):
         choices += [TargetChoice("workflow", n) for n in ws.workflows]
         if self.view is None:
             return
+        from screens.welcome import preferred_target
+
         current = self.view.chat.target
-        default = current if current in choices else (choices[0] if choices else None)
+        preferred = preferred_target(ws)
+        default = current if current in choices else preferred or (choices[0] if choices else None)
         self.view.chat.set_targets(choices, default)
         self._show_target()
 
@@ -510,7 +513,8 @@ class WorkbenchApp(App[int]):
             return
         self.view.chat.picker.value = TargetChoice(kind, name).value
         self._show_target()
-        self.action_show("chat")
+        if self.screen is self.screen_stack[0]:
+            self.action_show("chat")
 
     def _show_target(self) -> None:
         if self.view is None:
@@ -524,6 +528,10 @@ class WorkbenchApp(App[int]):
             info += f" · litellm {litellm}"
         self.view.chat.set_info(info)
         self.status.model = f"{target.name} ({info})" if target else ""
+        if self.engine is not None:
+            from screens.welcome import welcome
+
+            self.view.chat.set_welcome(welcome(self.engine.workspace, target))
 
     def describe_target(self, target: TargetChoice) -> str:
         """The model of an agent, the members of a team, the steps of a workflow."""
@@ -708,6 +716,15 @@ class WorkbenchApp(App[int]):
             self._adopt_session(events[0].session_id)
         self._inbox.extend(events)
         self._flush_events()
+        self._talk_to_session_target()
+
+    def _talk_to_session_target(self) -> None:
+        """The picker shows what the session shown last talked to (a stored session that
+        is opened, a scripted one that is fed)."""
+        top = self.state.top_runs()
+        if self.view is not None and top:
+            if self.view.chat.choose(TargetChoice(top[-1].kind, top[-1].target)):
+                self._show_target()
 
     def _schedule_flush(self) -> None:
         self._wake_pending = False
@@ -1173,6 +1190,7 @@ class WorkbenchApp(App[int]):
         self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
+            self._talk_to_session_target()  # continuing a session talks to what it did
         self._waiting_changed()
         self.load_rules()
         self.action_show("chat")

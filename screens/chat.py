@@ -46,6 +46,8 @@ class ChatPane(Vertical, Pane):
             empty="" if read_only else "Type a prompt and press enter.",
             id="chat-transcript",
         )
+        self.choices: list[TargetChoice] = []
+        """What the picker offers."""
         self.picker: Select[str] = Select(
             [], prompt="loading…", id="target", allow_blank=True, compact=True
         )
@@ -82,11 +84,23 @@ class ChatPane(Vertical, Pane):
     def set_targets(self, choices: list[TargetChoice], default: TargetChoice | None) -> None:
         """Fill the picker (the engine loaded, or the workspace changed)."""
         current = self.target
+        self.choices = list(choices)
         self.picker.set_options([(f"{c.kind} · {c.name}", c.value) for c in choices])
         keep = current if current in choices else default
         if keep is not None and keep in choices:
             self.picker.value = keep.value
         self.picker.prompt = "choose…"
+
+    def choose(self, target: TargetChoice) -> bool:
+        """Talk to ``target`` (False when the workspace has no such target)."""
+        if target not in self.choices:
+            return False
+        self.picker.value = target.value
+        return True
+
+    def set_welcome(self, content: Any) -> None:
+        """The first screen, shown while the session is empty."""
+        self.transcript.set_empty(content)
 
     def set_info(self, text: str) -> None:
         """What is next to the picker: the model of the chosen agent."""

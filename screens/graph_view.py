@@ -460,9 +460,12 @@ class GraphView(Vertical, Pane):
         self._update()
 
     def _update(self) -> None:
+        heads = self.query("#graph-head")
+        if not heads:  # not composed yet (or going away): drawn when it mounts
+            return
         wf = self._wf()
         state = self._state
-        head = self.query_one("#graph-head", Static)
+        head = heads.first(Static)
         if wf is None or state is None:
             head.update(
                 "No workflow has run in this session yet. Choose a workflow in the chat pane (F2)."

@@ -98,6 +98,8 @@ class SessionView(Vertical):
 
     def show(self, tab: str) -> None:
         """Switch to a tab (chat, team, graph, approvals, usage) and focus its pane."""
+        if not self.is_mounted:
+            return
         tabs = self.query_one(TabbedContent)
         tabs.active = f"tab-{tab}"
         target: Any = {

@@ -471,7 +471,7 @@ class Transcript(VerticalScroll):
         super().__init__(id=id, classes=classes)
         self.match = match
         """Which items belong here."""
-        self.empty_text = empty
+        self.empty_text: Any = empty
         """Shown while there is nothing."""
         self._widgets: dict[int, Widget] = {}
         self._hidden: list[Item] = []
@@ -557,6 +557,12 @@ class Transcript(VerticalScroll):
             widgets.append(w)
         self.mount_all(widgets)
         self._empty.display = False
+
+    def set_empty(self, content: Any) -> None:
+        """What shows while there is nothing (text, or any renderable)."""
+        self.empty_text = content
+        self._empty.update(content)
+        self._update_more()
 
     def _update_more(self) -> None:
         n = len(self._hidden)

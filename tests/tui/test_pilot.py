@@ -259,9 +259,11 @@ async def test_input_typed_before_the_engine_is_ready_is_sent_when_ready(
         assert app.view.chat.queued == 1
         gate.set()
         await wait_engine(pilot)
-        await wait_for(pilot, lambda: app.state.pending_approvals())
+        await wait_for(pilot, lambda: app.session_id and of_type(events_of(app), "run.completed"))
         assert app.view.chat.queued == 0
         assert of_type(events_of(app), "message.completed")[0].content == "early bird"
+        # Sent to what the workspace opens on: its workflow (it went to the first agent).
+        assert of_type(events_of(app), "run.started")[0].target == "brief"
         assert app.status.engine == "workspace ws"
 
 
