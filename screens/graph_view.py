@@ -72,6 +72,8 @@ STATUS_TEXT = {
     "skipped": "⊘ skipped",
     "cancelled": "■ cancelled",
     "approval": "⚠ approval",
+    "notrun": "· not run",
+    "stopped": "■ stopped",
 }
 """How a node's state reads."""
 
@@ -86,9 +88,19 @@ KIND_ICON = {
 """Marks the primitive in a box's title."""
 
 
-def node_lines(node: GraphNode, step: StepState | None, now_ts: float) -> tuple[str, str, str, str]:
-    """Title, label, status line and style name of a node's box."""
-    status = step.status if step else "waiting"
+def node_lines(
+    node: GraphNode, step: StepState | None, now_ts: float, ended: str | None = None
+) -> tuple[str, str, str, str]:
+    """Title, label, status line and style name of a node's box.
+
+    ``ended``: how the workflow run ended, once it has: a node it never reached reads
+    "not run", one it left in flight "stopped" (never "waiting" or "running" any more).
+    """
+    status: str = step.status if step else "waiting"
+    if ended is not None and status == "waiting":
+        status = "notrun"
+    elif ended is not None and status in ("running", "approval"):
+        status = "stopped"
     if node.kind == "step":
         title = node.target or ""
     else:
@@ -107,7 +119,8 @@ def node_lines(node: GraphNode, step: StepState | None, now_ts: float) -> tuple[
             bits.append(format_duration(dur))
         if step.runs > 1:
             bits.append(f"×{step.runs}")
-    return title, node.label, " ".join(bits), f"node-{status}"
+    style = {"notrun": "skipped", "stopped": "cancelled"}.get(status, status)
+    return title, node.label, " ".join(bits), f"node-{style}"
 
 
 _ITERATION = re.compile(r"#\d+(?=/|$)")
@@ -225,6 +238,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.layout_: Layout | None = None
         self.steps: dict[str, StepState] = {}
         self.now_ts = 0.0
+        self.ended: str | None = None
         self._strips: list[Strip] = []
         self._styles: dict[str, Style] = {}
 
@@ -235,10 +249,13 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.selected = self.layout_.first()
         self.redraw()
 
-    def set_steps(self, steps: dict[str, StepState], now_ts: float) -> None:
-        """New node states."""
+    def set_steps(
+        self, steps: dict[str, StepState], now_ts: float, ended: str | None = None
+    ) -> None:
+        """New node states (``ended``: how the workflow run ended, once it has)."""
         self.steps = steps
         self.now_ts = now_ts
+        self.ended = ended
         self.redraw()
 
     def _style(self, name: str) -> Style:
@@ -279,7 +296,9 @@ class GraphCanvas(ScrollView, can_focus=True):
         try:
             for node_id, p in lay.placed.items():
                 node = lay.nodes[node_id]
-                title, label, line2, style = node_lines(node, self.steps.get(node_id), self.now_ts)
+                title, label, line2, style = node_lines(
+                    node, self.steps.get(node_id), self.now_ts, self.ended
+                )
                 canvas.box(p, title, label, line2, style, node_id == self.selected)
         finally:
             canvas.chars, canvas.styles = saved
@@ -485,7 +504,8 @@ class GraphView(Vertical, Pane):
             nodes, edges = graph_from_paths([(p, s.kind) for p, s in graph_steps(wf).items()])
             self.canvas.set_graph(nodes, edges)
         steps = graph_steps(wf)
-        self.canvas.set_steps(steps, state.last_ts)
+        ended = run.status if run is not None and run.ended else None
+        self.canvas.set_steps(steps, state.last_ts, ended)
         lay = self.canvas.layout_
         placed = lay.placed if lay is not None else steps
         if self.canvas.following and run is not None and not run.ended:

@@ -239,3 +239,15 @@ def test_the_code_review_graph_keeps_edges_in_their_groups_and_labels_whole() ->
         if e.label and not e.back:
             p = lay.placed[e.target]
             assert p.cx + 2 + len(e.label) <= p.x + p.w, (e.label, p)
+
+
+def test_a_node_of_an_ended_workflow_is_never_left_waiting_or_running() -> None:
+    from screens.graph_view import node_lines
+    from screens.state import StepState
+
+    node = GraphNode("route/other", "other", "step", target="agent writer")
+    assert node_lines(node, None, 0.0)[2].startswith("○ waiting")  # the run goes on
+    assert node_lines(node, None, 0.0, "completed")[2].startswith("· not run")
+    running = StepState(path="route/other", kind="step", status="running", started_ts=1.0)
+    assert node_lines(node, running, 2.0, "cancelled")[2].startswith("■ stopped")
+    assert node_lines(node, running, 2.0, "cancelled")[3] == "node-cancelled"
