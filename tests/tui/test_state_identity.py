@@ -401,3 +401,25 @@ def test_recorded_sample_sessions_fold_to_what_they_recorded(path: Path) -> None
     # The recording really does repeat ids (else this test would prove nothing).
     if len(tools) > 2:
         assert max(ids.values()) > 1
+
+
+@pytest.mark.parametrize("path", SAMPLE_SESSIONS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_each_lane_reads_in_the_order_things_happened(path: Path) -> None:
+    """A member's or a step's run reads: its task, its tool calls, its answer, its end."""
+    from screens.state import AssistantItem, EndItem, UserItem
+
+    state = SessionState()
+    state.extend(_sample(path))
+    for run in state.runs.values():
+        if run.parent_run_id is None or run.kind != "agent":
+            continue
+        items = state.items_of([run.run_id])
+        kinds = [type(i).__name__ for i in items if not type(i).__name__ == "NoteItem"]
+        assert isinstance(items[0], UserItem) and items[0].task, (run.target, kinds)
+        assert isinstance(items[-1], EndItem), (run.target, kinds)
+        answers = [n for n, i in enumerate(items) if isinstance(i, AssistantItem)]
+        tools = [n for n, i in enumerate(items) if isinstance(i, ToolItem)]
+        assert answers and all(t < answers[-1] for t in tools), (run.target, kinds)
+        assert [i.seq if hasattr(i, "seq") else i.ts for i in items] == sorted(
+            i.seq if hasattr(i, "seq") else i.ts for i in items
+        )
