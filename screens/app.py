@@ -976,7 +976,9 @@ class WorkbenchApp(App[int]):
         engine = self.engine
         if engine is None:
             return
-        text = rule.display() if hasattr(rule, "display") else str(rule)
+        from workbench.termsafe import visible
+
+        text = visible(rule.display() if hasattr(rule, "display") else str(rule))
         try:
             removed = engine.remove_rule(rule, self.session_id or "")
         except Exception as exc:

@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 from screens.card import DECIDE_KEYS, KEY_HINT, DecideHow, approval_detail, args_json
 from screens.pane import Pane
 from screens.state import ApprovalState, CallKey, SessionState, call_summary
+from workbench.termsafe import visible
 
 __all__ = [
     "DECIDE_KEYS",
@@ -452,7 +453,7 @@ def _row(a: ApprovalState, waiting: bool) -> Text:
 
 def _rule_text(rule: Any) -> str:
     display = getattr(rule, "display", None)
-    return str(display()) if callable(display) else str(rule)
+    return visible(str(display()) if callable(display) else str(rule))
 
 
 def _scope_words(rule: Any) -> str:

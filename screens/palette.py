@@ -54,8 +54,10 @@ def commands_for(app: WorkbenchApp) -> list[Command]:
         ("Keys", partial(run, "help"), "Every key (F1 or ?)"),
         ("Quit", partial(run, "quit"), "Leave Workbench (ctrl+q)"),
     ]
+    from workbench.termsafe import visible
+
     for rule in app.rules:
-        text = rule.display() if hasattr(rule, "display") else str(rule)
+        text = visible(rule.display() if hasattr(rule, "display") else str(rule))
         scope = getattr(rule, "scope", "")
         cmds.append(
             (

@@ -83,7 +83,7 @@ class ConfirmOtherWorkspace(ModalScreen[bool]):
     def __init__(self, session_id: str, theirs: str, ours: str) -> None:
         super().__init__(classes="confirm-modal")
         self.session_id = session_id
-        self.theirs = theirs
+        self.theirs = visible(theirs)  # from the store: an imported session says anything
         self.ours = ours
 
     def compose(self) -> Any:
@@ -277,7 +277,8 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
             if self.every_workspace:
                 where = getattr(s, "workspace", "") or ""
                 here = _same_folder(where, self.workspace)
-                cells.append(Text(Path(where).name or "?", style="" if here else "yellow"))
+                name = visible(Path(where).name) or "?"
+                cells.append(Text(name, style="" if here else "yellow"))
             cells += [str(getattr(s, "run_count", "")), format_when(s.updated_at)]
             table.add_row(*cells, key=s.id)
         if not self.shown:

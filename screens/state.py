@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workbench.termsafe import safe_event
+from workbench.termsafe import safe_event, visible
 
 __all__ = [
     "AgentUsage",
@@ -100,7 +100,9 @@ def call_summary(arguments: dict[str, Any], width: int = 60) -> str:
         text = " ".join(
             f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
         )
-    text = " ".join(text.split())  # one line: newlines and tabs become spaces
+    # One line (newlines and tabs become spaces), and nothing a terminal would obey: the
+    # arguments are kept exact in the state, so they are made visible here.
+    text = visible(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from rich.text import Text
 
 from screens.prompt import TargetChoice
+from workbench.termsafe import visible
 
 __all__ = ["TEST_MODEL_NOTE", "preferred_target", "agents_on_test_model", "welcome"]
 
@@ -66,7 +67,7 @@ def _describe(workspace: Any, target: TargetChoice) -> str:
     text = str(getattr(entry, "description", "") or "")
     if not text and target.kind == "team":
         text = f"{getattr(entry, 'mode', '')} team of {', '.join(getattr(entry, 'members', []))}"
-    return " ".join(text.split())
+    return visible(" ".join(text.split()))
 
 
 def welcome(workspace: Any, target: TargetChoice | None) -> Text:
@@ -74,8 +75,8 @@ def welcome(workspace: Any, target: TargetChoice | None) -> Text:
     keys that matter, and what the test model is if it is used."""
     text = Text()
     name = getattr(workspace, "name", "") or str(getattr(workspace, "root", ""))
-    text.append(f"{name}", style="bold")
-    text.append(f"  {getattr(workspace, 'root', '')}\n", style="dim")
+    text.append(visible(f"{name}"), style="bold")
+    text.append(visible(f"  {getattr(workspace, 'root', '')}") + "\n", style="dim")
     for label, names in (
         ("workflows", list(getattr(workspace, "workflows", {}) or {})),
         ("teams", list(getattr(workspace, "teams", {}) or {})),

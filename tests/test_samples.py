@@ -418,7 +418,15 @@ def test_the_readme_rerun_example_is_identical_on_a_fresh_init(tmp_path: Path, d
     assert wb("init", "review", "--template", "code-review").returncode == 0
     assert wb("init", "recorded", "--template", "code-review", "--with-sessions").returncode == 0
     for _ in range(2):
-        r = wb("sessions", "rerun", "recorded/sessions/review.test-model.jsonl", "-w", "review")
+        r = wb(
+            "sessions",
+            "rerun",
+            "recorded/sessions/review.test-model.jsonl",
+            "-w",
+            "review",
+            "--approve",
+            "all",
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         assert "identical: 15 tool results and 1 answer as recorded" in r.stdout
     assert not (tmp_path / "review" / "__pycache__").exists()

@@ -239,3 +239,15 @@ async def test_a_cancelled_call_shows_as_cancelled(tui_workspace: Path, db_url: 
         # Nothing waits: y is an ordinary key again.
         await pilot.press("y")
         assert app.prompt.text == "y"
+
+
+def test_the_one_line_summary_of_a_call_is_terminal_safe() -> None:
+    """Arguments stay exact in the state (for editing): their one-line summary, shown in
+    tool titles, approval rows and toasts, must not carry what a terminal obeys."""
+    from screens.state import call_summary
+    from workbench.termsafe import UNSAFE
+
+    hostile = "echo hi\x1b]0;PWNED-TITLE\x07\x1b[2J\u202e"
+    summary = call_summary({"cmd": hostile})
+    assert not UNSAFE.search(summary) and "PWNED-TITLE" in summary
+    assert not UNSAFE.search(call_summary({"n": 1, "t": hostile}))
