@@ -29,7 +29,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("ctrl+c", "copy the selected text; with none, cancel the run in flight"),
             ("ctrl+o", "copy the last answer"),
             ("escape", "back to the prompt / close a dialog"),
-            ("ctrl+q", "quit"),
+            ("ctrl+q", "quit (with a run in flight, asks; the run stays resumable)"),
         ],
     ),
     (
@@ -84,7 +84,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Workflow graph",
         [
-            ("← → ↑ ↓", "move the selection"),
+            ("← → ↑ ↓", "move the selection (it stops following the run)"),
+            ("f", "follow the run again: the node at work stays selected and in view"),
             ("enter / double click", "open the node's transcript"),
         ],
     ),
