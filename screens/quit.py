@@ -38,14 +38,17 @@ class ConfirmQuit(ModalScreen[bool]):
             for run_id, target in self.runs:
                 body.append(f"  • {target}  ", style="bold")
                 body.append(f"{run_id}\n", style="dim")
+            them, they = ("them", "they") if n != 1 else ("it", "it")
             body.append(
-                "\nQuitting stops them where they are, without cancelling them: they stay "
-                "interrupted, and resume from their last step (F7, r; or workbench run "
-                "--resume ID). A call waiting for a decision is asked again then."
+                f"\nQuitting stops {them} where {they} {'are' if n != 1 else 'is'}, without "
+                f"cancelling: {they} {'stay' if n != 1 else 'stays'} interrupted and "
+                f"{'resume' if n != 1 else 'resumes'} from the last step (F7, r; or workbench "
+                "run --resume ID). A call waiting for a decision is asked again then."
             )
             yield Static(body)
             with Horizontal(classes="buttons"):
-                yield Button("Quit, keep them resumable (y)", variant="warning", id="yes")
+                keep = "them" if n != 1 else "it"
+                yield Button(f"Quit, keep {keep} resumable (y)", variant="warning", id="yes")
                 yield Button("Stay (n)", id="no")
 
     @on(Button.Pressed)
