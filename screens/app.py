@@ -309,7 +309,7 @@ class WorkbenchApp(App[int]):
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
 
-        return Engine.open(self.workspace_path, self.db)
+        return Engine.open(self.workspace_path, self.db, kind="tui")
 
     @work(
         thread=True,

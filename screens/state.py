@@ -733,6 +733,21 @@ class SessionState:
     def _on_cancelled(self, ev: Any) -> None:
         self._end(ev, "cancelled")
 
+    def _on_interrupted(self, ev: Any) -> None:
+        # Its process died: not running any more, not ended either (it can be resumed).
+        run = self._run(ev)
+        if run is None:
+            return
+        run.status = "interrupted"
+        run.streaming = False
+        run.waiting = 0
+        for a in self.approvals.values():
+            if a.run_id == ev.run_id and a.status == "pending":
+                a.status = "abandoned"
+                a.decision = "abandoned: run interrupted"
+                self.changes.approvals = True
+        self._note(ev, f"⚠ {ev.source or run.target} interrupted: {ev.reason}", "warning")
+
     def _on_delta(self, ev: Any) -> None:
         msg = self._messages.get(ev.message_id)
         if msg is None:
@@ -974,6 +989,7 @@ _HANDLERS: dict[str, Any] = {
     "run.completed": SessionState._on_completed,
     "run.failed": SessionState._on_failed,
     "run.cancelled": SessionState._on_cancelled,
+    "run.interrupted": SessionState._on_interrupted,
     "message.delta": SessionState._on_delta,
     "message.completed": SessionState._on_message,
     "tool.call": SessionState._on_tool_call,

@@ -33,6 +33,7 @@ from workbench.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     TeamDelegated,
     TeamVote,
@@ -98,9 +99,9 @@ def scalar(store: Store, sql: str, **params: Any) -> Any:
 def test_open_migrates_to_the_latest_version_and_records_it(store: Store) -> None:
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT version, description FROM schema_version")).all()
-    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     assert [r[1] for r in rows] == [m.description for m in MIGRATIONS]
-    assert latest_version() == 3
+    assert latest_version() == 4
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
@@ -609,7 +610,13 @@ async def test_resumed_run_is_running_again_and_owned_by_us(store: Store) -> Non
     assert len(store.list_runs("s_1")) == 1
 
 
-async def test_mark_interrupted_marks_runs_of_dead_processes_on_this_host(store: Store) -> None:
+async def test_mark_interrupted_marks_runs_of_processes_without_a_live_lease(
+    store: Store,
+) -> None:
+    """A run belongs to a live process or to nobody. Owners that hold no lease row: a dead
+    pid on this host, an owner on another host (since leases, every process that runs
+    anything holds one: such a run is from a process gone before it got one). Owners on
+    this host whose pid is alive (a store used without an engine) are left alone."""
     proc = subprocess.Popen(["true"])
     proc.wait()
     dead_pid = proc.pid
@@ -639,18 +646,26 @@ async def test_mark_interrupted_marks_runs_of_dead_processes_on_this_host(store:
             conn.execute(
                 text("UPDATE runs SET owner = :o WHERE id = :id"), {"o": owner, "id": run_id}
             )
+    before = store.last_seq("s_1")
 
-    assert sorted(store.mark_interrupted()) == ["run_dead", "run_dead_waiting"]
+    marked = ["run_dead", "run_dead_waiting", "run_remote"]
+    assert sorted(store.mark_interrupted()) == marked
     status = {r.id: r.status for r in store.list_runs("s_1")}
     assert status == {
         "run_dead": "interrupted",
         "run_dead_waiting": "interrupted",
         "run_mine": "running",
-        "run_remote": "running",
+        "run_remote": "interrupted",
         "run_done": "completed",
     }
+    # every stream says so: one run.interrupted each, in the log, with the next seqs
+    said = store.events("s_1", after_seq=before)
+    assert [e.seq for e in said] == [before + 1, before + 2, before + 3]
+    assert sorted(e.run_id for e in said if isinstance(e, RunInterrupted)) == marked
+    assert {e.owner for e in said} == {f"{host}:{dead_pid}", f"another-host-{host}:{dead_pid}"}  # type: ignore[attr-defined]
+    assert all(e.noticed_by == store.owner for e in said)  # type: ignore[attr-defined]
     assert store.mark_interrupted() == []
-    assert {r.id for r in store.runs_with_status("interrupted")} == {"run_dead", "run_dead_waiting"}
+    assert {r.id for r in store.runs_with_status("interrupted")} == set(marked)
 
 
 # -- sessions -----------------------------------------------------------------------------

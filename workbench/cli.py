@@ -448,10 +448,10 @@ def _open_tui(args: argparse.Namespace | SimpleNamespace) -> int:
     return _run_tui(workspace=args.workspace, db=args.db)
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+def _engine(args: argparse.Namespace, kind: str = "engine") -> Engine:
     from workbench.engine import Engine
 
-    return Engine.open(args.workspace, args.db)
+    return Engine.open(args.workspace, args.db, kind=kind)
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read().strip()
     if not prompt and not args.resume:
         raise CliError("give a prompt: workbench run 'your question'")
-    engine = _engine(args)
+    engine = _engine(args, "run")
     return asyncio.run(_run(engine, args, prompt))
 
 

@@ -55,6 +55,9 @@ class ServerConfig:
     before the answer says it is still queued."""
     sse_ping: float = 15.0
     """Seconds between keep-alive comments on idle SSE streams."""
+    lease: float | None = None
+    """Seconds without a heartbeat after which the other processes sharing the database
+    count this one dead and mark its runs interrupted (None: ``$WORKBENCH_LEASE``, else 10)."""
 
     def check(self) -> None:
         """Refuse settings that would expose the server.
@@ -68,3 +71,5 @@ class ServerConfig:
             )
         if self.max_body_bytes <= 0 or self.client_queue_size <= 0 or self.poll_interval <= 0:
             raise ValueError("limits and intervals must be positive")
+        if self.lease is not None and not self.lease > 0:
+            raise ValueError("the lease must be a positive number of seconds")

@@ -12,11 +12,13 @@ SQLite in WAL mode by default (under the user data directory), or any SQLAlchemy
 from __future__ import annotations
 
 from ._errors import StoreError, store_error
+from .leases import DEFAULT_LEASE_S, LEASE_ENV_VAR, ProcessInfo, lease_seconds
 from .migrations import MIGRATIONS, Migration, SchemaTooNewError, latest_version, migrate
 from .store import (
     DB_ENV_VAR,
     SNIPPET_END,
     SNIPPET_START,
+    Claim,
     RuleDecision,
     RuleInfo,
     RuleScope,
@@ -34,8 +36,12 @@ from .store import (
 
 __all__ = [
     "DB_ENV_VAR",
+    "DEFAULT_LEASE_S",
+    "LEASE_ENV_VAR",
+    "Claim",
     "MIGRATIONS",
     "Migration",
+    "ProcessInfo",
     "RuleDecision",
     "RuleInfo",
     "RuleScope",
@@ -52,6 +58,7 @@ __all__ = [
     "create_engine_for",
     "default_url",
     "latest_version",
+    "lease_seconds",
     "migrate",
     "new_id",
     "process_owner",
