@@ -268,6 +268,20 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="allow this browser origin (repeatable)",
     )
+    g.add_argument(
+        "--take-over",
+        action="store_true",
+        help="resume the runs of servers sharing the database that die (their lease runs "
+        "out), from their last checkpoint",
+    )
+    g.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long this server may go silent before the others count it dead "
+        "(default: $WORKBENCH_LEASE, else 10)",
+    )
 
 
 EXIT_BROKEN_PIPE = 1
@@ -1198,6 +1212,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         token=args.token or os.environ.get("WORKBENCH_TOKEN") or None,
         cors_origins=list(args.cors),
+        take_over=args.take_over,
+        lease=args.lease,
     )
     try:
         return serve(args.workspace, args.db, config)

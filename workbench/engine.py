@@ -710,6 +710,42 @@ class Engine:
         task.cancel()
         return True
 
+    async def end_interrupted(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a run whose process died, without running it again: claimed (so no other
+        process resumes it meanwhile), then ``run.cancelled`` for it and each of its child
+        runs that had not ended.
+
+        Returns:
+            False when the run cannot be claimed (it ended, or a live process runs it).
+        """
+        claim = await asyncio.to_thread(self.store.claim_run, run_id)
+        if not claim.won or claim.run is None:
+            return False
+        runs = await asyncio.to_thread(self.store.list_runs, claim.run.session_id)
+        children: dict[str | None, list[RunInfo]] = {}
+        for r in runs:
+            children.setdefault(r.parent_run_id, []).append(r)
+        todo, ending = [claim.run], []
+        while todo:
+            r = todo.pop()
+            if r.id == run_id or r.status in ("running", "waiting", "interrupted"):
+                ending.append(r)
+            todo.extend(children.get(r.id, []))
+        from workbench.events import RunCancelled
+
+        events = [
+            RunCancelled(
+                session_id=r.session_id,
+                run_id=r.id,
+                parent_run_id=r.parent_run_id,
+                source=r.target,
+                reason=reason,
+            )
+            for r in reversed(ending)  # children first, as a live cancel ends them
+        ]
+        await asyncio.to_thread(self.store.append_many, events)
+        return True
+
     def running(self) -> list[str]:
         """Ids of top-level runs in flight in this process."""
         return [r for r, t in self._tasks.items() if not t.done()]

@@ -241,6 +241,60 @@ def test_resume_a_run_whose_process_died(make_server: MakeServer, db_url: str) -
         assert events[-1].type == "run.completed"
 
 
+def test_an_interrupted_run_can_be_cancelled_and_its_question_waits_for_a_resume(
+    make_server: MakeServer, db_url: str
+) -> None:
+    """Nobody runs an interrupted run: cancel ends it in the log at once (no process to
+    ask), and a decision on its question says to resume it first."""
+    from sqlalchemy import text
+
+    from workbench.events import ApprovalRequired, RunStarted
+    from workbench.store import Store
+
+    with Store.open(db_url) as store:
+        sid = store.create_session().id
+        common = {"session_id": sid, "run_id": "r_gone00000001", "source": "helper"}
+        store.append_sync(RunStarted(**common, target_kind="agent", target="helper", input="count"))
+        store.append_sync(
+            RunStarted(
+                **{**common, "run_id": "r_gone00000002"},
+                parent_run_id="r_gone00000001",
+                target_kind="agent",
+                target="chat",
+                input="sub",
+            )
+        )
+        store.append_sync(
+            ApprovalRequired(
+                **common, call_id="call_1", tool="tools:word_count", arguments={}, reason="ask"
+            )
+        )
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE runs SET status = 'interrupted'"))
+    srv = make_server()
+    with httpx.Client(base_url=srv.url) as client:
+        assert client.get("/api/approvals").json() == []
+        r = client.post(
+            "/api/approvals/call_1", json={"decision": "allow", "run_id": "r_gone00000001"}
+        )
+        assert r.status_code == 409 and "is interrupted" in r.json()["error"]["message"]
+        r = client.post("/api/runs/r_gone00000001/cancel")
+        assert r.json() == {
+            "run_id": "r_gone00000001",
+            "cancelled": True,
+            "status": "cancelled",
+            "via": "local",
+        }
+        events = client.get(f"/api/sessions/{sid}/events").json()
+        ends = [(e["run_id"], e["type"], e["reason"]) for e in events[3:]]
+        assert ends == [
+            ("r_gone00000002", "run.cancelled", "cancelled while interrupted"),
+            ("r_gone00000001", "run.cancelled", "cancelled while interrupted"),
+        ]
+        r = client.post("/api/runs/r_gone00000001/resume")
+        assert r.status_code == 409 and "already cancelled" in r.json()["error"]["message"]
+
+
 # -- sessions ----------------------------------------------------------------------------------------
 
 

@@ -105,7 +105,7 @@ def test_serve_on_a_public_address_generates_a_token_and_prints_it_once(
     class Stop(Exception):
         pass
 
-    def fake_open(root: object, db: object) -> object:
+    def fake_open(root: object, db: object, **options: object) -> object:
         raise Stop  # stop before binding anything
 
     monkeypatch.setattr("workbench.engine.Engine.open", staticmethod(fake_open))

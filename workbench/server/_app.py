@@ -25,6 +25,7 @@ from ._config import ServerConfig
 from ._control import ControlPlane
 from ._guard import GuardMiddleware
 from ._hub import EventHub
+from ._leases import Ownership
 from ._mcp import McpEndpoint
 from ._metrics import CONTENT_TYPE, Metrics
 from ._state import ApprovalFeed, ServerState, state_of
@@ -137,8 +138,9 @@ def create_app(
     control = ControlPlane(engine, poll_interval=config.poll_interval)
     metrics = Metrics()
     approvals = ApprovalFeed(engine)
+    ownership = Ownership(engine, take_over=config.take_over, on_change=approvals.changed)
     mcp = McpEndpoint(engine, config)
-    wb = ServerState(engine, config, hub, control, metrics, approvals)
+    wb = ServerState(engine, config, hub, control, metrics, approvals, ownership)
 
     def watch(event: Event) -> None:
         metrics.feed(event)
@@ -151,12 +153,14 @@ def create_app(
         engine.warm_up()
         hub.start()
         control.start()
+        ownership.start()
         remove = hub.add_watcher(watch)
         try:
             async with mcp.run():
                 yield
         finally:
             remove()
+            await ownership.aclose()
             await hub.aclose()
             await control.aclose()
             if owns_engine:

@@ -55,6 +55,9 @@ class ServerConfig:
     before the answer says it is still queued."""
     sse_ping: float = 15.0
     """Seconds between keep-alive comments on idle SSE streams."""
+    take_over: bool = False
+    """Resume, from their last checkpoint, the runs of this workspace whose server died
+    (its lease ran out) while this one is up."""
     lease: float | None = None
     """Seconds without a heartbeat after which the other processes sharing the database
     count this one dead and mark its runs interrupted (None: ``$WORKBENCH_LEASE``, else 10)."""

@@ -195,6 +195,9 @@ class ControlPlane:
         root = await asyncio.to_thread(self._root_run, run_id)
         if self.engine.cancel(root):
             return "local", root
+        # Nobody runs it any more (its process died): end it here, in the log.
+        if await self.engine.end_interrupted(root, "cancelled while interrupted"):
+            return "local", root
         await asyncio.to_thread(self._insert, "cancel", root, None, None)
         return "database", root
 

@@ -13,6 +13,7 @@ from fastapi import HTTPException, Request
 from ._config import ServerConfig
 from ._control import ControlPlane, PendingInfo, pending_from_log
 from ._hub import EventHub
+from ._leases import Ownership
 from ._metrics import Metrics
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class ServerState:
     """Counters for ``/metrics``."""
     approvals: ApprovalFeed
     """Pending approvals for streams."""
+    ownership: Ownership
+    """Notices dead processes; takes their runs over when configured to."""
     started_at: float = field(default_factory=time.time)
     """When the server started."""
 
