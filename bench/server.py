@@ -90,7 +90,10 @@ async def nap(seconds: float = 60.0) -> str:
 '''
 PROMPT = " ".join(f"word{i}" for i in range(50))
 CLIENTS = (1, 10, 50)
-CROSS_MODES: list[tuple[str, tuple[str, ...]]] = [("polling", ())]
+CROSS_MODES: list[tuple[str, tuple[str, ...]]] = [
+    ("polling (--no-listen)", ("--no-listen",)),
+    ("LISTEN/NOTIFY", ()),
+]
 """Modes of the cross-server bench: a label and extra ``serve`` options."""
 
 Row = tuple[int, float, float, float, float, float, float]

@@ -275,6 +275,12 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         "out), from their last checkpoint",
     )
     g.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="on PostgreSQL, poll for other servers' work instead of LISTEN/NOTIFY (for "
+        "connection poolers that do not pass LISTEN on)",
+    )
+    g.add_argument(
         "--lease",
         type=float,
         default=None,
@@ -1213,6 +1219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get("WORKBENCH_TOKEN") or None,
         cors_origins=list(args.cors),
         take_over=args.take_over,
+        listen=not args.no_listen,
         lease=args.lease,
     )
     try:

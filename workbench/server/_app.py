@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from workbench.events import TERMINAL_TYPES, Event
+from workbench.events import TERMINAL_TYPES, Event, RunStarted
 from workbench.runtime import RunError
 
 from . import _api, _openai, _sessions
@@ -28,6 +28,7 @@ from ._hub import EventHub
 from ._leases import Ownership
 from ._mcp import McpEndpoint
 from ._metrics import CONTENT_TYPE, Metrics
+from ._notify import Listener
 from ._state import ApprovalFeed, ServerState, state_of
 
 if TYPE_CHECKING:
@@ -103,6 +104,10 @@ class Ready(BaseModel):
     workspace: str
     runs_in_flight: int
     version: str
+    process: str
+    """This process's lease id, what its runs record as their owner."""
+    notifications: Literal["listen", "poll"]
+    """How it learns what other processes sharing the database did."""
 
 
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
@@ -140,12 +145,33 @@ def create_app(
     approvals = ApprovalFeed(engine)
     ownership = Ownership(engine, take_over=config.take_over, on_change=approvals.changed)
     mcp = McpEndpoint(engine, config)
-    wb = ServerState(engine, config, hub, control, metrics, approvals, ownership)
+    listener: Listener | None = None
+    if config.listen and engine.store.engine.dialect.name == "postgresql":
+
+        def moved(sessions: dict[str, int], approvals_changed: bool) -> None:
+            hub.moved(sessions)
+            if approvals_changed:
+                approvals.changed()
+
+        def listening(on: bool) -> None:
+            hub.set_listening(on)
+            control.set_listening(on)
+            approvals.set_listening(on)
+
+        listener = Listener(
+            engine.store.engine.url,
+            on_events=moved,
+            on_control=lambda _: control.wake(),
+            on_state=listening,
+        )
+    wb = ServerState(engine, config, hub, control, metrics, approvals, ownership, listener)
 
     def watch(event: Event) -> None:
         metrics.feed(event)
         if event.type.startswith("approval.") or event.type in TERMINAL_TYPES:
             approvals.changed()
+        if isinstance(event, RunStarted) and event.resumed:
+            control.wake()  # a cancel or decision may have been queued while it was down
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,12 +180,16 @@ def create_app(
         hub.start()
         control.start()
         ownership.start()
+        if listener is not None:
+            listener.start()
         remove = hub.add_watcher(watch)
         try:
             async with mcp.run():
                 yield
         finally:
             remove()
+            if listener is not None:
+                await listener.aclose()
             await ownership.aclose()
             await hub.aclose()
             await control.aclose()
@@ -228,6 +258,8 @@ def create_app(
             workspace=str(wb.engine.root),
             runs_in_flight=len(wb.engine.running()),
             version=_version(),
+            process=wb.engine.store.owner,
+            notifications="listen" if wb.listener is not None and wb.listener.listening else "poll",
         )
 
     @app.get(

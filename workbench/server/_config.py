@@ -55,6 +55,9 @@ class ServerConfig:
     before the answer says it is still queued."""
     sse_ping: float = 15.0
     """Seconds between keep-alive comments on idle SSE streams."""
+    listen: bool = True
+    """On PostgreSQL, learn what other processes did through ``LISTEN``/``NOTIFY`` (False:
+    poll every ``poll_interval``, for poolers that do not pass ``LISTEN`` on)."""
     take_over: bool = False
     """Resume, from their last checkpoint, the runs of this workspace whose server died
     (its lease ran out) while this one is up."""

@@ -16,6 +16,7 @@ from .leases import DEFAULT_LEASE_S, LEASE_ENV_VAR, ProcessInfo, lease_seconds
 from .migrations import MIGRATIONS, Migration, SchemaTooNewError, latest_version, migrate
 from .store import (
     DB_ENV_VAR,
+    NOTIFY_CHANNEL,
     SNIPPET_END,
     SNIPPET_START,
     Claim,
@@ -31,6 +32,7 @@ from .store import (
     create_engine_for,
     default_url,
     new_id,
+    notify,
     process_owner,
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "LEASE_ENV_VAR",
     "Claim",
     "MIGRATIONS",
+    "NOTIFY_CHANNEL",
     "Migration",
     "ProcessInfo",
     "RuleDecision",
@@ -61,6 +64,7 @@ __all__ = [
     "lease_seconds",
     "migrate",
     "new_id",
+    "notify",
     "process_owner",
     "store_error",
 ]

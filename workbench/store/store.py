@@ -13,7 +13,9 @@ Reads go through a SQLAlchemy connection pool and may be called from any thread.
 committed data only; an append that returned is visible to every reader.
 
 SQLite (the default, in WAL mode) and PostgreSQL are supported; the SQL is portable
-between them (``ON CONFLICT``, ``RETURNING``).
+between them (``ON CONFLICT``, ``RETURNING``). On PostgreSQL every commit that stores events
+also sends one ``NOTIFY workbench`` naming the sessions and their new last seq, so that
+other processes sharing the database learn of it at once (``LISTEN``) instead of polling.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import re
@@ -61,6 +64,7 @@ from .schema import TABLE_NAMES
 
 __all__ = [
     "DB_ENV_VAR",
+    "NOTIFY_CHANNEL",
     "Claim",
     "RuleDecision",
     "RuleInfo",
@@ -77,12 +81,33 @@ __all__ = [
     "create_engine_for",
     "default_url",
     "new_id",
+    "notify",
     "process_owner",
 ]
 
 _INTERRUPT_REASON: Final = "its process ({process}) stopped renewing its lease"
 
 log = logging.getLogger("workbench.store")
+
+NOTIFY_CHANNEL: Final = "workbench"
+"""The PostgreSQL notification channel. Payloads are JSON objects: ``{"e": {session_id:
+last_seq, ...}, "a": 1}`` when events were stored (``a``: some concern approvals or end a
+run), ``{"c": run_id}`` when a control request was written."""
+
+_NOTIFY_BYTES: Final = 7000
+"""Largest payload sent (PostgreSQL's limit is 8000 bytes): more sessions, more NOTIFYs."""
+
+_APPROVAL_SIGNALS: Final = frozenset(
+    {
+        "approval.required",
+        "approval.resolved",
+        "run.completed",
+        "run.failed",
+        "run.cancelled",
+        "run.interrupted",
+    }
+)
+"""Event types that change the list of pending approvals."""
 
 DB_ENV_VAR: Final = "WORKBENCH_DB"
 """Environment variable holding a SQLAlchemy URL used when ``Store.open`` gets none."""
@@ -129,6 +154,16 @@ def new_id(prefix: str, nbytes: int = 6) -> str:
 def process_owner() -> str:
     """``hostname:pid`` of this process: the owner recorded on runs it starts."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def notify(conn: Connection, payload: Mapping[str, Any]) -> None:
+    """Send a notification on :data:`NOTIFY_CHANNEL` when the transaction commits
+    (PostgreSQL only; a no-op elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": json.dumps(payload, separators=(",", ":"))},
+        )
 
 
 def default_url() -> str:
@@ -475,6 +510,11 @@ class _Statements:
             "UPDATE runs SET status = 'failed', error = :error, "
             "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
             "cost = :cost, updated_at = :now WHERE id = :id",
+        )
+        self.notify = (
+            s(engine, "SELECT pg_notify(:channel, :payload)")
+            if engine.dialect.name == "postgresql"
+            else None
         )
         self.cancelled = s(
             engine,
@@ -1026,10 +1066,36 @@ class Store:
                 )
             ]
         cursor.executemany(sql.insert_event.sql, rows)
+        approvals = False
         for e in stored:
             if e.type in _RUN_EVENT_TYPES and e.run_id:
                 self._apply_to_run(cursor, e, now)
+                approvals = approvals or e.type in _APPROVAL_SIGNALS
+        if sql.notify is not None:
+            self._notify(cursor, {sid: last_seqs[sid] for sid in by_session}, approvals)
         return stored
+
+    def _notify(self, cursor: DBAPICursor, last: dict[str, int], approvals: bool) -> None:
+        """Tell listening processes which sessions moved (delivered at commit)."""
+        statement = self._sql.notify
+        assert statement is not None
+        flag = ',"a":1' if approvals else ""
+        parts: list[str] = []
+        size = 0
+        for sid, seq in last.items():
+            item = f"{json.dumps(sid)}:{seq}"
+            if parts and size + len(item) > _NOTIFY_BYTES:
+                statement.run(
+                    cursor,
+                    channel=NOTIFY_CHANNEL,
+                    payload='{"e":{' + ",".join(parts) + "}" + flag + "}",
+                )
+                parts, size = [], 0
+            parts.append(item)
+            size += len(item) + 1
+        statement.run(
+            cursor, channel=NOTIFY_CHANNEL, payload='{"e":{' + ",".join(parts) + "}" + flag + "}"
+        )
 
     def _bump(self, cursor: DBAPICursor, counts: dict[str, int], now: float) -> dict[str, int]:
         """Take ``counts[id]`` seqs of each session (creating missing ones).
