@@ -118,3 +118,55 @@ def test_serve_on_a_public_address_generates_a_token_and_prints_it_once(
     assert printed.count(config.token) == 1
     assert re.search("needs a token", printed)
     assert new_token() != new_token()
+
+
+# -- DNS rebinding: without a token, only requests that name this server ----------------------
+
+FOREIGN = [
+    {"Host": "attacker.example"},
+    {"Host": "attacker.example:8765"},
+    {"Host": "127.0.0.1.attacker.example"},
+    {"Host": "localhost.attacker.example"},
+    {"Origin": "http://attacker.example"},
+    {"Origin": "http://localhost.attacker.example:8765"},
+    {"Origin": "null"},
+    {"Origin": "chrome-extension://abcdef"},
+]
+
+
+def test_without_a_token_a_foreign_host_or_origin_gets_403_on_every_route(
+    make_server: MakeServer,
+) -> None:
+    srv = make_server(cors_origins=["https://app.example"])
+    port = srv.url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=srv.url) as c:
+        for headers in FOREIGN:
+            for method, path in [*ROUTES, ("GET", "/health"), ("GET", "/mcp")]:
+                r = c.request(method, path, json=BODY, headers=headers)
+                assert r.status_code == 403, (headers, method, path, r.status_code)
+                error = r.json()["error"]
+                assert error["type"] == "forbidden" and "DNS rebinding" in error["message"]
+        assert c.get("/api/sessions").json() == []  # nothing ran
+        own = [
+            {},
+            {"Host": f"localhost:{port}"},
+            {"Host": "LOCALHOST"},
+            {"Host": f"[::1]:{port}"},
+            {"Host": f"127.0.0.2:{port}"},
+            {"Origin": f"http://localhost:{port}"},
+            {"Origin": "http://127.0.0.1:5173"},  # a page served from this machine
+            {"Origin": "https://app.example"},  # allowed by --cors
+        ]
+        for headers in own:
+            assert c.get("/health", headers=headers).status_code == 200, headers
+            assert c.get("/api/sessions", headers=headers).status_code == 200, headers
+        r = c.post("/api/runs", json={"target": "chat", "input": "hi"}, headers=own[1])
+        assert r.status_code == 202
+
+
+def test_with_a_token_the_token_is_what_counts(secured: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=secured) as c:
+        for headers in FOREIGN:
+            assert c.get("/api/sessions", headers={**headers, **auth}).status_code == 200
+            assert c.get("/api/sessions", headers=headers).status_code == 401

@@ -127,8 +127,7 @@ def test_a_cut_listening_connection_comes_back_and_catches_up(
 
         with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
             cut = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
             ).fetchall()
         assert cut
         ca.post("/api/runs", json={"target": "chat", "input": "two", "session_id": sid})

@@ -286,7 +286,13 @@ def create_app(
     app.include_router(_openai.router)
     app.router.routes.append(Route("/mcp", endpoint=mcp.app, include_in_schema=False))
 
-    app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(
+        GuardMiddleware,
+        token=config.token,
+        max_body_bytes=config.max_body_bytes,
+        bound_host=config.host,
+        cors_origins=config.cors_origins,
+    )
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,24 +1,57 @@
-"""The door: the API token and the request size limit, as one ASGI middleware.
+"""The door: DNS-rebinding checks, the API token and the request size limit, as one ASGI
+middleware.
 
 It sits outside the routes (inside CORS, so a browser's preflight is answered without a
 token), so nothing runs for a request that fails here: no route, no body parsing.
+
+Without a token the server trusts whoever can reach it, which binding loopback makes "this
+machine". A web page can still reach it: it makes its own name resolve to 127.0.0.1 (DNS
+rebinding) and then talks to the server as a same-origin page. Such requests carry the
+page's name in ``Host`` (and ``Origin``), so without a token every request must name this
+server: a loopback name or address, or the address it is bound to, in ``Host`` and in
+``Origin`` when there is one (or an origin allowed by ``--cors``). With a token, the token
+is what counts.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 from collections import deque
-from urllib.parse import parse_qs
+from collections.abc import Iterable
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["OPEN_PATHS", "GuardMiddleware", "error_body"]
+__all__ = ["LOOPBACK_NAMES", "OPEN_PATHS", "GuardMiddleware", "error_body", "host_name"]
 
 OPEN_PATHS = frozenset({"/health"})
 """Routes that answer without a token."""
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+"""Names of this machine that every resolver keeps to it."""
+
+
+def host_name(value: str) -> str:
+    """The host of a ``Host`` header value (``[::1]:8765`` -> ``::1``), lower-cased."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value[1:]
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def error_body(kind: str, message: str, **extra: object) -> bytes:
@@ -44,18 +77,54 @@ async def _respond(
 
 
 class GuardMiddleware:
-    """Refuse requests without the token (401) or with too big a body (413).
+    """Refuse requests that name another host (403, without a token), that lack the token
+    (401), or with too big a body (413).
 
     Args:
         app: The application behind the door.
         token: The API token, or None for no authentication (loopback only).
         max_body_bytes: Largest request body accepted.
+        bound_host: The address the server is bound to (also a name of this server).
+        cors_origins: Origins allowed by CORS (their pages may call the server).
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        max_body_bytes: int,
+        *,
+        bound_host: str = "127.0.0.1",
+        cors_origins: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
+        self.bound_host = host_name(bound_host)
+        self.cors_origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
+
+    def _ours(self, host: str) -> bool:
+        return _is_loopback(host) or host == self.bound_host
+
+    def _foreign(self, scope: Scope) -> str | None:
+        """Without a token: what names another host (``Host`` or ``Origin``), if anything."""
+        if self.token is not None:
+            return None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+                if not self._ours(host_name(host)):
+                    return f"Host {host!r}"
+            elif name == b"origin":
+                origin = value.decode("latin-1").strip()
+                if origin.rstrip("/").lower() in self.cors_origins:
+                    continue
+                parts = urlsplit(origin)
+                if parts.scheme not in ("http", "https") or not self._ours(
+                    (parts.hostname or "").rstrip(".")
+                ):
+                    return f"Origin {origin!r}"
+        return None
 
     def _authorized(self, scope: Scope) -> bool:
         if self.token is None or scope["path"] in OPEN_PATHS:
@@ -79,6 +148,20 @@ class GuardMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        foreign = self._foreign(scope)
+        if foreign is not None:
+            await _respond(
+                send,
+                403,
+                error_body(
+                    "forbidden",
+                    f"{foreign} does not name this server: without a token it answers "
+                    "only requests to localhost, a loopback address or the address it is "
+                    "bound to (a page elsewhere must not reach it through DNS rebinding); "
+                    "give the server a token to serve other names",
+                ),
+            )
             return
         if scope["method"] != "OPTIONS" and not self._authorized(scope):
             await _respond(
