@@ -21,7 +21,7 @@ from workbench.events import TERMINAL_TYPES, Event, RunStarted
 from workbench.runtime import RunError
 
 from . import _api, _openai, _sessions
-from ._config import ServerConfig
+from ._config import ServerConfig, workbench_version
 from ._control import ControlPlane
 from ._guard import GuardMiddleware
 from ._hub import EventHub
@@ -54,15 +54,6 @@ _ERROR_TYPES = {
     502: "run_failed",
     503: "unavailable",
 }
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("workbench-agents")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 class ErrorDetail(BaseModel):
@@ -198,7 +189,7 @@ def create_app(
 
     app = FastAPI(
         title="Workbench",
-        version=_version(),
+        version=workbench_version(),
         description="Run a workbench workspace's agents, teams and workflows over HTTP: REST, "
         "server-sent events, OpenAI-compatible chat and MCP. Every route but /health needs "
         "'Authorization: Bearer <token>' when the server has a token.",
@@ -257,7 +248,7 @@ def create_app(
             status="ready",
             workspace=str(wb.engine.root),
             runs_in_flight=len(wb.engine.running()),
-            version=_version(),
+            version=workbench_version(),
             process=wb.engine.store.owner,
             notifications="listen" if wb.listener is not None and wb.listener.listening else "poll",
         )

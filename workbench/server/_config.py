@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_BODY_BYTES", "ServerConfig", "is_loopback", "new_token"]
+__all__ = ["MAX_BODY_BYTES", "ServerConfig", "is_loopback", "new_token", "workbench_version"]
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (1 MiB); bigger ones get 413."""
@@ -24,6 +24,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def workbench_version() -> str:
+    """The installed workbench's version (the API's, MCP's ``serverInfo``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workbench-agents")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
 
 
 def new_token() -> str:
