@@ -368,6 +368,9 @@ class ApprovalState:
     """How it was decided, in words."""
     edited_arguments: dict[str, Any] | None = None
     """The arguments a person allowed instead of the model's (``e``)."""
+    session_id: str = ""
+    """Set for a call of another session than the one shown (the queue shows every
+    session's); '' for the session's own."""
 
     @property
     def key(self) -> CallKey:

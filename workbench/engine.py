@@ -804,6 +804,51 @@ class Engine:
             self.store, session_id, at_seq=at_seq, message_id=message_id, title=title
         )
 
+    # -- the same, for faces that must not block their event loop ----------------------
+    # (the TUI calls these: an attached one's engine answers over HTTP, a local one reads
+    # its store in a thread)
+
+    async def asessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """:meth:`sessions`, off the event loop."""
+        return await asyncio.to_thread(self.sessions, limit, offset, workspace=workspace)
+
+    async def asession_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
+        """:meth:`session_events`, off the event loop."""
+        return await asyncio.to_thread(self.session_events, session_id, after_seq)
+
+    async def aruns(self, session_id: str) -> list[RunInfo]:
+        """:meth:`runs`, off the event loop."""
+        return await asyncio.to_thread(self.runs, session_id)
+
+    async def adelete_session(self, session_id: str) -> bool:
+        """:meth:`delete_session`, off the event loop."""
+        return await asyncio.to_thread(self.delete_session, session_id)
+
+    async def asearch_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """:meth:`search_sessions`, off the event loop."""
+        return await asyncio.to_thread(self.search_sessions, query, limit, prefix=prefix)
+
+    async def afork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> SessionInfo:
+        """:meth:`fork_session`, off the event loop."""
+        return await asyncio.to_thread(
+            self.fork_session, session_id, at_seq=at_seq, message_id=message_id, title=title
+        )
+
+    async def asaved_rules(self, session_id: str) -> list[Rule]:
+        """:meth:`saved_rules`, off the event loop."""
+        return await asyncio.to_thread(self.saved_rules, session_id)
+
 
 def _refusal(run_id: str, claim: Claim) -> RunError:
     """Why a run cannot be resumed, as the error the faces show."""
