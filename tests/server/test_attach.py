@@ -180,6 +180,25 @@ async def test_an_attached_tui_shows_what_other_clients_do_as_it_happens(
                 ("AssistantItem", "[test model] You said: from elsewhere"),
             ]
 
+            # a question asked in the open session, decided with y: it stays listed, decided
+            here = (
+                await rest.post(
+                    "/api/runs", json={"target": "helper", "input": "count", "session_id": sid}
+                )
+            ).json()
+            await wait_for(pilot, lambda: app.state.pending_approvals())
+            await pilot.press("f5")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(
+                pilot,
+                lambda: (
+                    here["run_id"] in app.state.runs
+                    and app.state.runs[here["run_id"]].status == "completed"
+                ),
+            )
+            await pilot.press("f2")
+
             # a run in another session asks: its question joins the queue at once
             asks = (
                 await rest.post("/api/runs", json={"target": "helper", "input": "count"})
@@ -188,6 +207,7 @@ async def test_an_attached_tui_shows_what_other_clients_do_as_it_happens(
             await wait_for(pilot, lambda: app.status.pending == 1)
             await pilot.press("f5")
             pane = app.view.approvals  # type: ignore[union-attr]
+            # the waiting call is the one highlighted, not the one decided before it
             await wait_for(pilot, lambda: pane.highlighted is not None)
             shown = pane.highlighted
             assert shown is not None
