@@ -434,7 +434,10 @@ class Engine:
         from workbench.registry import available_toolkits
 
         out: list[Tool] = []
-        for name in [*available_toolkits(), *self.workspace.mcp]:
+        # "mcp" is the adapter each server under mcp: is loaded with, not a toolkit itself
+        # (alone it has no server: every listing logged "toolkit mcp unavailable").
+        kits = [n for n in available_toolkits() if n != "mcp"]
+        for name in [*kits, *self.workspace.mcp]:
             try:
                 out.extend(await (await self.toolkit(name)).list_tools())
             except Exception as exc:

@@ -473,10 +473,43 @@ def test_errors_are_json_with_a_message(client: httpx.Client) -> None:
     assert r.status_code == 422 and "target" in r.json()["error"]["message"]
     r = client.get("/api/sessions", params={"limit": 0})
     assert r.status_code == 422
+    # the schema says what Last-Event-ID may be (a seq, or empty): anything else is invalid
     r = client.get("/api/sessions/s_x/stream", headers={"Last-Event-ID": "abc"})
-    assert r.status_code in (400, 404)
+    assert r.status_code == 422 and "Last-Event-ID" in r.json()["error"]["message"]
     r = client.put("/api/runs")
     assert r.status_code == 405 and r.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_every_request_is_logged_once_and_never_its_token(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="workbench.server.access")
+    srv = make_server(token="sekrit-token")
+    with httpx.Client(base_url=srv.url) as c:
+        c.get("/api/sessions", headers={"Authorization": "Bearer sekrit-token"})
+        c.get("/api/runs/r_x/stream", params={"token": "sekrit-token", "after": 3})
+        c.post("/api/nowhere")
+    lines = [r.getMessage() for r in caplog.records if r.name == "workbench.server.access"]
+    assert len(lines) == 3, lines
+    assert '"GET /api/sessions HTTP/1.1" 200' in lines[0]
+    assert '"GET /api/runs/r_x/stream?token=%2A%2A%2A&after=3 HTTP/1.1" 404' in lines[1]
+    assert '"POST /api/nowhere HTTP/1.1" 401' in lines[2]
+    assert all(line.startswith("127.0.0.1:") and line.endswith("ms") for line in lines)
+    assert not any("sekrit" in line for line in lines)
+
+
+def test_listing_tools_without_mcp_servers_logs_no_problem(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The workspace has no mcp: section: nothing is "unavailable" about that."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="workbench")
+    tools = client.get("/api/tools").json()
+    assert {"tools:word_count", "calculator.evaluate"} <= {t["name"] for t in tools}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_a_crash_answers_500_without_a_trace(client: httpx.Client, server: ServerThread) -> None:

@@ -101,6 +101,11 @@ def two_servers(workspace: Path, pg_url: str) -> Iterator[tuple[httpx.Client, ht
         # uvicorn re-raises the SIGTERM it handled, once it shut down cleanly
         assert proc.proc.returncode in (0, -signal.SIGTERM), "".join(proc.output)
         assert "Traceback" not in "".join(proc.output), "".join(proc.output)
+        # one access line per request, in the log file and never on the terminal
+        assert "HTTP/1.1" not in "".join(proc.output)
+    logged = Path(os.environ["WORKBENCH_LOG"]).read_text()
+    assert '"GET /api/approvals HTTP/1.1" 200' in logged
+    assert TOKEN not in logged
 
 
 def wait_for(check: Any, timeout: float = 15.0) -> Any:

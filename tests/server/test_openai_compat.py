@@ -91,12 +91,32 @@ def test_a_workflow_as_a_model(oai: openai.OpenAI) -> None:
 
 
 def test_errors_come_back_as_openai_errors(oai: openai.OpenAI) -> None:
-    with pytest.raises(openai.NotFoundError, match="does not exist"):
+    """Shaped as OpenAI's (message, type, param, code), so the SDK fills its fields in."""
+    with pytest.raises(openai.NotFoundError, match="does not exist") as missing:
         oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    with pytest.raises(openai.BadRequestError, match="last message"):
+    assert (missing.value.type, missing.value.param, missing.value.code) == (
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+    )
+    with pytest.raises(openai.NotFoundError) as retrieved:
+        oai.models.retrieve("gpt-4o")
+    assert retrieved.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match="last message") as last:
         oai.chat.completions.create(model="chat", messages=[{"role": "assistant", "content": "x"}])
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=oai.base_url, api_key="wrong", max_retries=0).models.list()
+    assert (last.value.type, last.value.param) == ("invalid_request_error", "messages")
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
+        oai.chat.completions.create(model="chat", messages=[])
+    assert (invalid.value.type, invalid.value.param) == ("invalid_request_error", "messages")
+    with (
+        openai.OpenAI(base_url=oai.base_url, api_key="wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as unauthorized,
+    ):
+        wrong.models.list()
+    assert (unauthorized.value.type, unauthorized.value.code) == (
+        "invalid_request_error",
+        "invalid_api_key",
+    )
 
 
 # -- nothing waits for a client that left ---------------------------------------------------
@@ -123,8 +143,12 @@ def _nothing_left(srv: ServerThread) -> list[dict[str, object]]:
 
 def test_a_client_that_gives_up_on_a_waiting_call_cancels_its_run(srv: ServerThread) -> None:
     """helper's tool asks for approval; the client stops waiting after a second."""
-    impatient = openai.OpenAI(base_url=srv.url + "/v1", api_key=TOKEN, max_retries=0, timeout=1.0)
-    with pytest.raises(openai.APITimeoutError):
+    with (
+        openai.OpenAI(
+            base_url=srv.url + "/v1", api_key=TOKEN, max_retries=0, timeout=1.0
+        ) as impatient,
+        pytest.raises(openai.APITimeoutError),
+    ):
         impatient.chat.completions.create(
             model="helper", messages=[{"role": "user", "content": "count"}]
         )
@@ -141,6 +165,11 @@ def test_the_request_timeout_ends_a_run_that_waits(oai: openai.OpenAI, srv: Serv
             extra_body={"timeout": 0.5},
         )
     assert exc.value.status_code == 504
+    assert (exc.value.type, exc.value.code, exc.value.param) == (
+        "server_error",
+        "timeout",
+        "timeout",
+    )
     assert [r["status"] for r in _nothing_left(srv)] == ["cancelled"]
 
 

@@ -32,10 +32,12 @@ SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="A session id.")
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="A run id.")]
 CallId = Annotated[str, Path(pattern=ID_PATTERN, description="A tool call id.")]
 LastEventId = Annotated[
-    str | None,
+    str,  # not Optional: a nullable header would be documented as one that may say "null"
     Header(
         alias="Last-Event-ID",
-        description="The seq of the last event the client has (sent back on reconnect).",
+        pattern=r"^\s*[0-9]{0,16}\s*$",
+        description="The seq of the last event the client has (sent back on reconnect); "
+        "empty means none.",
     ),
 ]
 After = Annotated[
@@ -298,8 +300,8 @@ def _approval_out(p: PendingInfo) -> ApprovalOut:
     return ApprovalOut(**{name: getattr(p, name) for name in ApprovalOut.model_fields})
 
 
-def _after(after: int, last_event_id: str | None) -> int:
-    if last_event_id is not None and last_event_id.strip():
+def _after(after: int, last_event_id: str) -> int:
+    if last_event_id.strip():
         try:
             value = int(last_event_id.strip())
         except ValueError:
@@ -515,7 +517,7 @@ async def stream_run(
     wb: Wb,
     run_id: RunId,
     after: After = 0,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> EventSourceResponse:
     """The events of a run and its child runs as SSE (``id:`` is the session seq); ends
     after the run's terminal event."""
@@ -610,7 +612,7 @@ async def stream_session(
     wb: Wb,
     session_id: SessionId,
     after: After = 0,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> EventSourceResponse:
     """A session's events as SSE: what the store has after ``after`` (or
     ``Last-Event-ID``), then live, from any server process. ``id:`` is the seq."""

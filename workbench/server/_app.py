@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -21,9 +22,10 @@ from workbench.events import TERMINAL_TYPES, Event, RunStarted
 from workbench.runtime import RunError
 
 from . import _api, _openai, _sessions
+from ._access import AccessLogMiddleware
 from ._config import ServerConfig, workbench_version
 from ._control import ControlPlane
-from ._guard import GuardMiddleware
+from ._guard import GuardMiddleware, is_openai_path, openai_error
 from ._hub import EventHub
 from ._leases import Ownership
 from ._mcp import McpEndpoint
@@ -104,6 +106,25 @@ class Ready(BaseModel):
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "error")
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods the API document lists for the request's path (Starlette's 405 names
+    those of the first route that matched only: ``GET`` for ``/api/sessions/{id}``, which
+    also takes ``DELETE``)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allow_table", None
+    )
+    if table is None:
+        table = [
+            (
+                re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))),
+                {m.upper() for m in ops if m.isalpha()},
+            )
+            for path, ops in request.app.openapi().get("paths", {}).items()
+        ]
+        request.app.state.allow_table = table
+    return next((methods for rx, methods in table if rx.fullmatch(request.url.path)), set())
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -201,24 +222,48 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = _error(exc.status_code, str(exc.detail))
+        if is_openai_path(request.url.path):
+            response = JSONResponse(
+                openai_error(
+                    exc.status_code,
+                    str(exc.detail),
+                    param=getattr(exc, "param", None),
+                    code=getattr(exc, "code", None),
+                ),
+                exc.status_code,
+            )
+        else:
+            response = _error(exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, details = _validation_message(exc)
+        if is_openai_path(request.url.path):
+            param = details[0]["field"] if details else None
+            return JSONResponse(openai_error(422, message, param=param), 422)
         return _error(422, message, details=details)
 
     @app.exception_handler(RunError)
     async def run_error(request: Request, exc: RunError) -> JSONResponse:
-        return _error(400, str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+        message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        if is_openai_path(request.url.path):
+            return JSONResponse(openai_error(400, message), 400)
+        return _error(400, message)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+        message = f"internal error ({type(exc).__name__}); see the server log"
+        if is_openai_path(request.url.path):
+            return JSONResponse(openai_error(500, message), 500)
+        return _error(500, message)
 
     @app.get("/health", response_model=Health, tags=["server"])
     async def health() -> Health:
@@ -298,4 +343,5 @@ def create_app(
             ],
             expose_headers=["Mcp-Session-Id", "X-Workbench-Session", "X-Workbench-Run"],
         )
+    app.add_middleware(AccessLogMiddleware)  # outermost: refusals at the door are logged too
     return app

@@ -24,7 +24,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LOOPBACK_NAMES", "OPEN_PATHS", "GuardMiddleware", "error_body", "host_name"]
+__all__ = [
+    "LOOPBACK_NAMES",
+    "OPEN_PATHS",
+    "GuardMiddleware",
+    "error_body",
+    "host_name",
+    "is_openai_path",
+    "openai_error",
+    "openai_error_body",
+]
 
 OPEN_PATHS = frozenset({"/health"})
 """Routes that answer without a token."""
@@ -57,6 +66,46 @@ def _is_loopback(host: str) -> bool:
 def error_body(kind: str, message: str, **extra: object) -> bytes:
     """The JSON every error answers with: ``{"error": {"type": ..., "message": ...}}``."""
     return json.dumps({"error": {"type": kind, "message": message, **extra}}).encode()
+
+
+_OPENAI_CODES: dict[int, str] = {
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+}
+
+
+def is_openai_path(path: str) -> bool:
+    """Whether a path is under the OpenAI-compatible API (its errors take OpenAI's shape)."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    kind: str | None = None,
+) -> dict[str, object]:
+    """An error as OpenAI's API words it, so that its SDKs raise the right exception and
+    show the message: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {
+        "error": {
+            "message": message,
+            "type": kind or ("invalid_request_error" if status < 500 else "server_error"),
+            "param": param,
+            "code": code if code is not None else _OPENAI_CODES.get(status),
+        }
+    }
+
+
+def openai_error_body(status: int, message: str, **fields: str | None) -> bytes:
+    """:func:`openai_error` as JSON bytes."""
+    return json.dumps(openai_error(status, message, **fields)).encode()
 
 
 async def _respond(
@@ -149,28 +198,24 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        openai = is_openai_path(scope["path"])
         foreign = self._foreign(scope)
         if foreign is not None:
-            await _respond(
-                send,
-                403,
-                error_body(
-                    "forbidden",
-                    f"{foreign} does not name this server: without a token it answers "
-                    "only requests to localhost, a loopback address or the address it is "
-                    "bound to (a page elsewhere must not reach it through DNS rebinding); "
-                    "give the server a token to serve other names",
-                ),
+            why = (
+                f"{foreign} does not name this server: without a token it answers "
+                "only requests to localhost, a loopback address or the address it is "
+                "bound to (a page elsewhere must not reach it through DNS rebinding); "
+                "give the server a token to serve other names"
             )
+            body = openai_error_body(403, why) if openai else error_body("forbidden", why)
+            await _respond(send, 403, body)
             return
         if scope["method"] != "OPTIONS" and not self._authorized(scope):
+            why = "missing or wrong API token: send 'Authorization: Bearer <token>'"
             await _respond(
                 send,
                 401,
-                error_body(
-                    "unauthorized",
-                    "missing or wrong API token: send 'Authorization: Bearer <token>'",
-                ),
+                openai_error_body(401, why) if openai else error_body("unauthorized", why),
                 ((b"www-authenticate", b'Bearer realm="workbench"'),),
             )
             return
@@ -186,7 +231,7 @@ class GuardMiddleware:
                     length = None
                 break
         if length is not None and length > self.max_body_bytes:
-            await self._too_large(send)
+            await self._too_large(send, openai)
             return
         if length is not None:
             # The HTTP server delivers exactly Content-Length bytes: nothing more to count.
@@ -202,7 +247,7 @@ class GuardMiddleware:
                 break
             buffered.extend(message.get("body", b""))
             if len(buffered) > self.max_body_bytes:
-                await self._too_large(send)
+                await self._too_large(send, openai)
                 return
             if not message.get("more_body", False):
                 break
@@ -215,12 +260,10 @@ class GuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, openai: bool = False) -> None:
+        message = f"the request body is larger than {self.max_body_bytes} bytes"
         await _respond(
             send,
             413,
-            error_body(
-                "request_too_large",
-                f"the request body is larger than {self.max_body_bytes} bytes",
-            ),
+            openai_error_body(413, message) if openai else error_body("request_too_large", message),
         )

@@ -33,6 +33,7 @@ from workbench.events import TERMINAL_TYPES, MessageCompleted
 from workbench.runtime import RunError, RunOutcome
 from workbench.store import new_id
 
+from ._guard import openai_error
 from ._state import ServerState, state_of
 
 if TYPE_CHECKING:
@@ -42,7 +43,46 @@ __all__ = ["router"]
 
 log = logging.getLogger("workbench.server")
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+
+class OpenAIErrorDetail(BaseModel):
+    """What went wrong, as OpenAI's API words it (its SDKs read these)."""
+
+    message: str
+    type: str
+    """``invalid_request_error`` (4xx) or ``server_error`` (5xx)."""
+    param: str | None = None
+    """The request field at fault, if one is."""
+    code: str | None = None
+    """``model_not_found``, ``invalid_api_key``, ``run_failed``, ``timeout``..."""
+
+
+class OpenAIErrorBody(BaseModel):
+    """Every error of the OpenAI-compatible routes."""
+
+    error: OpenAIErrorDetail
+
+
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": OpenAIErrorBody, "description": "Missing or wrong API key (the token)."},
+    404: {"model": OpenAIErrorBody, "description": "No such model (agent, team, workflow)."},
+    413: {"model": OpenAIErrorBody, "description": "The request body is too large."},
+    422: {"model": OpenAIErrorBody, "description": "The request is invalid."},
+    "4XX": {"model": OpenAIErrorBody, "description": "Bad request, forbidden..."},
+}
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_OPENAI_ERRORS)
+
+
+class OpenAIError(HTTPException):
+    """An HTTP error with OpenAI's ``param`` and ``code``."""
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(status, message)
+        self.param = param
+        self.code = code
+
 
 Wb = Annotated[ServerState, Depends(state_of)]
 
@@ -135,9 +175,11 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 
 
 def _model_error(name: str) -> HTTPException:
-    return HTTPException(
+    return OpenAIError(
         404,
         f"the model '{name}' does not exist: use an agent, team or workflow name (GET /v1/models)",
+        param="model",
+        code="model_not_found",
     )
 
 
@@ -184,7 +226,11 @@ def _failure(outcome: RunOutcome) -> str:
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "With stream: chunks."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "With stream: chunks."},
+        502: {"model": OpenAIErrorBody, "description": "The run failed or was cancelled."},
+        504: {"model": OpenAIErrorBody, "description": "The run took longer than `timeout`."},
+    },
 )
 async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
     """Run an agent, team or workflow on the conversation and answer like a chat model."""
@@ -194,7 +240,7 @@ async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
         raise _model_error(body.model)
     last = body.messages[-1]
     if last.role != "user":
-        raise HTTPException(400, "the last message must come from the user")
+        raise OpenAIError(400, "the last message must come from the user", param="messages")
     sid = new_id("s")  # its row is made by its first event
     for m in body.messages[:-1]:
         role = {"developer": "system"}.get(m.role, m.role)
@@ -217,7 +263,7 @@ async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
             body.model, _text(last.content), session_id=sid if seeded else None, kind=kind
         )
     except RunError as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise OpenAIError(400, str(exc), param="model") from None
     completion_id = f"chatcmpl-{handle.run_id}"
     created = int(time.time())
     sid = handle.session_id
@@ -228,15 +274,13 @@ async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
             return Response(status_code=499)
         if outcome.status == "cancelled" and body.timeout is not None:
             return JSONResponse(
-                {"error": {"type": "timeout", "message": _timed_out(body.timeout)}},
+                openai_error(504, _timed_out(body.timeout), param="timeout", code="timeout"),
                 504,
                 headers=headers,
             )
         if not outcome.ok:
             return JSONResponse(
-                {"error": {"type": "run_failed", "message": _failure(outcome)}},
-                502,
-                headers=headers,
+                openai_error(502, _failure(outcome), code="run_failed"), 502, headers=headers
             )
         return JSONResponse(
             ChatCompletion(
@@ -286,12 +330,12 @@ async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
             outcome = await handle.wait()
             finished = True
             if outcome.status == "cancelled" and body.timeout is not None:
-                err = {"error": {"type": "timeout", "message": _timed_out(body.timeout)}}
+                err = openai_error(504, _timed_out(body.timeout), param="timeout", code="timeout")
                 yield f"data: {json.dumps(err)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
             if not outcome.ok:
-                err = {"error": {"type": "run_failed", "message": _failure(outcome)}}
+                err = openai_error(502, _failure(outcome), code="run_failed")
                 yield f"data: {json.dumps(err)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
