@@ -491,13 +491,21 @@ def test_every_request_is_logged_once_and_never_its_token(
         c.get("/api/sessions", headers={"Authorization": "Bearer sekrit-token"})
         c.get("/api/runs/r_x/stream", params={"token": "sekrit-token", "after": 3})
         c.post("/api/nowhere")
-    lines = [r.getMessage() for r in caplog.records if r.name == "workbench.server.access"]
-    assert len(lines) == 3, lines
-    assert '"GET /api/sessions HTTP/1.1" 200' in lines[0]
-    assert '"GET /api/runs/r_x/stream?token=%2A%2A%2A&after=3 HTTP/1.1" 404' in lines[1]
-    assert '"POST /api/nowhere HTTP/1.1" 401' in lines[2]
-    assert all(line.startswith("127.0.0.1:") and line.endswith("ms") for line in lines)
-    assert not any("sekrit" in line for line in lines)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "workbench.server.access"]
+
+    # a line is written once its answer is sent: the client may read it a moment before
+    deadline = time.monotonic() + 10
+    while len(lines()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(lines()) == 3, lines()
+    logged = lines()
+    assert '"GET /api/sessions HTTP/1.1" 200' in logged[0]
+    assert '"GET /api/runs/r_x/stream?token=%2A%2A%2A&after=3 HTTP/1.1" 404' in logged[1]
+    assert '"POST /api/nowhere HTTP/1.1" 401' in logged[2]
+    assert all(line.startswith("127.0.0.1:") and line.endswith("ms") for line in logged)
+    assert not any("sekrit" in line for line in logged)
 
 
 def test_listing_tools_without_mcp_servers_logs_no_problem(
