@@ -186,8 +186,9 @@ def test_two_servers_share_runs_approvals_cancel_and_streams(
 
 # -- leases: a run belongs to a live server or to nobody ------------------------------------
 
-LEASE = 1.5
-"""Seconds: short, so that a killed server is noticed quickly."""
+LEASE = 2.0
+"""Seconds: short, so that a killed server is noticed quickly (a heartbeat every 0.67 s
+leaves room for a loaded machine)."""
 
 COUNTING_WORKSPACE = """
 agents:
@@ -305,7 +306,6 @@ def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
             )
             watcher.start()
             a.kill()
-            killed = time.monotonic()
             # a decision made on B while A is dead: queued, taken up once B runs r1
             call1 = waiting[r1["run_id"]]["call_id"]
             queued = cb.post(
@@ -323,9 +323,8 @@ def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
                     {e.run_id for e in seen if e.type == "run.interrupted"}
                     >= {r1["run_id"], r2["run_id"]}
                 ),
-                timeout=LEASE * 3 + 5,
+                timeout=LEASE * 3 + 5,  # the lease, a quarter of B's, and room for a loaded machine
             )
-            assert time.monotonic() - killed < LEASE * 3 + 5
             # r2's question is asked again on B (its process is B now)
             again = wait_for(
                 lambda: [
