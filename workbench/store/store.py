@@ -694,7 +694,6 @@ class Store:
         self._host = socket.gethostname()
         self._lease: Lease | None = None
         self._lease_lost: list[Callable[[str], None]] = []
-        self._legacy_owner = process_owner()
         self._now_sql = now_sql(engine.dialect.name)
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
@@ -1610,8 +1609,10 @@ class Store:
     @property
     def owner(self) -> str:
         """What runs started through this store record as their owner: the lease's id
-        (``hostname:pid:nonce``) once :meth:`hold_lease` was called, else ``hostname:pid``."""
-        return self._lease.id if self._lease is not None else self._legacy_owner
+        (``hostname:pid:nonce``) once :meth:`hold_lease` was called. A store without a
+        lease runs nothing (engines hold one): the runs it writes (an import, a fork, a
+        test's) are nobody's, ``''``."""
+        return self._lease.id if self._lease is not None else ""
 
     @property
     def lease(self) -> Lease | None:
@@ -1669,12 +1670,14 @@ class Store:
         return [ProcessInfo(**row._mapping) for row in rows]
 
     def _owner_gone(self, owner: str, alive: set[str], dead: set[str]) -> bool:
-        if owner == self.owner or owner in alive:
+        if not owner:
+            return True  # nobody's: written by a store that runs nothing
+        if (self._lease is not None and owner == self.owner) or owner in alive:
             return False
         if owner in dead or owner.count(":") != 1:
             return True  # its lease row expired, or is gone
-        # A ``host:pid`` owner holds no lease (a store used without an engine, or a run
-        # from before leases): alive while that pid is, as far as this host can tell.
+        # A ``host:pid`` owner is from before leases: alive while that pid is, as far as
+        # this host can tell.
         host, pid = owner_host_pid(owner)
         return host != self._host or pid is None or not pid_alive(pid)
 
@@ -1739,14 +1742,19 @@ class Store:
             events: list[EventBase] = []
             for r in orphans:
                 holder = by_id.get(r.owner)
-                process = holder.describe(now) if holder is not None else r.owner or "unknown"
+                process = holder.describe(now) if holder is not None else r.owner
+                reason = (
+                    _INTERRUPT_REASON.format(process=process)
+                    if process
+                    else "no process runs it (it was written by an import or a copy of a log)"
+                )
                 events.append(
                     RunInterrupted(
                         session_id=r.session_id,
                         run_id=r.id,
                         parent_run_id=r.parent_run_id,
                         source=r.target,
-                        reason=_INTERRUPT_REASON.format(process=process),
+                        reason=reason,
                         owner=r.owner,
                         noticed_by=self.owner,
                     )
