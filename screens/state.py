@@ -737,18 +737,11 @@ class SessionState:
         self._end(ev, "cancelled")
 
     def _on_interrupted(self, ev: Any) -> None:
-        # Its process died: not running any more, not ended either (it can be resumed).
-        run = self._run(ev)
+        # Its process died (another process noticed): not running, not ended (resumable).
+        run = self.runs.get(ev.run_id)
         if run is None:
             return
-        run.status = "interrupted"
-        run.streaming = False
-        run.waiting = 0
-        for a in self.approvals.values():
-            if a.run_id == ev.run_id and a.status == "pending":
-                a.status = "abandoned"
-                a.decision = "abandoned: run interrupted"
-                self.changes.approvals = True
+        self.mark_interrupted([ev.run_id])
         self._note(ev, f"⚠ {ev.source or run.target} interrupted: {ev.reason}", "warning")
 
     def _on_delta(self, ev: Any) -> None:
