@@ -1006,25 +1006,18 @@ class WorkbenchApp(App[int]):
         if self.engine is not None and self.view is not None:
             self._read_rules(self.session_id or "")
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="rules",
-        description="read the saved rules",
-        exit_on_error=False,
-    )
-    def _read_rules(self, session_id: str) -> None:
+    @work(exclusive=True, group="rules", description="read the saved rules", exit_on_error=False)
+    async def _read_rules(self, session_id: str) -> None:
+        # async: an attached engine answers over HTTP, a local one reads in a thread
         engine = self.engine
         if engine is None:
             return
         try:
-            rules = list(engine.saved_rules(session_id))
+            rules = list(await engine.asaved_rules(session_id))
         except Exception as exc:  # shown, never raised into the UI
-            self.call_from_thread(
-                self.notify, str(exc), title="Could not read the rules", severity="error"
-            )
+            self.notify(str(exc), title="Could not read the rules", severity="error")
             return
-        self.call_from_thread(self._show_rules, rules)
+        self._show_rules(rules)
 
     def _show_rules(self, rules: list[Any]) -> None:
         self.rules = rules
@@ -1043,13 +1036,8 @@ class WorkbenchApp(App[int]):
         """``del`` on a rule in the approvals pane."""
         self.remove_rule(event.rule)
 
-    @work(
-        thread=True,
-        group="remove-rule",
-        description="remove a rule",
-        exit_on_error=False,
-    )
-    def remove_rule(self, rule: Any) -> None:
+    @work(group="remove-rule", description="remove a rule", exit_on_error=False)
+    async def remove_rule(self, rule: Any) -> None:
         """Remove a rule in force (a session rule, or one saved in the store): the next call
         it matched asks again."""
         engine = self.engine
@@ -1059,15 +1047,13 @@ class WorkbenchApp(App[int]):
 
         text = visible(rule.display() if hasattr(rule, "display") else str(rule))
         try:
-            removed = engine.remove_rule(rule, self.session_id or "")
+            removed = await engine.aremove_rule(rule, self.session_id or "")
         except Exception as exc:
-            self.call_from_thread(
-                self.notify, str(exc), title="Could not remove the rule", severity="error"
-            )
+            self.notify(str(exc), title="Could not remove the rule", severity="error")
             return
         message = f"Removed: {text}" if removed else f"Already gone: {text}"
-        self.call_from_thread(self.notify, message, timeout=4, markup=False)
-        self.call_from_thread(self.load_rules)
+        self.notify(message, timeout=4, markup=False)
+        self.load_rules()
 
     async def _rules_preview(self, approval: ApprovalState) -> list[str]:
         """The rules an 'allow always' on this call would save."""

@@ -161,6 +161,10 @@ class EngineLike(Protocol):
         """Fork a session (its ``SessionInfo``)."""
         ...
 
+    async def aremove_rule(self, rule: Any, session_id: str = "") -> bool:
+        """Remove a rule in force (False when it was not there)."""
+        ...
+
     async def asaved_rules(self, session_id: str) -> list[Any]:
         """Approval rules in force."""
         ...

@@ -502,6 +502,20 @@ class RemoteEngine:
             self._rules_cache = None
         return True
 
+    async def aremove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """:meth:`remove_rule`, without blocking."""
+        if rule.scope == "session" or not rule.id:
+            return False
+        try:
+            await self._request("DELETE", f"/api/rules/{rule.id}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        finally:
+            self._rules_cache = None
+        return True
+
     async def tools_for(self, patterns: Sequence[str]) -> list[RemoteTool]:
         """The server's tools matching the patterns (``toolkit.tool``, globs)."""
         if self._tools_cache is None:

@@ -852,6 +852,10 @@ class Engine:
         """:meth:`saved_rules`, off the event loop."""
         return await asyncio.to_thread(self.saved_rules, session_id)
 
+    async def aremove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """:meth:`remove_rule`, off the event loop."""
+        return await asyncio.to_thread(self.remove_rule, rule, session_id)
+
 
 def _refusal(run_id: str, claim: Claim) -> RunError:
     """Why a run cannot be resumed, as the error the faces show."""

@@ -764,6 +764,9 @@ class FakeEngine:
     async def asaved_rules(self, session_id: str) -> list[Any]:
         return self.saved_rules(session_id)
 
+    async def aremove_rule(self, rule: Any, session_id: str = "") -> bool:
+        return False
+
     async def aclose(self) -> None:
         self.closed = True
         for t in self._tasks.values():
