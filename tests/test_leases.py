@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from tests.conftest import WriteWorkspace
 from workbench.engine import Engine
-from workbench.events import ApprovalRequired, RunInterrupted, RunStarted
+from workbench.events import ApprovalRequired, RunCompleted, RunInterrupted, RunStarted
 from workbench.runtime import RunError
 from workbench.store import Store, lease_seconds
 
@@ -336,3 +336,23 @@ def test_cli_resume_refuses_a_run_alive_in_another_process(
     assert final is not None and final.status == "completed"
     kinds = [e.type for e in events if e.type.startswith("run.")]
     assert kinds == ["run.started", "run.interrupted", "run.started", "run.completed"]
+
+
+def test_runs_stopped_without_ending_say_so_too(stores: Callable[..., Store]) -> None:
+    """interrupt_runs (a TUI quitting with a run in flight): the runs are interrupted with a
+    run.interrupted event each, like those of a dead process; ended runs are left alone."""
+    a = stores("tui")
+    start(a, "s_1", "r_1")
+    start(a, "s_1", "r_kid", parent_run_id="r_1")
+    start(a, "s_1", "r_done")
+    a.append_sync(RunCompleted(session_id="s_1", run_id="r_done", output="ok"))
+    assert sorted(a.interrupt_runs(["r_1", "r_kid", "r_done", "r_nope"])) == ["r_1", "r_kid"]
+    said = [e for e in a.events("s_1") if isinstance(e, RunInterrupted)]
+    assert sorted(e.run_id for e in said) == ["r_1", "r_kid"]
+    assert all("without ending it" in e.reason and e.owner == a.owner for e in said)
+    assert {r.id: r.status for r in a.list_runs("s_1")} == {
+        "r_1": "interrupted",
+        "r_kid": "interrupted",
+        "r_done": "completed",
+    }
+    assert a.interrupt_runs(["r_1"]) == []  # once

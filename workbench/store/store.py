@@ -1708,97 +1708,114 @@ class Store:
             alive = set(by_id) - dead
             if dead:
                 conn.execute(delete(_processes).where(_processes.c.id.in_(dead)))
-            live = select(
-                _runs.c.id, _runs.c.session_id, _runs.c.parent_run_id, _runs.c.owner, _runs.c.target
-            ).where(_runs.c.status.in_(_LIVE_STATUSES))
-            orphans = [
-                r for r in conn.execute(live).all() if self._owner_gone(r.owner, alive, dead)
+            candidates = [
+                r.id
+                for r in conn.execute(select(_runs.c.id, _runs.c.owner).where(_live)).all()
+                if self._owner_gone(r.owner, alive, dead)
             ]
-            if not orphans:
-                return []
-            if not self._sqlite:
-                # Lock the sessions first, in order, as the writer does (its seq bump), then
-                # look again: another process may have marked them meanwhile.
-                sessions = sorted({r.session_id for r in orphans})
-                conn.execute(
-                    select(_sessions.c.id)
-                    .where(_sessions.c.id.in_(sessions))
-                    .order_by(_sessions.c.id)
-                    .with_for_update()
-                ).all()
-                ids = {r.id for r in orphans}
-                orphans = [
-                    r
-                    for r in conn.execute(live.where(_runs.c.id.in_(ids)).with_for_update()).all()
-                    if self._owner_gone(r.owner, alive, dead)
-                ]
-                if not orphans:
-                    return []
-            conn.execute(
-                update(_runs)
-                .where(_runs.c.id.in_([r.id for r in orphans]))
-                .values(status="interrupted", updated_at=now)
+
+            def reason(row: Any) -> str:
+                holder = by_id.get(row.owner)
+                process = holder.describe(now) if holder is not None else row.owner
+                if not process:
+                    return "no process runs it (it was written by an import or a copy of a log)"
+                return _INTERRUPT_REASON.format(process=process)
+
+            marked = self._interrupt(
+                conn,
+                candidates,
+                keep=lambda row: self._owner_gone(row.owner, alive, dead),
+                reason=reason,
             )
-            events: list[EventBase] = []
-            for r in orphans:
-                holder = by_id.get(r.owner)
-                process = holder.describe(now) if holder is not None else r.owner
-                reason = (
-                    _INTERRUPT_REASON.format(process=process)
-                    if process
-                    else "no process runs it (it was written by an import or a copy of a log)"
-                )
-                events.append(
-                    RunInterrupted(
-                        session_id=r.session_id,
-                        run_id=r.id,
-                        parent_run_id=r.parent_run_id,
-                        source=r.target,
-                        reason=reason,
-                        owner=r.owner,
-                        noticed_by=self.owner,
-                    )
-                )
-            cursor = conn.connection.cursor()
-            try:
-                self._store_events(cursor, events, time.time())
-            finally:
-                cursor.close()
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
-        log.warning(
-            "marked %d run(s) interrupted: their process died (%s)",
-            len(orphans),
-            ", ".join(sorted({r.owner for r in orphans})),
-        )
-        return [r.id for r in orphans]
+        if marked:
+            log.warning(
+                "marked %d run(s) interrupted: their process died (%s)",
+                len(marked),
+                ", ".join(sorted({r.owner for r in marked})),
+            )
+        return [r.id for r in marked]
 
     def interrupt_runs(self, run_ids: Iterable[str]) -> list[str]:
         """Mark these runs ``interrupted`` (those still running or waiting): their process
         stops them without ending them, so they can be resumed from their last checkpoint.
+        Each gets a ``run.interrupted`` event, as a run whose process died does.
 
         Returns:
             The ids of the runs marked.
         """
-        ids = list(run_ids)
-        if not ids:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids or self.read_only is not None:
             return []
         with self._write() as conn:
-            live = [
-                row[0]
-                for row in conn.execute(
-                    select(_runs.c.id).where(
-                        _runs.c.id.in_(ids), _runs.c.status.in_(_LIVE_STATUSES)
-                    )
-                ).all()
+            marked = self._interrupt(
+                conn,
+                ids,
+                keep=lambda _row: True,
+                reason=lambda _row: "its process stopped it without ending it (resume it)",
+            )
+        return [r.id for r in marked]
+
+    def _interrupt(
+        self,
+        conn: Connection,
+        run_ids: list[str],
+        *,
+        keep: Callable[[Any], bool],
+        reason: Callable[[Any], str],
+    ) -> list[Any]:
+        """Inside a write transaction: of these runs, those still running or waiting for
+        which ``keep`` holds become ``interrupted``, each with a ``run.interrupted`` event
+        committed with it (so every stream says so). Several processes may do this at once:
+        each run is marked by one."""
+        if not run_ids:
+            return []
+        rows_of = select(
+            _runs.c.id, _runs.c.session_id, _runs.c.parent_run_id, _runs.c.owner, _runs.c.target
+        ).where(_runs.c.id.in_(run_ids), _live)
+        rows = [r for r in conn.execute(rows_of).all() if keep(r)]
+        if rows and not self._sqlite:
+            # Lock the sessions first, in order, as the writer does (its seq bump), then
+            # look again: another process may have marked them meanwhile.
+            conn.execute(
+                select(_sessions.c.id)
+                .where(_sessions.c.id.in_(sorted({r.session_id for r in rows})))
+                .order_by(_sessions.c.id)
+                .with_for_update()
+            ).all()
+            ids = [r.id for r in rows]
+            rows = [
+                r
+                for r in conn.execute(rows_of.where(_runs.c.id.in_(ids)).with_for_update()).all()
+                if keep(r)
             ]
-            if live:
-                conn.execute(
-                    update(_runs)
-                    .where(_runs.c.id.in_(live))
-                    .values(status="interrupted", updated_at=time.time())
-                )
-        return live
+        if not rows:
+            return []
+        now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+        conn.execute(
+            update(_runs)
+            .where(_runs.c.id.in_([r.id for r in rows]))
+            .values(status="interrupted", updated_at=now)
+        )
+        events: list[EventBase] = [
+            RunInterrupted(
+                session_id=r.session_id,
+                run_id=r.id,
+                parent_run_id=r.parent_run_id,
+                source=r.target,
+                reason=reason(r),
+                owner=r.owner,
+                noticed_by=self.owner,
+            )
+            for r in rows
+        ]
+        cursor = conn.connection.cursor()
+        try:
+            self._store_events(cursor, events, time.time())
+        finally:
+            cursor.close()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return rows
 
     def _anything_dead(self) -> bool:
         """Whether :meth:`mark_interrupted` has anything to do (a read, no lock)."""
@@ -1960,6 +1977,7 @@ _sessions = SQLModel.metadata.tables["sessions"]
 _runs = SQLModel.metadata.tables["runs"]
 _rules = SQLModel.metadata.tables["approval_rules"]
 _processes = SQLModel.metadata.tables["processes"]
+_live = _runs.c.status.in_(_LIVE_STATUSES)
 
 
 def _session_query() -> Select[Any]:
