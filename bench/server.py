@@ -317,8 +317,8 @@ async def cross(a_url: str, b_url: str, runs: int) -> dict[str, list[float]]:
             await ready.wait()
             t0 = time.time()
             await b.post(
-                f"/api/approvals/{added['call_id']}",
-                json={"decision": "allow", "run_id": r["run_id"]},
+                f"/api/approvals/{r['run_id']}/{added['call_id']}",
+                json={"decision": "allow"},
             )
             when, _ = await resolved
             out["decision"].append((when - t0) * 1000)

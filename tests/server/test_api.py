@@ -274,9 +274,7 @@ def test_an_interrupted_run_can_be_cancelled_and_its_question_waits_for_a_resume
     srv = make_server()
     with httpx.Client(base_url=srv.url) as client:
         assert client.get("/api/approvals").json() == []
-        r = client.post(
-            "/api/approvals/call_1", json={"decision": "allow", "run_id": "r_gone00000001"}
-        )
+        r = client.post("/api/approvals/r_gone00000001/call_1", json={"decision": "allow"})
         assert r.status_code == 409 and "is interrupted" in r.json()["error"]["message"]
         r = client.post("/api/runs/r_gone00000001/cancel")
         assert r.json() == {

@@ -257,12 +257,8 @@ def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
             )
             assert ca.post(f"/api/runs/{r0['run_id']}/resume").status_code == 409
             decided = cb.post(
-                f"/api/approvals/{asked[0]['call_id']}",
-                json={
-                    "decision": "allow",
-                    "run_id": r0["run_id"],
-                    "edited_arguments": {"text": "r0"},
-                },
+                f"/api/approvals/{r0['run_id']}/{asked[0]['call_id']}",
+                json={"decision": "allow", "edited_arguments": {"text": "r0"}},
             )
             assert decided.json()["resolved"] is True, decided.text
             wait_for(lambda: ca.get(f"/api/runs/{r0['run_id']}").json()["status"] == "completed")
@@ -309,12 +305,8 @@ def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
             # a decision made on B while A is dead: queued, taken up once B runs r1
             call1 = waiting[r1["run_id"]]["call_id"]
             queued = cb.post(
-                f"/api/approvals/{call1}",
-                json={
-                    "decision": "allow",
-                    "run_id": r1["run_id"],
-                    "edited_arguments": {"text": "r1"},
-                },
+                f"/api/approvals/{r1['run_id']}/{call1}",
+                json={"decision": "allow", "edited_arguments": {"text": "r1"}},
             )
             assert queued.status_code == 200 and queued.json()["via"] == "database", queued.text
             # B's stream says so, within the lease (and a look every quarter of it)
@@ -334,12 +326,8 @@ def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
                 ]
             )
             took = cb.post(
-                f"/api/approvals/{again[0]['call_id']}",
-                json={
-                    "decision": "allow",
-                    "run_id": r2["run_id"],
-                    "edited_arguments": {"text": "r2"},
-                },
+                f"/api/approvals/{r2['run_id']}/{again[0]['call_id']}",
+                json={"decision": "allow", "edited_arguments": {"text": "r2"}},
             )
             assert took.json() == {
                 "call_id": again[0]["call_id"],

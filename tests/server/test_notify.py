@@ -79,8 +79,8 @@ def test_two_servers_learn_of_each_other_through_notifications(
         follower.join(15)
         assert added and added[0]["run_id"] == run["run_id"]
         decided = cb.post(
-            f"/api/approvals/{added[0]['call_id']}",
-            json={"decision": "allow", "run_id": run["run_id"]},
+            f"/api/approvals/{run['run_id']}/{added[0]['call_id']}",
+            json={"decision": "allow"},
         ).json()
         assert decided["resolved"] is True and decided["via"] == "database"
         # B's stream follows A's run to its end
