@@ -319,6 +319,10 @@ class WorkbenchApp(App[int]):
         self._show_workspace()
         if self._warm_up:
             self._warm_models()
+            # MCP servers start in the background, concurrently; the MCP pane shows them.
+            warm_toolkits = getattr(engine, "warm_toolkits", None)
+            if warm_toolkits is not None:
+                warm_toolkits()
         if self._watch_workspace:
             self._ws_file = self._workspace_file()
             self._ws_mtime = self._mtime()

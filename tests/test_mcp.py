@@ -390,7 +390,7 @@ def test_result_text_renders_every_block() -> None:
     text = result_text(result)
     assert text.split("\n\n") == [
         "hello",
-        "[image: image/png, 6 bytes]",
+        "[image: image/png, 5 bytes]",  # "aGVsbG8=" is the 5 bytes of "hello"
         "inside",
         "[resource: file:///b.txt]",
     ]
@@ -422,4 +422,4 @@ async def test_a_chatty_servers_stderr_is_cut_to_its_tail(toy: McpToolkit, tmp_p
     assert conn.tail().endswith("second burst")
     assert "first burst" in conn.tail()  # the kept tail reaches back past the cut
     echoed = await tools["toy.echo"].call({"text": "still here"}, ctx(tmp_path))
-    assert "still here" in echoed
+    assert "still here" in echoed.text

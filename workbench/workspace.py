@@ -891,7 +891,9 @@ class McpServerConfig(_Config):
     """An MCP server: a command to start (stdio) or a URL to reach (HTTP).
 
     ``${VAR}`` in ``env`` and ``headers`` values is replaced by the environment's value
-    when the workspace loads (``""`` when unset), so secrets need not be in the file.
+    when the workspace loads, so secrets need not be in the file (an unset variable gives
+    ``""`` in ``env``, and is an error in ``headers``: a header with an empty credential is
+    never what was meant).
     """
 
     _what: ClassVar[str] = "a table with 'command' or 'url'"
@@ -910,7 +912,20 @@ class McpServerConfig(_Config):
     headers: dict[str, str] = Field(default_factory=dict)
     """HTTP headers for the URL (authorisation, for instance)."""
     timeout: float = Field(default=30, gt=0)
-    """Seconds to wait for the server to start and for each call."""
+    """Seconds to wait for each call (progress notifications restart the clock)."""
+    startup_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the server gets to start (default: ``timeout``, but at least 30)."""
+    retry_after: float = Field(default=10, ge=0)
+    """Seconds after a failed start before a use tries the server again."""
+    required: bool = False
+    """Agents that use the server fail when it cannot start (by default they run without
+    its tools, and the run says which server failed and why)."""
+    max_output: int | dict[str, int] | None = None
+    """Characters of a tool result kept (head and tail): a number, or a table of tool name
+    (globs allowed, ``"*"`` for the rest) -> number. Default 100,000."""
+    header_vars: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Header name -> the environment variables its value refers to (so an unset one is
+    an error naming it). Computed; not read from the file."""
 
     @model_validator(mode="before")
     @classmethod
@@ -919,9 +934,19 @@ class McpServerConfig(_Config):
             return data
         d = dict(data)
         found: set[str] = set()
-        for key in ("env", "headers"):
-            if isinstance(d.get(key), Mapping):
-                d[key] = _expand_env(d[key], found)
+        if isinstance(d.get("env"), Mapping):
+            d["env"] = _expand_env(d["env"], found)
+        headers = d.get("headers")
+        refs: dict[str, tuple[str, ...]] = {}
+        d["header_vars"] = refs  # computed only, never read from the file
+        if isinstance(headers, Mapping):
+            expanded: dict[Any, Any] = {}
+            for k, v in headers.items():
+                used: set[str] = set()
+                expanded[k] = _expand_env(v, used)
+                if used:
+                    refs[str(k)] = tuple(sorted(used))
+            d["headers"] = expanded
         return d
 
     @model_validator(mode="after")
@@ -1542,6 +1567,7 @@ class _Checker:
         self.check_teams()
         self.check_workflows()
         self.check_toolkits()
+        self.check_mcp()
         self.check_approvals()
         self.check_knowledge()
         return self.errors
@@ -1869,6 +1895,36 @@ class _Checker:
                     f"settings for unknown toolkit {name!r} (installed toolkits: "
                     f"{_names(sorted(self.known | BUILTIN_TOOLKITS))})",
                 )
+
+    def check_mcp(self) -> None:
+        from workbench.tools import output_limit
+
+        for name, server in self.ws.mcp.items():
+            for header, names in server.header_vars.items():
+                unset = [v for v in names if v not in os.environ]
+                if unset:
+                    listed = ", ".join(f"${{{v}}}" for v in unset)
+                    self.error(
+                        ("mcp", name, "headers", header),
+                        f"{listed} is not set in the environment (the header would be sent "
+                        "with an empty value); set it, or remove the header",
+                    )
+            try:
+                output_limit(server.max_output, "")
+                if isinstance(server.max_output, dict):
+                    for tool, limit in server.max_output.items():
+                        output_limit(limit, tool)
+            except ValueError as exc:
+                self.error(("mcp", name, "max_output"), str(exc))
+        for name, settings in self.ws.toolkits.items():
+            setting = settings.get("max_output")
+            try:
+                output_limit(setting, "")
+                if isinstance(setting, dict):
+                    for tool, limit in setting.items():
+                        output_limit(limit, str(tool))
+            except ValueError as exc:
+                self.error(("toolkits", name, "max_output"), str(exc))
 
     def check_approvals(self) -> None:
         a = self.ws.approvals

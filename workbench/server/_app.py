@@ -150,6 +150,10 @@ def create_app(
         hub.start()
         control.start()
         remove = hub.add_watcher(watch)
+        # MCP servers start now, concurrently, so the first run does not wait for them.
+        warm = getattr(engine, "warm_toolkits", None)
+        if warm is not None:
+            warm()
         try:
             async with mcp.run():
                 yield

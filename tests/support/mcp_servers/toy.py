@@ -9,6 +9,13 @@ real server process:
 - ``hang(seconds)``: blocks the whole process (a synchronous sleep), as a stuck server does.
 - ``grow(name)``: adds a tool called ``name`` and sends ``notifications/tools/list_changed``.
 - ``chatter(kib, last)``: writes ``kib`` KiB of log lines to stderr, then the line ``last``.
+- ``big(chars)``: answers ``chars`` characters, from ``HEAD>`` to ``<TAIL``.
+- ``slow(seconds, steps)``: sleeps ``seconds`` in ``steps``, reporting progress after each.
+- ``picture()`` / ``sound()``: a 1x1 PNG image / a short WAV sound, with a line of text.
+- ``forecast(city)``: structured content with an output schema.
+- ``ask_name()``: asks the person for a name and a count (an elicitation form).
+- ``batch_job()``: a tool that requires MCP tasks (the client cannot run it).
+- the resource ``toy://readme`` and the prompt ``review(topic)``; instructions at ``initialize``.
 
 Run over stdio (the default) or streamable HTTP::
 
@@ -21,18 +28,67 @@ Run over stdio (the default) or streamable HTTP::
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import io
 import os
 import sys
 import time
+import wave
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.utilities.types import Audio, Image
+from mcp_types import ToolExecution
+from pydantic import BaseModel
 
 __all__ = ["build", "main"]
 
 
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+"""A 1x1 PNG."""
+
+INSTRUCTIONS = "Call toy.echo once before anything else, to check the server is alive."
+
+
+def _wav() -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 800)
+    return buf.getvalue()
+
+
+class Forecast(BaseModel):
+    """A weather forecast."""
+
+    city: str
+    celsius: float
+
+
+class NameForm(BaseModel):
+    """What ``ask_name`` asks for."""
+
+    name: str
+    count: int = 3
+
+
+class _Toy(MCPServer):
+    async def list_tools(self) -> list[Any]:
+        tools = await super().list_tools()
+        for t in tools:
+            if t.name == "batch_job":  # MCPServer has no way to say so itself
+                t.execution = ToolExecution(task_support="required")
+        return tools
+
+
 def build() -> MCPServer:
     """The server with its tools."""
-    server = MCPServer("toy")
+    server = _Toy("toy", instructions=INSTRUCTIONS)
 
     @server.tool()
     def echo(text: str) -> str:
@@ -79,6 +135,58 @@ def build() -> MCPServer:
         server.add_tool(added, name=name, description=f"A tool added at run time: {name}")
         await ctx.session.send_tool_list_changed()
         return f"added {name}"
+
+    @server.tool()
+    def big(chars: int) -> str:
+        """Answer ``chars`` characters."""
+        middle = max(0, chars - 10)
+        return "HEAD>" + ("0123456789\n" * (middle // 11 + 1))[:middle] + "<TAIL"
+
+    @server.tool()
+    async def slow(seconds: float, steps: int, ctx: Context) -> str:
+        """Sleep in steps, reporting progress."""
+        for i in range(steps):
+            await asyncio.sleep(seconds / steps)
+            await ctx.report_progress(i + 1, steps, f"step {i + 1} of {steps}")
+        return f"slept {seconds}s"
+
+    @server.tool(structured_output=False)
+    def picture() -> list[Any]:
+        """A tiny picture."""
+        return ["a red dot", Image(data=PNG_1X1, format="png")]
+
+    @server.tool(structured_output=False)
+    def sound() -> list[Any]:
+        """A short sound."""
+        return ["a tenth of a second of silence", Audio(data=_wav(), format="wav")]
+
+    @server.tool()
+    def forecast(city: str) -> Forecast:
+        """Tomorrow's weather."""
+        return Forecast(city=city, celsius=21.5)
+
+    @server.tool()
+    async def ask_name(ctx: Context) -> str:
+        """Ask the person for a name."""
+        answer = await ctx.elicit("Who is asking?", NameForm)
+        if answer.action == "accept":
+            return f"hello {answer.data.name} x{answer.data.count}"
+        return f"no answer ({answer.action})"
+
+    @server.tool()
+    def batch_job() -> str:
+        """A long job that must run as an MCP task."""
+        return "ran"
+
+    @server.resource("toy://readme", name="readme", mime_type="text/markdown")
+    def readme() -> str:
+        """What this server is."""
+        return "# Toy\nA server for tests."
+
+    @server.prompt()
+    def review(topic: str) -> str:
+        """Ask for a review."""
+        return f"Please review {topic} carefully."
 
     return server
 
