@@ -421,22 +421,30 @@ class FilesToolkit(FunctionToolkit):
             raise ToolError(f"no such file or folder: {rel}")
         hits: list[str] = []
         extra = 0
+        skipped: list[tuple[str, str]] = []
         for file_real, file_rel in sorted(files, key=lambda f: f[1]):
             # A symlink met on the way may point anywhere: check where it lands.
             target = os.path.realpath(file_real)
             if os.path.commonpath([real_root, target]) != real_root:
+                skipped.append((file_rel, "a link out of the workspace"))
                 continue
-            for lineno, line in self._grep_lines(target, regex):
-                if len(hits) >= self.max_matches:
-                    extra += 1
-                    continue
-                if len(line) > _MAX_GREP_LINE:
-                    line = line[:_MAX_GREP_LINE] + " [...]"
-                hits.append(f"{file_rel}:{lineno}: {line}")
+            try:
+                for lineno, line in self._grep_lines(target, regex):
+                    if len(hits) >= self.max_matches:
+                        extra += 1
+                        continue
+                    if len(line) > _MAX_GREP_LINE:
+                        line = line[:_MAX_GREP_LINE] + " [...]"
+                    hits.append(f"{file_rel}:{lineno}: {line}")
+            except _Skipped as why:
+                skipped.append((file_rel, str(why)))
         if not hits:
-            return f"no matches for {pattern!r} in {rel}"
-        if extra:
+            hits.append(f"no matches for {pattern!r} in {rel}")
+        elif extra:
             hits.append(f"[... {extra} more matches; narrow the pattern or the path]")
+        note = _skipped_note(skipped, self.max_file_bytes)
+        if note:
+            hits.append(note)
         return "\n".join(hits)
 
     # -- previews ------------------------------------------------------------------------
@@ -496,20 +504,57 @@ class FilesToolkit(FunctionToolkit):
                 yield prefix + f, False
 
     def _grep_lines(self, real: str, regex: re.Pattern[str]) -> Iterator[tuple[int, str]]:
+        """The matching lines of a file.
+
+        Raises:
+            _Skipped: the file was not searched (too large, binary, unreadable), saying why.
+        """
         try:
-            if not os.path.isfile(real) or os.path.getsize(real) > self.max_file_bytes:
+            if not os.path.isfile(real):
                 return
+            size = os.path.getsize(real)
+            if size > self.max_file_bytes:
+                raise _Skipped(f"{size:,} bytes")
             fd = os.open(real, os.O_RDONLY | _O_NOFOLLOW)
-        except OSError:
-            return
+        except OSError as exc:
+            raise _Skipped(f"unreadable: {exc.strerror or exc}") from None
         with os.fdopen(fd, "rb") as fh:
             if _is_binary(fh.read(_BINARY_SNIFF)):
-                return
+                raise _Skipped("binary")
             fh.seek(0)
             for lineno, raw in enumerate(fh, 1):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if regex.search(line):
                     yield lineno, line
+
+
+class _Skipped(Exception):
+    """A file grep did not search, and why."""
+
+
+_SKIPS_NAMED = 10
+"""Skipped files named one by one in a grep result; the rest are counted."""
+
+
+def _skipped_note(skipped: list[tuple[str, str]], max_bytes: int) -> str:
+    """One line saying which files grep did not search and why ("" when none): too large
+    and unreadable ones by name, binary ones by name when few."""
+    if not skipped:
+        return ""
+    binary = [f for f, why in skipped if why == "binary"]
+    named = [(f, why) for f, why in skipped if why != "binary"]
+    if len(binary) <= 3:
+        named += [(f, "binary") for f in binary]
+        binary = []
+    named.sort()
+    parts = [f"{f} ({why})" for f, why in named[:_SKIPS_NAMED]]
+    if len(named) > _SKIPS_NAMED:
+        parts.append(f"{len(named) - _SKIPS_NAMED} more")
+    if binary:
+        parts.append(f"{len(binary)} binary files")
+    large = any(why.endswith(" bytes") for _, why in named)
+    limit = f"; max_file_bytes is {max_bytes:,}" if large else ""
+    return f"[not searched: {', '.join(parts)}{limit}]"
 
 
 def _join(rel: str, sub: str) -> str:
