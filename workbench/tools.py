@@ -547,7 +547,14 @@ class Toolkit(ABC):
         return output_limit(self.config.get("max_output"), tool)
 
     def apply_limits(self, tools: Iterable[Tool]) -> None:
-        """Set each tool's :attr:`Tool.max_output` from the config (where it says one)."""
+        """Set each tool's :attr:`Tool.max_output` from the config (where it says one).
+
+        A toolkit that enforces ``max_output`` itself while it produces the output (``shell``
+        caps a command's output as it reads it) says so with an integer ``max_output``
+        attribute: its tools are left to it, with the default cap behind it.
+        """
+        if isinstance(getattr(self, "max_output", None), int):
+            return
         for t in tools:
             limit = self.output_limit(t.name.removeprefix(f"{self.name}."))
             if limit is not None:
