@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     ka.add_argument(
         "paths", nargs="*", type=Path, help="files or folders (default: the knowledge: sources)"
     )
+    ks = ksub.add_parser("search", help="search the knowledge base as knowledge.search does")
+    ks.add_argument("-w", "--workspace", type=Path, default=None, dest="workspace_k")
+    ks.add_argument("--limit", type=int, default=5, help="how many passages (default 5)")
+    ks.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
+    ks.add_argument("--json", action="store_true", help="print the hits as JSON")
+    ks.add_argument("query", nargs="+", help="what to look for")
 
     rules = sub.add_parser("rules", help="saved approval rules")
     _common(rules)
@@ -1120,11 +1126,19 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_knowledge(args: argparse.Namespace) -> int:
-    from workbench.knowledge import cmd_knowledge_add
+    from workbench.knowledge import cmd_knowledge_add, cmd_knowledge_search
 
+    workspace = getattr(args, "workspace_k", None) or args.workspace
+    if args.action == "search":
+        return cmd_knowledge_search(
+            workspace, " ".join(args.query), args.limit, args.source, as_json=args.json
+        )
     if args.action != "add":
-        raise CliError("usage: workbench knowledge add [-w DIR] PATH...")
-    return cmd_knowledge_add(getattr(args, "workspace_k", None) or args.workspace, list(args.paths))
+        raise CliError(
+            "usage: workbench knowledge add [-w DIR] [PATH...] | "
+            "workbench knowledge search [-w DIR] QUERY..."
+        )
+    return cmd_knowledge_add(workspace, list(args.paths))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
