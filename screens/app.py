@@ -99,6 +99,7 @@ class WorkbenchApp(App[int]):
         Binding("f6", "show('usage')", "Usage", show=False, priority=True),
         Binding("f7", "sessions", "Sessions", priority=True),
         Binding("f8", "toggle_theme", "Theme", show=False, priority=True),
+        Binding("f9", "mcp", "MCP", show=False, priority=True),
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
         Binding("escape", "focus_prompt", "Prompt", show=False),
@@ -841,6 +842,15 @@ class WorkbenchApp(App[int]):
             return self.view
         view = getattr(self.screen, "view", None)
         return view if isinstance(view, SessionView) else None
+
+    def action_mcp(self) -> None:
+        """The MCP servers: their state, tools, resources and prompts."""
+        from screens.mcp import McpScreen
+
+        if self.engine is None:
+            self.notify("The workspace is still loading.", timeout=3)
+        elif not isinstance(self.screen, McpScreen):
+            self.push_screen(McpScreen(self.engine))
 
     def action_focus_prompt(self) -> None:
         """Back to the prompt."""

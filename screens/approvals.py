@@ -44,14 +44,37 @@ def _args_json(args: dict[str, Any]) -> str:
     return json.dumps(args, indent=2, ensure_ascii=False, default=str)
 
 
+def _form_fields(form: dict[str, Any]) -> Text:
+    """The fields of an input form: name, type, required, what it is for."""
+    out = Text("\nform\n", style="bold")
+    required = set(form.get("required") or [])
+    props = form.get("properties") or {}
+    for name, spec in props.items() if isinstance(props, dict) else []:
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type", "")
+        if spec.get("enum"):
+            kind = " | ".join(str(v) for v in spec["enum"])
+        out.append(f"  • {name}", style="bold")
+        out.append(f" ({kind}{', required' if name in required else ''})")
+        about = spec.get("description") or spec.get("title")
+        if about:
+            out.append(f": {about}", style="dim")
+        out.append("\n")
+    return out
+
+
 def approval_detail(a: ApprovalState, *, wide: bool = True) -> RenderableType:
     """What a person needs to decide: tool, who asks and why, arguments, diff or parts."""
     from rich.syntax import Syntax
 
     head = Text()
     head.append(a.tool, style="bold")
-    head.append("  asked by ")
-    head.append(a.source or "?", style="bold cyan")
+    if a.kind == "input":
+        head.append(" asks for input", style="bold yellow")
+        head.append(" (e fill in and send · y send these values · n decline)", style="dim")
+    else:
+        head.append("  asked by ")
+        head.append(a.source or "?", style="bold cyan")
     head.append(f"\n{a.reason}", style="italic")
     if a.status != "pending":
         head.append(f"\n{a.decision or a.status}", style="dim")
@@ -66,7 +89,9 @@ def approval_detail(a: ApprovalState, *, wide: bool = True) -> RenderableType:
         parts.append(
             Syntax(a.diff, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
         )
-    parts.append(Text("\narguments", style="bold"))
+    if a.kind == "input" and a.form:
+        parts.append(_form_fields(a.form))
+    parts.append(Text("\nvalues" if a.kind == "input" else "\narguments", style="bold"))
     parts.append(
         Syntax(
             _args_json(a.arguments),

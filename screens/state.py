@@ -150,6 +150,9 @@ class ToolItem(Item):
     """How long it ran."""
     decision: str | None = None
     """How an approval was decided, in words."""
+    progress: str | None = None
+    """What a running call last said of its progress (``3/10 indexing``), or that it
+    waits for the person's input."""
 
 
 @dataclass(slots=True, eq=False)
@@ -321,6 +324,10 @@ class ApprovalState:
     """Pending until decided (abandoned when its run ended first)."""
     decision: str | None = None
     """How it was decided, in words."""
+    kind: str = "tool"
+    """``tool``, or ``input``: a running tool asks the person for the values of a form."""
+    form: dict[str, Any] | None = None
+    """For ``input``: the form's JSON schema (``arguments`` holds its values)."""
 
 
 @dataclass(slots=True)
@@ -719,9 +726,20 @@ class SessionState:
             self.changes.touch(tool)
         return tool
 
+    def _asking_tool(self, ev: Any) -> ToolItem | None:
+        """For an input request (an MCP elicitation): the running call that asks."""
+        if getattr(ev, "kind", "tool") != "input" and "#input" not in ev.call_id:
+            return None
+        return self._tools.get(ev.call_id.split("#", 1)[0])
+
     def _on_approval_required(self, ev: Any) -> None:
-        tool = self._tool(ev)
-        tool.status = "awaiting"
+        asking = self._asking_tool(ev)
+        if asking is not None:
+            asking.progress = "waits for your input (approvals)"
+            self.changes.touch(asking)
+        elif getattr(ev, "kind", "tool") != "input":
+            tool = self._tool(ev)
+            tool.status = "awaiting"
         approval = ApprovalState(
             call_id=ev.call_id,
             tool=ev.tool,
@@ -733,6 +751,8 @@ class SessionState:
             ts=ev.ts,
             parts=list(ev.parts),
             diff=ev.diff,
+            kind=getattr(ev, "kind", "tool"),
+            form=getattr(ev, "form", None),
         )
         self.approvals[ev.call_id] = approval
         self.changes.approvals = True
@@ -767,6 +787,12 @@ class SessionState:
                 if step is not None and step.status == "approval" and not run.waiting:
                     step.status = "running"
                     self.changes.steps = True
+        if approval is not None and approval.kind == "input":
+            asking = self._asking_tool(ev)
+            if asking is not None:
+                asking.progress = None
+                self.changes.touch(asking)
+            return
         tool = self._tool(ev)
         tool.decision = words
         if ev.decision == "deny":
@@ -781,8 +807,22 @@ class SessionState:
         tool.status = "running"
         tool.arguments = dict(ev.arguments)
 
+    def _on_tool_progress(self, ev: Any) -> None:
+        tool = self._tool(ev)
+        done = f"{ev.progress:g}" + (f"/{ev.total:g}" if ev.total is not None else "")
+        tool.progress = f"{done} {ev.message}" if ev.message else done
+
+    def _on_tool_unavailable(self, ev: Any) -> None:
+        first = ev.error.strip().splitlines()[0] if ev.error.strip() else ""
+        self._note(
+            ev,
+            f"! {ev.toolkit} is unavailable; running without {', '.join(ev.patterns)}: {first}",
+            "warning",
+        )
+
     def _on_tool_result(self, ev: Any) -> None:
         tool = self._tool(ev)
+        tool.progress = None
         tool.output = ev.output
         tool.error = ev.error
         tool.duration_ms = ev.duration_ms
@@ -877,4 +917,6 @@ _HANDLERS: dict[str, Any] = {
     "workflow.conflict": SessionState._on_conflict,
     "context.summarized": SessionState._on_summarized,
     "model.retry": SessionState._on_retry,
+    "tool.progress": SessionState._on_tool_progress,
+    "tool.unavailable": SessionState._on_tool_unavailable,
 }

@@ -226,7 +226,7 @@ class ToolBlock(Collapsible, ItemWidget):
         if item.status == "awaiting":
             bits.append("awaiting approval")
         elif item.status == "running":
-            bits.append("running")
+            bits.append(f"running {item.progress}" if item.progress else "running")
         elif item.status == "denied":
             bits.append("denied")
         if item.duration_ms is not None and item.status in ("done", "failed"):

@@ -455,7 +455,7 @@ async def test_an_elicitation_is_a_form_in_the_approvals_queue(
     p = asked[0]
     assert p.kind == "input" and p.tool == "toy.ask_name" and p.reason == "Who is asking?"
     assert p.form is not None and set(p.form["properties"]) == {"name", "count"}
-    assert p.arguments == {"count": 3}  # the form's defaults
+    assert p.arguments == {"name": None, "count": 3}  # every field, with its default
     required = next(e for e in seen if isinstance(e, ApprovalRequired))
     assert required.kind == "input" and required.form == p.form
     result = next(e for e in seen if isinstance(e, ToolResult))

@@ -1,0 +1,193 @@
+"""The MCP screen (F9) on a real engine with real MCP server processes, and what the chat
+shows of MCP: a server that could not start, progress on the running call, a server asking
+for input through the approvals queue."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from screens.mcp import McpScreen, PromptArguments, resource_block
+from screens.state import SessionState, ToolItem
+from tests.tui.conftest import real_app, wait_for
+from workbench.events import (
+    ApprovalRequired,
+    ApprovalResolved,
+    MessageCompleted,
+    RunStarted,
+    ToolCall,
+    ToolCallRequest,
+    ToolProgress,
+    ToolResult,
+    ToolUnavailable,
+)
+
+TOY = Path(__file__).parent.parent / "support" / "mcp_servers" / "toy.py"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def mcp_workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    py, toy = json.dumps(sys.executable), json.dumps(str(TOY))
+    (root / "workbench.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            mcp:
+              toy: {{ command: {py}, args: [{toy}] }}
+              broken: {{ command: {py}, args: [{toy}, --exit-at-start, "ERROR: no token"] }}
+            agents:
+              helper: {{ model: test, tools: [toy.echo] }}
+            """
+        )
+    )
+    return root
+
+
+def cell_texts(table: DataTable[Any]) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_mcp_screen_shows_states_and_attaches_a_resource(
+    mcp_workspace: Path, db_url: str
+) -> None:
+    app = real_app(mcp_workspace, db_url)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        app.engine.warm_toolkits()  # type: ignore[union-attr]  # what the app does with warm_up
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, McpScreen))
+        screen = app.screen
+        assert isinstance(screen, McpScreen)
+        servers = screen.query_one("#mcp-servers", DataTable)
+
+        def states() -> dict[str, str]:
+            return {row[0]: row[1] for row in cell_texts(servers)}
+
+        await wait_for(pilot, lambda: states().get("toy") == "✓ ready", timeout=60)
+        await wait_for(pilot, lambda: states().get("broken") == "✗ failed", timeout=60)
+        # The ready server's details, its resources, prompts and tools.
+        items = screen.query_one("#mcp-items", DataTable)
+        await wait_for(pilot, lambda: items.row_count > 3, timeout=30)
+        rows = cell_texts(items)
+        assert rows[0][:2] == ["resource", "toy://readme"]
+        assert rows[1][:2] == ["prompt", "review"]
+        assert ["tool", "toy.echo", ""] in rows
+        detail = str(screen.query_one("#mcp-detail", Static).render())
+        assert "Call toy.echo once before anything else" in detail
+        assert "not offered: batch_job" in detail
+        # The failed one says why, with its stderr.
+        await pilot.press("down")
+        await pilot.pause()
+        detail = str(screen.query_one("#mcp-detail", Static).render())
+        assert "failed to start" in detail and "ERROR: no token" in detail
+        # Back to toy, tab to its items, enter on the resource: it goes into the prompt.
+        await pilot.press("up", "tab", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, McpScreen), timeout=20)
+        assert app.prompt.text == resource_block("toy://readme", "# Toy\nA server for tests.")
+        assert app.prompt.has_focus
+
+
+async def test_a_prompt_with_arguments_goes_into_the_prompt(
+    mcp_workspace: Path, db_url: str
+) -> None:
+    app = real_app(mcp_workspace, db_url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, McpScreen))
+        screen = app.screen
+        assert isinstance(screen, McpScreen)
+        # Not started yet: r starts it.
+        servers = screen.query_one("#mcp-servers", DataTable)
+        assert cell_texts(servers)[0][1] == "· idle"
+        await pilot.press("r")
+        items = screen.query_one("#mcp-items", DataTable)
+        await wait_for(pilot, lambda: items.row_count > 3, timeout=60)
+        await pilot.press("tab", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptArguments))
+        await pilot.press(*"the <diff>", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, (McpScreen, PromptArguments)))
+        assert app.prompt.text == "Please review the <diff> carefully.\n"
+
+
+def _ev(cls: Any, **kw: Any) -> Any:
+    base = {"session_id": "s1", "run_id": "r1", "source": "helper"}
+    return cls(**{**base, **kw})
+
+
+def test_state_shows_progress_unavailable_and_input_requests() -> None:
+    """Folded events: a call's progress shows on it, an unavailable server is a note, an
+    input request is a pending approval of kind input that leaves no phantom tool call."""
+    state = SessionState()
+    state.apply(_ev(RunStarted, target_kind="agent", target="helper", input="go"))
+    state.apply(
+        _ev(
+            ToolUnavailable,
+            toolkit="broken",
+            patterns=["broken.*"],
+            error="MCP server 'broken' failed to start: Connection closed\nstderr...",
+        )
+    )
+    state.apply(
+        _ev(
+            MessageCompleted,
+            message_id="m1",
+            role="assistant",
+            content="",
+            tool_calls=[ToolCallRequest(id="call_t2_0", tool="toy.ask_name", arguments={})],
+        )
+    )
+    state.apply(_ev(ToolCall, call_id="call_t2_0", tool="toy.ask_name", arguments={}))
+    state.apply(
+        _ev(
+            ToolProgress,
+            call_id="call_t2_0",
+            tool="toy.ask_name",
+            progress=3,
+            total=10,
+            message="indexing <src>",
+        )
+    )
+    tools = [i for i in state.items if isinstance(i, ToolItem)]
+    assert len(tools) == 1 and tools[0].progress == "3/10 indexing <src>"
+    assert any(
+        "broken is unavailable; running without broken.*" in getattr(i, "text", "")
+        for i in state.items
+    )
+    state.apply(
+        _ev(
+            ApprovalRequired,
+            call_id="call_t2_0#input1",
+            tool="toy.ask_name",
+            arguments={"name": None},
+            reason="Who is asking?",
+            kind="input",
+            form={"type": "object", "properties": {"name": {"type": "string"}}},
+        )
+    )
+    approval = state.approvals["call_t2_0#input1"]
+    assert approval.kind == "input" and approval.form is not None
+    assert tools[0].progress == "waits for your input (approvals)"
+    assert len([i for i in state.items if isinstance(i, ToolItem)]) == 1
+    state.apply(
+        _ev(
+            ApprovalResolved,
+            call_id="call_t2_0#input1",
+            tool="toy.ask_name",
+            decision="allow",
+            edited_arguments={"name": "Ann"},
+        )
+    )
+    assert approval.status == "allowed" and tools[0].progress is None
+    state.apply(_ev(ToolResult, call_id="call_t2_0", tool="toy.ask_name", output="hello Ann"))
+    assert tools[0].status == "done" and tools[0].progress is None
+    assert len([i for i in state.items if isinstance(i, ToolItem)]) == 1
