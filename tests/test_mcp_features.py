@@ -510,3 +510,34 @@ async def test_servers_without_resources_or_prompts(tmp_path: Path) -> None:
         assert await tk.list_prompts() == []
     finally:
         await tk.aclose()
+
+
+async def test_fixing_a_server_in_the_workspace_file_takes_effect(
+    write_workspace: Any, db_url: str
+) -> None:
+    """After workbench.yaml is reloaded with the server's command fixed, the next run
+    starts it from the new settings (the old toolkit is closed once no run uses it)."""
+    from workbench.workspace import load_workspace
+
+    broken = f"""
+        mcp:
+          toy: {{ command: {PY}, args: [{TOY_ARG}, --exit-at-start, "bad flag"] }}
+        agents:
+          a: {{ model: test, tools: [toy.echo] }}
+        approvals:
+          default: allow
+        """
+    root = write_workspace(broken)
+    async with Engine.open(root, db=db_url) as engine:
+        _, seen = await run_collect(engine, "a", "hi")
+        assert [e.toolkit for e in seen if isinstance(e, ToolUnavailable)] == ["toy"]
+        old = await engine.toolkit("toy")
+        write_workspace(broken.replace(', --exit-at-start, "bad flag"', ""))
+        engine.reload(load_workspace(root))
+        assert next(s for s in engine.toolkit_statuses() if s.name == "toy").state == "idle"
+        outcome, seen = await run_collect(engine, "a", "again")
+        assert outcome.ok
+        assert not [e for e in seen if isinstance(e, ToolUnavailable)]
+        result = next(e for e in seen if isinstance(e, ToolResult))
+        assert result.tool == "toy.echo" and result.error is None
+        assert await engine.toolkit("toy") is not old

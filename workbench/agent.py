@@ -704,11 +704,12 @@ def _part(m: ToolMedia) -> dict[str, Any] | None:
 
 
 def _form_defaults(schema: dict[str, Any]) -> dict[str, Any]:
-    """The starting values of an elicitation form: each field's default, else nothing."""
+    """The starting values of an elicitation form: each field's default, else ``None``
+    (so a person editing the values sees every field to fill in)."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     if not isinstance(props, dict):
         return {}
-    return {k: v["default"] for k, v in props.items() if isinstance(v, dict) and "default" in v}
+    return {k: v.get("default") if isinstance(v, dict) else None for k, v in props.items()}
 
 
 def _progress_reporter(ctx: RunContext, call_id: str, tool: str) -> Any:

@@ -151,6 +151,8 @@ class Engine:
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
         self._toolkit_failures: dict[str, str] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._retired: list[Toolkit] = []
         self._status_listeners: list[Callable[[ToolkitStatus], None]] = []
         self._rules_cache: list[Rule] | None = None
         self._agents: dict[tuple[str, str | None], Agent] = {}
@@ -159,10 +161,39 @@ class Engine:
 
     def reload(self, workspace: Workspace) -> None:
         """Use a changed workspace for new runs; runs in flight finish on the agents they
-        already built. The approval policy follows the file; toolkits are reopened lazily."""
+        already built. The approval policy follows the file. A toolkit or MCP server whose
+        settings changed (or that is gone) is closed and opened again, from the new
+        settings, when next used (a server whose command was fixed starts again)."""
+        old = self.workspace
         self.workspace = workspace
         self.policy = _policy(workspace)
         self._agents.clear()
+
+        def changed(name: str) -> bool:
+            if name in old.mcp or name in workspace.mcp:
+                return old.mcp.get(name) != workspace.mcp.get(name)
+            return old.toolkits.get(name) != workspace.toolkits.get(name)
+
+        for name in [n for n in self._toolkit_failures if changed(n)]:
+            del self._toolkit_failures[name]
+        for name in [n for n in self._toolkits if changed(n)]:
+            # Runs in flight may still call it: it is closed once none is.
+            self._retired.append(self._toolkits.pop(name))
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close retired toolkits once no run is in flight (in the background)."""
+        if not self._retired or self.running():
+            return
+        retired, self._retired = self._retired, []
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: nothing was started in one either
+            return
+        for tk in retired:
+            task = loop.create_task(tk.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     @classmethod
     def open(
@@ -198,12 +229,15 @@ class Engine:
         for agent in self._agents.values():
             await agent.model.aclose()
         self._agents.clear()
-        for tk in self._toolkits.values():
+        for tk in [*self._toolkits.values(), *self._retired]:
             try:
                 await tk.aclose()
             except Exception:
                 log.exception("closing toolkit %s", tk.name)
         self._toolkits.clear()
+        self._retired.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self.store.close()
 
     # -- Services ----------------------------------------------------------------------
@@ -794,7 +828,12 @@ class Engine:
     def _spawn(self, ctx: RunContext, coro: Any) -> RunHandle:
         task: asyncio.Task[RunOutcome] = asyncio.create_task(coro, name=f"run {ctx.run_id}")
         self._tasks[ctx.run_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(ctx.run_id, None))
+
+        def ended(_: Any) -> None:
+            self._tasks.pop(ctx.run_id, None)
+            self._close_retired()
+
+        task.add_done_callback(ended)
         return RunHandle(ctx.run_id, ctx.session_id, task)
 
     async def run(self, target: str, input: str, **kw: Any) -> RunOutcome:
