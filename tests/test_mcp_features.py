@@ -49,10 +49,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_http(port: int) -> subprocess.Popen[bytes]:
-    """The toy server over streamable HTTP on ``port``, once it accepts connections."""
+def start_http(port: int, transport: str = "--http") -> subprocess.Popen[bytes]:
+    """The toy server over streamable HTTP (or ``--sse``) on ``port``, once it accepts
+    connections."""
     proc = subprocess.Popen(
-        [sys.executable, str(TOY), "--http", "--port", str(port)],
+        [sys.executable, str(TOY), transport, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -155,6 +156,34 @@ async def test_http_errors_name_the_status_and_the_url(
         assert tk.status.state == "failed" and f"HTTP 404 from {url}" in (tk.status.error or "")
     finally:
         await tk.aclose()
+
+
+async def test_sse_transport_with_progress_and_errors_named(
+    http_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    port, procs = http_port
+    procs.append(start_http(port, "--sse"))
+    tk = McpToolkit("old", {"url": f"http://127.0.0.1:{port}/sse", "timeout": 10}, tmp_path)
+    seen: list[float] = []
+
+    async def progress(p: float, total: float | None, message: str | None) -> None:
+        seen.append(p)
+
+    try:
+        assert tk.transport == "sse"
+        tools = by_name(await tk.list_tools())
+        ctx = ToolContext(workspace_root=tmp_path, progress=progress)
+        assert (await tools["old.echo"].invoke({"text": "sse"}, ctx)).startswith("sse (pid ")
+        assert await tools["old.slow"].invoke({"seconds": 0.3, "steps": 3}, ctx) == "slept 0.3s"
+        assert seen == [1, 2, 3]
+    finally:
+        await tk.aclose()
+    wrong = McpToolkit("old", {"url": f"http://127.0.0.1:{port}/nope/sse", "timeout": 5}, tmp_path)
+    try:
+        with pytest.raises(ToolError, match=f"HTTP 404 from http://127.0.0.1:{port}/nope/sse"):
+            await wrong.list_tools()
+    finally:
+        await wrong.aclose()
 
 
 # -- 2. partial failure: the agent runs with the tools that loaded ---------------------------

@@ -21,6 +21,7 @@ Run over stdio (the default) or streamable HTTP::
 
     python tests/support/mcp_servers/toy.py
     python tests/support/mcp_servers/toy.py --http --port 8123
+    python tests/support/mcp_servers/toy.py --sse --port 8123      # GET /sse
     python tests/support/mcp_servers/toy.py --exit-at-start "bad config"
     python tests/support/mcp_servers/toy.py --hang-at-start
 """
@@ -195,6 +196,7 @@ def main() -> None:
     """Run the server as the command line says."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP")
+    parser.add_argument("--sse", action="store_true", help="serve the older SSE transport")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--exit-at-start", metavar="MESSAGE", help="print MESSAGE and exit 3")
     parser.add_argument("--hang-at-start", action="store_true", help="never answer")
@@ -208,6 +210,8 @@ def main() -> None:
     server = build()
     if opts.http:
         server.run("streamable-http", host="127.0.0.1", port=opts.port)
+    elif opts.sse:
+        server.run("sse", host="127.0.0.1", port=opts.port)
     else:
         server.run("stdio")
 
