@@ -115,6 +115,8 @@ class McpScreen(Screen[None]):
     BINDINGS: ClassVar[list[Any]] = [
         Binding("escape", "back", "Back"),
         Binding("r", "restart", "Start / restart"),
+        Binding("pageup", "scroll_detail(-1)", "Details up", show=False),
+        Binding("pagedown", "scroll_detail(1)", "Details down", show=False),
     ]
 
     @dataclass
@@ -167,8 +169,7 @@ class McpScreen(Screen[None]):
                 items: DataTable[Any] = DataTable(id="mcp-items", cursor_type="row")
                 yield items
         yield Static(
-            "↑↓ server · tab to its resources and prompts · enter attach to the prompt · "
-            "r start/restart · esc back",
+            "↑↓ server · tab items · enter attach · r restart · pgup/pgdn details · esc",
             id="mcp-hint",
         )
 
@@ -248,9 +249,10 @@ class McpScreen(Screen[None]):
         out.append_text(state_mark(s.state))
         if s.required:
             out.append("  (required)", style="bold")
-        out.append(f"\n{s.detail}\n", style="dim")
-        if s.error:
-            out.append(f"\n{s.error}\n", style="red")
+        out.append("\n")
+        if s.error:  # what went wrong first: at 80x24 the box is small
+            out.append(f"{s.error}\n\n", style="red")
+        out.append(f"{s.detail}\n", style="dim")
         if s.state == "idle":
             out.append("\nNot started yet: r starts it.\n", style="italic")
         if s.instructions:
@@ -370,6 +372,11 @@ class McpScreen(Screen[None]):
             await (await self.engine.mcp_server(name)).restart()
         except Exception as exc:  # the status shows why; say it here too
             self.notify(str(exc).splitlines()[0], title=f"{name} did not start", severity="error")
+
+    def action_scroll_detail(self, pages: int) -> None:
+        """Scroll the details (they take no focus, so tab goes from servers to items)."""
+        box = self.query_one("#mcp-detail-box", VerticalScroll)
+        box.scroll_to(y=box.scroll_y + pages * max(1, box.size.height - 1), animate=False)
 
     def action_back(self) -> None:
         """Back to the chat."""
