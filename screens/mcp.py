@@ -156,6 +156,8 @@ class McpScreen(Screen[None]):
         self.selected: str | None = None
         """The server whose details show."""
         self._rows: list[tuple[str, dict[str, Any]]] = []
+        self._items_shown: tuple[Any, ...] | None = None
+        self._listed_version = 0
         self._unlisten: Any = None
 
     def compose(self) -> Any:
@@ -198,7 +200,10 @@ class McpScreen(Screen[None]):
         self.statuses = {s.name: s for s in statuses}
         self._draw_servers()
 
-    def _draw_servers(self) -> None:
+    def _draw_servers(self, changed: str | None = None) -> None:
+        """Redraw the server list; the details and items follow the selected server only
+        when it is the one that ``changed`` (or when none is named), so a person reading
+        one server's items keeps their place while another starts."""
         table = self.query_one("#mcp-servers", DataTable)
         keep = self.selected
         table.clear()
@@ -218,14 +223,15 @@ class McpScreen(Screen[None]):
         names = list(self.statuses)
         row = names.index(keep) if keep in names else 0
         table.move_cursor(row=row)
-        self._select(names[row])
+        if changed is None or changed == names[row] or keep not in names:
+            self._select(names[row])
 
     @on(StatusChanged)
     def _status_changed(self, event: StatusChanged) -> None:
         self.statuses[event.status.name] = event.status
-        if event.status.state != "ready":
-            self.listing.pop(event.status.name, None)
-        self._draw_servers()
+        if event.status.state != "ready" and self.listing.pop(event.status.name, None):
+            self._listed_version += 1
+        self._draw_servers(changed=event.status.name)
 
     @on(DataTable.RowHighlighted, "#mcp-servers")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -268,14 +274,19 @@ class McpScreen(Screen[None]):
     # -- tools, resources, prompts ------------------------------------------------------------
 
     def _draw_items(self) -> None:
+        name = self.selected
+        s = self.statuses.get(name or "")
+        listed = self.listing.get(s.name) if s is not None else None
+        shown = (name, tuple(s.tools) if s is not None else (), self._listed_version)
+        if shown == self._items_shown:
+            return  # the same rows: the person keeps their place in them
+        self._items_shown = shown
         table = self.query_one("#mcp-items", DataTable)
         table.clear()
         self._rows = []
-        name = self.selected
-        s = self.statuses.get(name or "")
         if s is None:
             return
-        resources, prompts, _ = self.listing.get(s.name, ([], [], None))
+        resources, prompts, _ = listed or ([], [], None)
         for r in resources:
             self._rows.append(("resource", r))
             about = r.get("description") or r.get("mime_type") or ""
@@ -303,6 +314,7 @@ class McpScreen(Screen[None]):
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         self.listing[event.server] = (event.resources, event.prompts, event.error)
+        self._listed_version += 1
         if event.server == self.selected:
             s = self.statuses.get(event.server)
             if s is not None:
@@ -363,7 +375,8 @@ class McpScreen(Screen[None]):
     def action_restart(self) -> None:
         """Start the selected server, or stop it and start it again."""
         if self.selected is not None:
-            self.listing.pop(self.selected, None)
+            if self.listing.pop(self.selected, None):
+                self._listed_version += 1
             self._restart(self.selected)
 
     @work(group="mcp-restart", description="restart an MCP server")

@@ -76,7 +76,8 @@ async def test_mcp_screen_shows_states_and_attaches_a_resource(
         await wait_for(pilot, lambda: states().get("broken") == "✗ failed", timeout=60)
         # The ready server's details, its resources, prompts and tools.
         items = screen.query_one("#mcp-items", DataTable)
-        await wait_for(pilot, lambda: items.row_count > 3, timeout=30)
+        # Tools show at once; resources and prompts once a worker has listed them.
+        await wait_for(pilot, lambda: "resource" in [r[0] for r in cell_texts(items)], timeout=30)
         rows = cell_texts(items)
         assert rows[0][:2] == ["resource", "toy://readme"]
         assert rows[1][:2] == ["prompt", "review"]
@@ -84,6 +85,15 @@ async def test_mcp_screen_shows_states_and_attaches_a_resource(
         detail = str(screen.query_one("#mcp-detail", Static).render())
         assert "Call toy.echo once before anything else" in detail
         assert "not offered: batch_job" in detail
+        # Another server's change of state leaves the person's place in these items.
+        items.focus()
+        await pilot.press("down", "down")
+        assert items.cursor_row == 2
+        screen.post_message(McpScreen.StatusChanged(screen.statuses["broken"]))
+        await pilot.pause()
+        assert items.cursor_row == 2 and cell_texts(items)[0][0] == "resource"
+        servers.focus()
+        await pilot.pause()
         # The failed one says why, with its stderr.
         await pilot.press("down")
         await pilot.pause()
@@ -111,7 +121,7 @@ async def test_a_prompt_with_arguments_goes_into_the_prompt(
         assert cell_texts(servers)[0][1] == "· idle"
         await pilot.press("r")
         items = screen.query_one("#mcp-items", DataTable)
-        await wait_for(pilot, lambda: items.row_count > 3, timeout=60)
+        await wait_for(pilot, lambda: "prompt" in [r[0] for r in cell_texts(items)], timeout=60)
         await pilot.press("tab", "down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptArguments))
         await pilot.press(*"the <diff>", "enter")
