@@ -118,6 +118,9 @@ _PROGRESS_STRETCH = 10
 _MAX_MEDIA_BYTES = 5 << 20
 """Decoded bytes of images and audio one result may pass on to a model."""
 _GUARD = Path(__file__).with_name("_mcp_guard.py")
+DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
+"""The largest message an HTTP server may send in one server-sent event (the SDK's default,
+1 MiB, fails a 2 MB result outright; the result is capped after it arrives)."""
 
 
 class McpTool(Tool):
@@ -446,7 +449,9 @@ class _Connection:
 
                 client = await stack.enter_async_context(self._http_client(dict(tk.headers)))
                 streams = await stack.enter_async_context(
-                    streamable_http_client(tk.url, http_client=client)
+                    streamable_http_client(
+                        tk.url, http_client=client, max_sse_event_size=tk.max_message_bytes
+                    )
                 )
             return streams[0], streams[1]
 
@@ -560,7 +565,8 @@ class McpToolkit(Toolkit):
     30) for starting; ``retry_after`` (default 10) between attempts to start a server that
     failed; ``required`` (default false): agents that use the server fail when it does,
     instead of running without its tools; ``max_output``: the characters of a result kept
-    (see :func:`workbench.tools.cap_text`). ``name``, when present, overrides the toolkit
+    (see :func:`workbench.tools.cap_text`); ``max_message_bytes`` (32 MiB): the largest
+    message a streamable HTTP server may send. ``name``, when present, overrides the toolkit
     name (the server's name under ``mcp:``).
     """
 
@@ -595,6 +601,10 @@ class McpToolkit(Toolkit):
         """Seconds after a failed start during which uses get the failure at once."""
         self.required: bool = bool(config.get("required", False))
         """Whether agents that use it fail when it does."""
+        self.max_message_bytes: int = int(
+            config.get("max_message_bytes") or DEFAULT_MAX_MESSAGE_BYTES
+        )
+        """The largest message a streamable HTTP server may send (in bytes)."""
         if (self.command is None) == (self.url is None):
             raise ValueError(f"MCP server {name!r} needs exactly one of 'command' or 'url'")
         self.output_limit(self.name)  # a bad max_output is a config error now, not at a call
@@ -847,6 +857,13 @@ class McpToolkit(Toolkit):
         except MCPError as exc:
             if conn.session_gone:
                 raise _SessionGone() from None
+            if "byte limit" in exc.message and "exceeded" in exc.message:
+                self._retire(conn)
+                raise ToolError(
+                    f"MCP server {self.name!r}: the answer to {tool} is larger than "
+                    f"{self.max_message_bytes:,} bytes (max_message_bytes under mcp: "
+                    f"{self.name}:); the connection was closed and starts again on the next call"
+                ) from None
             if exc.code == CONNECTION_CLOSED or conn.lost is not None:
                 self._retire(conn)
                 what = "lost the connection" if self.url else "exited"

@@ -158,6 +158,54 @@ async def test_http_errors_name_the_status_and_the_url(
         await tk.aclose()
 
 
+async def test_over_streamable_http_big_results_progress_media_and_input(
+    http_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    """The same features over HTTP: the server's requests and notifications come back on the
+    call's own response stream."""
+    port, procs = http_port
+    procs.append(start_http(port))
+    tk = McpToolkit("web", {"url": f"http://127.0.0.1:{port}/mcp", "timeout": 10}, tmp_path)
+    steps: list[float] = []
+    asked: list[str] = []
+
+    async def progress(p: float, total: float | None, message: str | None) -> None:
+        steps.append(p)
+
+    async def ask(message: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        asked.append(message)
+        return "accept", {"name": "Bo", "count": 1}
+
+    ctx = ToolContext(workspace_root=tmp_path, progress=progress, ask=ask)
+    try:
+        tools = by_name(await tk.list_tools())
+        big = await tools["web.big"].run({"chars": 2_000_000}, ctx)
+        assert len(big.text) <= DEFAULT_MAX_OUTPUT + 200 and big.text.endswith("<TAIL")
+        assert big.structured is None
+        pic = await tools["web.picture"].run({}, ctx)
+        assert [(m.kind, m.mime_type) for m in pic.media] == [("image", "image/png")]
+        assert await tools["web.slow"].invoke({"seconds": 0.4, "steps": 4}, ctx) == "slept 0.4s"
+        assert steps == [1, 2, 3, 4]
+        assert await tools["web.ask_name"].invoke({}, ctx) == "hello Bo x1"
+        assert asked == ["Who is asking?"]
+    finally:
+        await tk.aclose()
+    # A message over max_message_bytes is refused by the SDK's transport: said as such.
+    small = McpToolkit(
+        "web",
+        {"url": f"http://127.0.0.1:{port}/mcp", "timeout": 10, "max_message_bytes": 100_000},
+        tmp_path,
+    )
+    try:
+        big_tool = by_name(await small.list_tools())["web.big"]
+        with pytest.raises(ToolError, match="larger than 100,000 bytes \\(max_message_bytes"):
+            await big_tool.invoke({"chars": 500_000}, ctx)
+        echoed = await by_name(await small.list_tools())["web.echo"].invoke({"text": "ok"}, ctx)
+        assert echoed.startswith("ok (pid ")
+    finally:
+        await small.aclose()
+
+
 async def test_sse_transport_with_progress_and_errors_named(
     http_port: tuple[int, list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:

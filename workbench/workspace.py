@@ -923,6 +923,8 @@ class McpServerConfig(_Config):
     max_output: int | dict[str, int] | None = None
     """Characters of a tool result kept (head and tail): a number, or a table of tool name
     (globs allowed, ``"*"`` for the rest) -> number. Default 100,000."""
+    max_message_bytes: int | None = Field(default=None, ge=1024)
+    """The largest message a streamable HTTP server may send (default 32 MiB)."""
     header_vars: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     """Header name -> the environment variables its value refers to (so an unset one is
     an error naming it). Computed; not read from the file."""
