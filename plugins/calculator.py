@@ -168,7 +168,7 @@ class CalculatorToolkit(FunctionToolkit):
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)
-        self.add(tool(name="evaluate", timeout=10.0)(self.evaluate))
+        self.add(tool(name="evaluate", timeout=10.0, idempotent=True)(self.evaluate))
 
     def evaluate(self, expression: str) -> str:
         """Evaluate an arithmetic expression exactly, e.g. ``sqrt(2) * (3 + 4) ** 2``.

@@ -73,8 +73,8 @@ class TimeToolkit(FunctionToolkit):
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)
-        self.add(tool(name="now", timeout=10.0)(self.now))
-        self.add(tool(name="convert", timeout=10.0)(self.convert))
+        self.add(tool(name="now", timeout=10.0, idempotent=True)(self.now))
+        self.add(tool(name="convert", timeout=10.0, idempotent=True)(self.convert))
 
     def now(self, timezone: str = "UTC") -> str:
         """The current date and time in a time zone, with the weekday.

@@ -52,7 +52,14 @@ class KnowledgeToolkit(FunctionToolkit):
         self._synced: str | None = None
         self._lock = asyncio.Lock()
         timeout = float(config.get("timeout") or 120)
-        self.add(tool(name="search", timeout=timeout, description=self._description())(self.search))
+        self.add(
+            tool(
+                name="search",
+                timeout=timeout,
+                description=self._description(),
+                idempotent=True,
+            )(self.search)
+        )
 
     def _description(self) -> str:
         base = (

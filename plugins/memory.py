@@ -57,7 +57,7 @@ class MemoryToolkit(FunctionToolkit):
             self.table_name = f"{_TABLE}_{digest}"
         self._lock = asyncio.Lock()
         self.add(tool(name="remember", timeout=60.0)(self.remember))
-        self.add(tool(name="recall", timeout=60.0)(self.recall))
+        self.add(tool(name="recall", timeout=60.0, idempotent=True)(self.recall))
 
     # -- tools ----------------------------------------------------------------------------
 

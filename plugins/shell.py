@@ -1,7 +1,10 @@
 """The ``shell`` toolkit: run a shell command in the workspace folder.
 
-The command runs through ``/bin/sh`` with the workspace root as its working directory, in a
-session (process group) of its own, so a timeout or a cancel stops everything it started:
+The command runs through bash (``bash -c``, found on ``PATH`` when the toolkit starts), the
+shell whose grammar the approval matcher models: ``/bin/sh`` is dash on Debian and Ubuntu,
+which reads ``&>`` and ``$'...'`` otherwise, so a command the matcher read one way would run
+another. Without bash, ``shell.run`` refuses to run anything and says so. The command runs
+with the workspace root as its working directory, in a session (process group) of its own, so a timeout or a cancel stops everything it started:
 the whole group is killed, not only the shell. Processes still running in the group when
 the shell itself exits (``server &``) are stopped too: a tool call leaves nothing behind.
 
@@ -18,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from workbench.tools import FunctionToolkit, ToolContext, ToolError, tool
 
-__all__ = ["ShellToolkit", "cap_output"]
+__all__ = ["ShellSettings", "ShellToolkit", "cap_output"]
 
 # After the shell exits, how long its output pipe may stay open (held by a process it
 # left in the background) before that process group is stopped.
@@ -150,6 +156,19 @@ def _kill_group(pgid: int) -> bool:
     return True
 
 
+class ShellSettings(BaseModel):
+    """``toolkits: shell:`` in ``workbench.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds a command may run when the call gives no timeout."""
+    max_timeout: float = Field(default=600.0, gt=0)
+    """The most seconds a call may ask for."""
+    max_output: int = Field(default=30_000, gt=0)
+    """Characters of output kept (head and tail)."""
+
+
 class ShellToolkit(FunctionToolkit):
     """Shell commands in the workspace folder: ``run``.
 
@@ -160,6 +179,8 @@ class ShellToolkit(FunctionToolkit):
     not what a command may touch.
     """
 
+    settings = ShellSettings
+
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         super().__init__(name, config, root)
         self.timeout = float(config.get("timeout", 60.0))
@@ -168,10 +189,26 @@ class ShellToolkit(FunctionToolkit):
         """The most seconds a call may ask for."""
         self.max_output = int(config.get("max_output", 30_000))
         """Characters of output kept (head and tail)."""
+        self.bash: str | None = shutil.which("bash")
+        """The bash that runs commands (found on ``PATH`` at start), or None without one."""
         # The command enforces its own timeout (and kills its process group); the outer
         # limit is only a backstop.
         outer = max(self.timeout, self.max_timeout) + 10.0
         self.add(tool(name="run", match_on=("command", "cmd"), timeout=outer)(self.run))
+
+    def argv(self, cmd: str) -> list[str]:
+        """The program and arguments that run ``cmd`` (bash, with no startup files).
+
+        Raises:
+            ToolError: bash was not found when the toolkit started.
+        """
+        if self.bash is None:
+            raise ToolError(
+                "bash was not found on PATH: shell.run runs commands with bash, the shell its "
+                "approval rules are checked against; install bash (apt install bash) and start "
+                "again"
+            )
+        return [self.bash, "--noprofile", "--norc", "-c", cmd]
 
     async def run(self, ctx: ToolContext, cmd: str, timeout: float | None = None) -> str:
         """Run a shell command in the workspace folder; returns its output and exit code.
@@ -179,7 +216,7 @@ class ShellToolkit(FunctionToolkit):
         stdout and stderr come combined, in order. Long output keeps its start and end.
 
         Args:
-            cmd: The command line, run by ``/bin/sh``.
+            cmd: The command line, run by bash.
             timeout: Seconds before the command and everything it started are killed
                 (default from the workspace config).
         """
@@ -189,9 +226,12 @@ class ShellToolkit(FunctionToolkit):
         if limit <= 0:
             raise ToolError("timeout must be more than 0")
         limit = min(limit, self.max_timeout)
+        if "\x00" in cmd:
+            raise ToolError("cmd contains a NUL byte, which no shell command can hold")
+        argv = self.argv(cmd)
         spawn = asyncio.ensure_future(
-            asyncio.create_subprocess_shell(
-                cmd,
+            asyncio.create_subprocess_exec(
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

@@ -86,8 +86,8 @@ class WebToolkit(FunctionToolkit):
         self.safesearch = str(config.get("safesearch", "moderate"))
         self.backend = str(config.get("backend", "auto"))
         backstop = self.timeout + 5.0  # the search enforces its own timeout
-        self.add(tool(name="search", timeout=backstop)(self.search))
-        self.add(tool(name="news", timeout=backstop)(self.news))
+        self.add(tool(name="search", timeout=backstop, idempotent=True)(self.search))
+        self.add(tool(name="news", timeout=backstop, idempotent=True)(self.news))
 
     async def search(self, query: str, max_results: int = 5) -> str:
         """Search the web; returns titles, URLs and snippets.

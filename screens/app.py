@@ -3,8 +3,14 @@
 ``workbench`` with no subcommand calls :func:`run_app`. The first frame comes before any
 heavy import: this module imports Textual and the panes only (no litellm, no SQLAlchemy,
 no engine, not even pydantic); the engine opens in a thread worker after mount while the
-user can already type (prompts sent before it is ready are queued), and litellm is warmed
-up in another thread once the engine is there.
+user can already type.
+
+Start-up is a small state machine: *loading* (prompts are queued and sent the moment the
+workspace is loaded), *ready*, or *failed* (the workspace has an error: it is shown in
+place, prompts are refused with that reason and kept in the prompt, and the app reloads
+when ``workbench.yaml`` changes). Models are not waited for: a model called directly needs
+nothing more, and a target whose model needs litellm starts its run at once while litellm
+imports in a thread (the status says so); the model call awaits that import alone.
 
 Events come in through the engine's listener, are queued, and are folded into the
 session's :class:`~screens.state.SessionState` once per frame; the panes then draw what the
@@ -20,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from textual import on, work
 from textual.app import App
@@ -67,8 +73,8 @@ class WorkbenchApp(App[int]):
         replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
             the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
-        warm_up: Import litellm in a thread once the engine is open (default: only with
-            the real engine).
+        warm_up: Import litellm in a thread for a target that needs it, and read the price
+            map, once the engine is open (default: only with the real, local engine).
         watch_workspace: Reload ``workbench.yaml`` when it changes.
         animate: Spinners and the blinking cursor (off for snapshot tests).
         frame_interval: Seconds between two redraws of streamed events.
@@ -119,8 +125,12 @@ class WorkbenchApp(App[int]):
         engine: EngineLike
         """The engine."""
 
+    @dataclass
     class ModelsReady(Message):
-        """litellm is imported: runs can start without blocking the UI."""
+        """litellm's import, started for a target that needs it, ended."""
+
+        error: str | None = None
+        """Why it failed, or ``None``."""
 
     @dataclass
     class EngineFailed(Message):
@@ -182,7 +192,12 @@ class WorkbenchApp(App[int]):
         """The engine, once open."""
         self._engine_factory = engine_factory or self._open_default_engine
         self._warm_up = engine_factory is None if warm_up is None else warm_up
-        self._models_warm = not self._warm_up
+        self._litellm = "idle"
+        """litellm in this process: idle (not needed yet), loading, ready, or the error."""
+        self._load: Literal["loading", "ready", "failed"] = "loading"
+        """Start-up: the engine is opening, is open, or could not open."""
+        self._engine_error: Exception | None = None
+        """Why the engine could not open (shown in place until it does)."""
         self._watch_workspace = watch_workspace
         self.animations = animate
         """Spinners and cursor blink."""
@@ -293,33 +308,73 @@ class WorkbenchApp(App[int]):
         thread=True,
         exclusive=True,
         group="warm-up",
-        description="import litellm",
+        description="read the price map",
         exit_on_error=False,
     )
-    def _warm_models(self) -> None:
-        try:
-            from workbench.models import litellm_module
+    def _warm_prices(self) -> None:
+        from workbench import prices
 
-            litellm_module()
-        finally:
-            self.post_message(self.ModelsReady())
+        prices.warm()
+
+    @work(exclusive=True, group="litellm", description="import litellm", exit_on_error=False)
+    async def _import_litellm(self) -> None:
+        # The import runs in its own thread (workbench.models); this only awaits it, so
+        # quitting never waits for it.
+        from asyncio import wrap_future
+
+        from workbench.models import start_litellm_import
+
+        try:
+            await wrap_future(start_litellm_import())
+        except Exception as exc:
+            self.post_message(self.ModelsReady(_one_line(exc)))
+            return
+        self.post_message(self.ModelsReady())
 
     @on(ModelsReady)
-    def _models_ready(self) -> None:
-        # A run started while litellm was still importing would block the event loop on
-        # the import lock: prompts wait for this instead.
-        self._models_warm = True
-        self._show_workspace()
-        self._send_queued()
+    def _models_ready(self, event: ModelsReady) -> None:
+        self._litellm = "ready" if event.error is None else f"failed: {event.error}"
+        self._show_target()
+
+    def _needs_litellm(self, target: TargetChoice | None) -> bool:
+        """Whether a model of this target is called through litellm (in this process)."""
+        engine = self.engine
+        if target is None or engine is None or not self._warm_up:
+            return False
+        from workbench.providers import needs_litellm
+
+        try:
+            specs = engine.workspace.target_models(target.kind, target.name)
+        except (AttributeError, KeyError):
+            return False
+        return any(needs_litellm(spec.model, spec.params) for spec in specs)
+
+    def _litellm_for(self, target: TargetChoice | None) -> str:
+        """'' when the target needs nothing; else what its litellm is doing (and start
+        importing it if nobody has)."""
+        if not self._needs_litellm(target):
+            return ""
+        if self._litellm == "idle":
+            from workbench.models import litellm_loaded
+
+            if litellm_loaded():
+                self._litellm = "ready"
+            else:
+                self._litellm = "loading"
+                self._import_litellm()
+        return self._litellm
 
     @on(EngineReady)
     def _engine_ready(self, event: EngineReady) -> None:
         engine = self.engine = event.engine
+        recovered = self._engine_error is not None
+        self._load, self._engine_error = "ready", None
+        self._show_load_error(None)
         self._unlisten = engine.add_listener(self._listen)
         self.engine_ready = True
         self._show_workspace()
         if self._warm_up:
-            self._warm_models()
+            self._warm_prices()
             # MCP servers start in the background, concurrently; the MCP pane shows them.
             warm_toolkits = getattr(engine, "warm_toolkits", None)
             if warm_toolkits is not None:
@@ -328,22 +383,80 @@ class WorkbenchApp(App[int]):
             self._ws_file = self._workspace_file()
             self._ws_mtime = self._mtime()
             self._start_watching()
+        if recovered:
+            self.notify("The workspace loaded.", title="workbench.yaml fixed", timeout=4)
         self._send_queued()
         if self.replay_id:
             self.open_replay(self.replay_id, speed=self.replay_speed)
 
     @on(EngineFailed)
     def _engine_failed(self, event: EngineFailed) -> None:
+        self._load, self._engine_error = "failed", event.error
         self.status.failed = True
-        self.status.engine = f"engine not ready: {_one_line(event.error)}"
-        self.notify(
-            str(event.error), title="The workspace could not load", severity="error", timeout=30
-        )
+        self.status.engine = f"{_failure_title(event.error)}: {_one_line(event.error)}"
+        self._show_load_error(event.error)
+        self._refuse_queued()
         if self._watch_workspace:
             # Watch the file even so: fixing it opens the engine.
             self._ws_file = (self.workspace_path or Path.cwd()) / "workbench.yaml"
             self._ws_mtime = self._mtime()
             self._start_watching()
+
+    def _show_load_error(self, error: Exception | None) -> None:
+        """The reason the workspace did not load, in place of the conversation (or none)."""
+        box = self.query_one("#session-box")
+        panel = next(iter(box.query("#load-error")), None)
+        if error is None:
+            if panel is not None:
+                panel.remove()
+            return
+        from rich.text import Text
+
+        errors = getattr(error, "errors", None) or [error]
+        text = Text()
+        text.append(_failure_title(error), style="bold")
+        # The advice first: on a small terminal the list of errors scrolls.
+        text.append(
+            " · fix it and save: the workspace reloads by itself. Until then prompts are "
+            "not sent (what you type is kept).\n",
+            style="italic",
+        )
+        for e in errors[:10]:
+            text.append(f"\n{e}")
+        if len(errors) > 10:
+            text.append(f"\n… and {len(errors) - 10} more")
+        if self.view is not None:
+            self.view.chat.picker.prompt = "not loaded"
+        if panel is None:
+            box.mount(Static(text, id="load-error", markup=False), before=0)
+        else:
+            panel.update(text)  # type: ignore[attr-defined]
+
+    def _refuse(self, texts: list[str]) -> None:
+        """Prompts that cannot be sent (the workspace has an error): kept in the prompt."""
+        error = self._engine_error
+        if not texts or error is None:
+            return
+        if not self.prompt.text.strip():
+            self.prompt.load_text("\n\n".join(texts))
+            self.prompt.move_cursor(self.prompt.document.end)
+        n = len(texts)
+        self.notify(
+            f"{_failure_title(error)}: {_one_line(error)}\n"
+            + ("It is back in the prompt; " if n == 1 else f"{n} prompts are back in the prompt; ")
+            + "fix workbench.yaml and send again.",
+            title="Not sent" if n == 1 else f"{n} prompts not sent",
+            severity="error",
+            timeout=8,
+            markup=False,
+        )
+
+    def _refuse_queued(self) -> None:
+        texts = [text for text, _ in self._queue]
+        self._queue.clear()
+        if self.view is not None:
+            self.view.chat.queued = 0
+        self._refuse(texts)
 
     def _show_workspace(self) -> None:
         engine = self.engine
@@ -352,8 +465,6 @@ class WorkbenchApp(App[int]):
         ws = engine.workspace
         self.status.failed = False
         self.status.engine = f"workspace {getattr(ws, 'name', '') or Path(str(ws.root)).name}"
-        if not self._models_warm:
-            self.status.engine += " · loading models…"
         choices = [TargetChoice("agent", n) for n in ws.agents]
         choices += [TargetChoice("team", n) for n in ws.teams]
         choices += [TargetChoice("workflow", n) for n in ws.workflows]
@@ -377,6 +488,11 @@ class WorkbenchApp(App[int]):
             return
         target = self.view.chat.target
         info = self.describe_target(target) if target else ""
+        litellm = self._litellm_for(target)
+        if litellm == "loading":
+            info += " · loading litellm…"
+        elif litellm.startswith("failed"):
+            info += f" · litellm {litellm}"
         self.view.chat.set_info(info)
         self.status.model = f"{target.name} ({info})" if target else ""
 
@@ -409,17 +525,28 @@ class WorkbenchApp(App[int]):
     # -- sending and cancelling ----------------------------------------------------------
 
     def send_prompt(self, text: str, target: TargetChoice | None = None) -> None:
-        """Send a prompt, or queue it until the engine is ready and no run is in flight."""
+        """Send a prompt, or queue it until the workspace is loaded and no run is in flight
+        (refused, and kept in the prompt, while the workspace has an error)."""
+        if self._load == "failed":
+            self._refuse([text])
+            return
         self._queue.append((text, target))
         self._send_queued()
 
     def _send_queued(self) -> None:
-        warm = self._models_warm
-        ready = self.engine is not None and warm and not self._active and not self._starting
+        ready = self.engine is not None and not self._active and not self._starting
         if ready and self._queue:
             text, target = self._queue.pop(0)
+            target = target or (self.view.chat.target if self.view else None)
+            if self._litellm_for(target) == "loading":
+                self.notify(
+                    "Its model is called through litellm, which is still loading: the answer "
+                    "starts once it is imported (the first time only).",
+                    title=f"{target.name if target else 'The target'} is waiting for litellm",
+                    timeout=6,
+                )
             self._starting += 1
-            self._drive_run(text, target or (self.view.chat.target if self.view else None))
+            self._drive_run(text, target)
         if self.view is not None:
             self.view.chat.queued = len(self._queue)
 
@@ -644,6 +771,8 @@ class WorkbenchApp(App[int]):
         if mtime != self._ws_mtime:
             self._ws_mtime = mtime
             if self.engine is None:
+                # Try again: prompts typed meanwhile are queued (refused if it fails again).
+                self._load = "loading"
                 self.status.engine = "loading engine…"
                 self.status.failed = False
                 self._open_engine()
@@ -894,6 +1023,13 @@ class WorkbenchApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self._close_engine()
+
+
+def _failure_title(error: BaseException) -> str:
+    """What failed, for a person: the file, or the engine (a store that cannot open)."""
+    if type(error).__name__ in ("WorkspaceError", "PluginError"):
+        return "workbench.yaml has an error"
+    return "The engine could not open"
 
 
 def _one_line(error: BaseException) -> str:

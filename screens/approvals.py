@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 
 from screens.pane import Pane
 from screens.state import ApprovalState, SessionState
+from workbench.termsafe import json_visible
 
 __all__ = [
     "ApprovalsPane",
@@ -41,7 +42,8 @@ RulesPreview = Callable[[ApprovalState], Awaitable[list[str]]]
 
 
 def _args_json(args: dict[str, Any]) -> str:
-    return json.dumps(args, indent=2, ensure_ascii=False, default=str)
+    # Escapes what a terminal would obey without changing the value (edits stay exact).
+    return json_visible(json.dumps(args, indent=2, ensure_ascii=False, default=str))
 
 
 def _form_fields(form: dict[str, Any]) -> Text:
@@ -323,6 +325,8 @@ class ApprovalsPane(Vertical, Pane):
     def sync(self, state: SessionState, changes: Any) -> None:
         """Draw one frame's changes."""
         self._state = state
+        for asked in changes.new_approvals:  # asked (again, after an edit): decidable again
+            self._decided.discard(asked.call_id)
         if changes.approvals:
             self._redraw()
 

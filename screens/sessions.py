@@ -27,6 +27,7 @@ from textual.widgets import Button, DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from screens.engine_api import EngineLike
+from workbench.termsafe import visible
 
 __all__ = ["ConfirmDelete", "SessionsScreen", "format_when"]
 
@@ -169,13 +170,13 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         table = self.query_one(DataTable)
         table.clear()
         for s in self.shown:
-            title: str | Text = (s.title or "(untitled)").replace("\n", " ")[:80]
+            title: str | Text = visible((s.title or "(untitled)").replace("\n", " ")[:80])
             hit = hits.get(s.id)
             if hit is not None:
                 title = Text(str(title))
                 title.append("  ")
                 for part, matched in hit.parts():
-                    title.append(re.sub(r"\s+", " ", part), "bold" if matched else "dim")
+                    title.append(visible(re.sub(r"\s+", " ", part)), "bold" if matched else "dim")
                 title.truncate(160)
             table.add_row(
                 "●" if s.id == self.current else "",

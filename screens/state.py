@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from workbench.termsafe import safe_event
+
 __all__ = [
     "AgentUsage",
     "ApprovalState",
@@ -531,7 +533,9 @@ class SessionState:
             self.apply(ev)
 
     def apply(self, ev: Any) -> None:
-        """Fold one event in."""
+        """Fold one event in (its text made terminal-safe: control sequences from a model or a
+        tool become visible escapes; arguments stay exact, faces show them as JSON)."""
+        ev = safe_event(ev)
         if self.session_id is None:
             self.session_id = ev.session_id
         elif ev.session_id and ev.session_id != self.session_id:

@@ -35,6 +35,7 @@ from screens.state import (
     format_duration,
     format_tokens,
 )
+from workbench.termsafe import json_visible, visible
 
 __all__ = [
     "AssistantMessage",
@@ -53,9 +54,9 @@ ItemFilter = Callable[[SessionState, Item], bool]
 
 def _json(value: Any) -> str:
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        return json_visible(json.dumps(value, indent=2, ensure_ascii=False, default=str))
     except (TypeError, ValueError):
-        return str(value)
+        return visible(str(value))
 
 
 class ItemWidget:

@@ -25,6 +25,7 @@ from workbench.approvals import (
     Verdict,
     escape_pattern,
     rules_for_decision,
+    shell_doubts,
     split_shell,
 )
 
@@ -110,7 +111,9 @@ class TestSplitShell:
             ("ls | xargs -I{} sh -c 'rm {}'", "rm {}"),
             ("sudo rm -rf /", "rm -rf /"),
             ("sudo -u root rm x", "rm x"),
-            ("env FOO=1 rm x", "rm x"),
+            # env's assignments stay with the command they set up (deny rules still see
+            # `rm x` through them; allow rules must spell them)
+            ("env FOO=1 rm x", "FOO=1 rm x"),
             ("env -i -u HOME rm x", "rm x"),
             ("env -S 'rm x'", "rm x"),
             ("nice -n 10 rm x", "rm x"),
@@ -348,6 +351,91 @@ SAFE_POLICY = policy(
         "shell.run:make*",
     ],
 )
+
+
+class TestWhatCannotBeClassifiedAsks:
+    """Bash evaluates some data as code; the matcher never allows what it cannot read with
+    certainty, even when every part matches an allow rule (see tests/test_shell_differential.py
+    for each of these really running a hidden command)."""
+
+    BROAD = policy(
+        default="allow",
+        allow=[f"shell.run:{c} *" for c in ("echo", "printf", "test", "[", "read", "declare")]
+        + [f"shell.run:{c} *" for c in ("export", "let", "trap", "set", "bash -c", "sh -c")]
+        + ["shell.run:xargs *", "shell.run:env *", "shell.run:bash*", "shell.run:watch *"],
+        deny=["shell.run:rm *"],
+    )
+
+    @pytest.mark.parametrize(
+        ("command", "why"),
+        [
+            ("echo $((x))", "arithmetic"),
+            ("echo $(( 'a[0]' ))", "arithmetic"),
+            ("echo $[x]", "arithmetic"),
+            ("((x))", "arithmetic command"),
+            ("echo ${!x}", "parameter expansion"),
+            ("echo ${x@P}", "parameter expansion"),
+            ("echo ${x[i]}", "parameter expansion"),
+            ("echo ${x[@]:i}", "parameter expansion"),
+            ("echo ${x:-${y[$(pwd)]}}", "parameter expansion"),
+            ("[[ x -eq 1 ]]", "[[ evaluates"),
+            ("let x", "let evaluates"),
+            ("declare -i x=y", "declare sets"),
+            ("export PS4=x", "export sets the environment"),
+            ("read x", "read assigns"),
+            ("trap 'x' EXIT", "trap runs"),
+            ("test -v 'a[0]'", "test -v"),
+            ("[ -v x ]", "[ -v"),
+            ("printf -v x y", "printf -v"),
+            ("set -k; echo", "set changes"),
+            ("set -o posix", "set changes"),
+            ("sh -c 'echo hi'", "under sh"),
+            ("watch 'echo hi'", "watch runs"),
+            ("echo ls | bash", "reads its commands from its input"),
+            ("bash -s < x", "reads its commands from its input"),
+            ("echo x | xargs bash -c", "xargs hands its input to bash"),
+            ("find . -exec bash -c \\; ", "no command string"),
+            ("echo x | xargs env", "xargs hands its input to env"),
+            ("bash -c 'echo {}'", "with {} in it"),
+            ("bash -O extglob -c 'echo'", "shell option"),
+            ("env -S 'echo hi'", "env -S"),
+        ],
+    )
+    def test_it_asks_whatever_the_allow_rules(self, command: str, why: str) -> None:
+        assert shell_doubts(command), command
+        v = shell(self.BROAD, command)
+        assert v.decision == "ask", (command, v)
+        assert v.reason.startswith("bash may run more than the parts show: "), v.reason
+        assert why in v.reason, v.reason
+        assert rules_for_decision("shell.run", SHELL, {"cmd": command}, v, "always") == []
+
+    def test_a_deny_rule_still_denies(self) -> None:
+        v = shell(self.BROAD, "echo $((x)); rm -rf y")
+        assert v.decision == "deny" and "rm" in v.reason
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            "echo $((1 + 2 * (3 % 2)))",
+            "echo ${HOME} ${x:-default} ${x#pre} ${x%%.*} ${x/a/b} ${#x} ${x:1:2} ${x: -1}",
+            "echo ${a[0]} ${a[@]} ${#a[@]} ${x^^} ${x,} ${x@Q} ${!} ${#} ${@:-none}",
+            "set -e; set -euo pipefail; echo ok",
+            "bash -c 'echo hi'",
+            "bash <<EOF\necho hi\nEOF",
+            "env FOO=1 echo hi",
+            "printf '%s\\n' '$(not run)' 'a[$(x)]'",
+            "echo '$((x))' \"\\$((y))\"",
+            "test -f x && echo y",
+        ],
+    )
+    def test_plain_commands_stay_certain(self, command: str) -> None:
+        assert shell_doubts(command) == [], command
+
+    def test_env_assignments_stay_with_the_command(self) -> None:
+        p = policy(allow=["shell.run:env *", "shell.run:bash -c *", "shell.run:true"])
+        assert shell(p, "env bash -c true").decision == "allow"
+        v = shell(p, "env BASH_ENV=./x.sh bash -c true")
+        assert v.decision == "ask" and "BASH_ENV=./x.sh bash -c true" in v.unmatched
 
 
 class TestShellVerdicts:
@@ -858,6 +946,10 @@ class TestRulesForDecision:
             return
         v = shell(SAFE_POLICY, seen)
         rules = rules_for_decision("shell.run", SHELL, {"cmd": seen}, v, "session")
+        if shell_doubts(seen):
+            # What bash may read otherwise always asks: no rule is offered for it.
+            assert rules == [] and v.decision != "allow"
+            return
         assert len(rules) == len(v.unmatched)
         # The saved rules allow what was seen (they stick) ...
         if v.decision == "ask" and seen_parts:

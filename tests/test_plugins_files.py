@@ -433,3 +433,205 @@ def test_property_nothing_outside_is_read_or_written(
     assert _snapshot(ws.parent / "outside") == outside_before, f"{path!r} wrote outside"
     # Nothing appeared beside the workspace either (tmp_path holds only ws and outside).
     assert sorted(p.name for p in ws.parent.iterdir()) == ["outside", "ws"]
+
+
+# -- what a filesystem can throw at it: links, FIFOs, devices, races, huge files -------------
+
+MAIN = Path(__file__).resolve().parents[1]
+
+RUN_ONE = """
+import asyncio, json, resource, sys
+from pathlib import Path
+from plugins.files import FilesToolkit
+from workbench.tools import ToolContext, ToolError
+
+root, name, args = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+if len(sys.argv) > 4:  # a memory ceiling, so a tool that reads everything fails, not the box
+    limit = int(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+tools = {t.name: t for t in asyncio.run(FilesToolkit("files", {}, root).list_tools())}
+tool = tools[name]
+ctx = ToolContext(workspace_root=root)
+out = {}
+if "preview" in args:
+    p = tool.preview(args["preview"], ctx)
+    out["preview"] = p.diff if p else None
+else:
+    try:
+        out["output"] = asyncio.run(tool.invoke(args, ctx))
+    except ToolError as exc:
+        out["error"] = str(exc)
+# The peak of this process's own memory (VmHWM: ru_maxrss would count the forked parent).
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+out["maxrss_mb"] = int(hwm.split()[1]) / 1024
+print(json.dumps(out))
+"""
+
+
+def run_one(
+    root: Path, name: str, args: dict[str, object], limit: int | None = None
+) -> dict[str, object]:
+    """One tool call in a process of its own (a hang or a blow-up cannot take the test
+    process with it): what it returned, and its peak memory."""
+    import json
+    import subprocess
+    import sys
+
+    extra = [str(limit)] if limit else []
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_ONE, str(root), name, json.dumps(args), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=MAIN,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_fifo_is_refused_without_hanging(ws: Path) -> None:
+    os.mkfifo(ws / "pipe")
+    for name, args in [
+        ("files.read", {"path": "pipe"}),
+        ("files.write", {"path": "pipe", "content": "x"}),
+        ("files.edit", {"path": "pipe", "old": "a", "new": "b"}),
+        ("files.grep", {"pattern": "x", "path": "pipe"}),
+    ]:
+        out = run_one(ws, name, args)
+        assert "not a regular file" in str(out.get("error")), (name, out)
+    out = run_one(ws, "files.write", {"preview": {"path": "pipe", "content": "x"}})
+    assert "not a regular file" in str(out["preview"])
+    assert "pipe" in run_one(ws, "files.list", {"path": "."})["output"]  # type: ignore[operator]
+    assert "no matches" in str(run_one(ws, "files.grep", {"pattern": "zebra"})["output"])
+
+
+def test_a_device_is_refused(ws: Path) -> None:
+    import stat
+
+    try:
+        os.mknod(ws / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs privileges")
+    for name, args in [
+        ("files.read", {"path": "null"}),
+        ("files.write", {"path": "null", "content": "x"}),
+    ]:
+        out = run_one(ws, name, args)
+        assert "not a regular file" in str(out.get("error")), (name, out)
+
+
+async def test_a_write_through_a_hard_link_is_refused(tools: dict[str, Tool], ws: Path) -> None:
+    target = ws.parent / "outside" / "secret.txt"
+    os.link(target, ws / "linked.txt")
+    for name, args in [
+        ("write", {"path": "linked.txt", "content": "pwned"}),
+        ("edit", {"path": "linked.txt", "old": "TOP", "new": "pwned"}),
+    ]:
+        with pytest.raises(ToolError, match="2 hard links"):
+            await call(tools, name, ws, **args)
+    assert target.read_text() == f"{SECRET}\n"
+    # Reading it is not writing it: allowed (the file is in the workspace under that name).
+    assert SECRET in await call(tools, "read", ws, path="linked.txt")
+
+
+SWAPPER = """
+import ctypes, os, sys, time
+ws, outside, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+os.chdir(ws)
+os.symlink(outside, "d.link")
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+end = time.monotonic() + seconds
+print("swapping", flush=True)
+while time.monotonic() < end:
+    # d and d.link trade places atomically: d is a folder, then a link to outside, then ...
+    libc.renameat2(AT_FDCWD, b"d", AT_FDCWD, b"d.link", RENAME_EXCHANGE)
+"""
+
+
+def test_a_folder_swapped_for_a_link_never_lets_a_write_out(ws: Path) -> None:
+    """Another process swaps ``d`` between a folder and a link to outside, as fast as it can,
+    while writes to ``d/x.txt`` go on: each write lands inside or is refused."""
+    import subprocess
+    import sys
+
+    outside = ws.parent / "outside"
+    kit = FilesToolkit("files", {}, ws)
+    write = {t.name: t for t in asyncio.run(kit.list_tools())}["files.write"]
+    (ws / "d").mkdir()
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(ws), str(outside), "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert swapper.stdout is not None and swapper.stdout.readline() == "swapping\n"
+
+    async def writes() -> list[str]:
+        out = []
+        for i in range(1500):
+            try:
+                out.append(await write.invoke({"path": "d/x.txt", "content": f"w{i}"}, ctx_for(ws)))
+            except ToolError as exc:
+                out.append(str(exc))
+        return out
+
+    try:
+        results = asyncio.run(writes())
+    finally:
+        swapper.kill()
+        swapper.wait()
+        swapper.stdout.close()
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"], "a write escaped"
+    assert (outside / "secret.txt").read_text() == f"{SECRET}\n"
+    assert any(r.startswith(("created", "overwrote")) for r in results)
+
+
+def test_a_huge_sparse_file_is_read_with_a_byte_cap(ws: Path) -> None:
+    """Text, then 2 GB of zeros: read returns the text and stops, in bounded memory."""
+    big = ws / "big.log"
+    with open(big, "wb") as fh:
+        fh.write(b"".join(b"line %d\n" % i for i in range(1, 1501)))  # past the 8 KB sniff
+        fh.truncate(2 * 1024**3)
+    out = run_one(ws, "files.read", {"path": "big.log"}, limit=1024**3)
+    text = str(out.get("output") or out.get("error"))
+    assert "     1\tline 1" in text and "  1500\tline 1500" in text, out
+    assert "binary data from line 1501" in text
+    assert float(out["maxrss_mb"]) < 200, out  # type: ignore[arg-type]
+    out = run_one(ws, "files.grep", {"pattern": "line 3$", "path": "big.log"}, limit=1024**3)
+    assert float(out["maxrss_mb"]) < 200, out  # type: ignore[arg-type]
+    assert "no matches" in str(out["output"]), out  # over max_file_bytes: not searched
+    out = run_one(ws, "files.read", {"path": "big.log", "offset": 1490, "limit": 5})
+    assert str(out["output"]).splitlines()[0] == "  1491\tline 1491", out
+    edit = run_one(
+        ws, "files.edit", {"path": "big.log", "old": "line 1", "new": "x"}, limit=1024**3
+    )
+    assert "too large" in str(edit.get("error")), edit
+
+
+async def test_the_approval_preview_of_a_fifo_does_not_stop_the_event_loop(
+    ws: Path, db_url: str
+) -> None:
+    """An agent asks to write into a FIFO: the approval (with its preview) arrives, and the
+    engine keeps answering, while nobody opens the other end."""
+    from tests.support.openai_server import FakeOpenAI, Reply
+    from workbench.engine import Engine
+
+    os.mkfifo(ws / "pipe")
+    async with FakeOpenAI(
+        script=[Reply(tool_calls=[("files__write", {"path": "pipe", "content": "x"})])]
+    ) as srv:
+        (ws / "workbench.yaml").write_text(
+            "models:\n"
+            f"  default: {{model: openai/x, api_base: '{srv.base_url}', api_key: none}}\n"
+            "agents:\n  helper: {tools: [files.write]}\napprovals: {default: ask}\n"
+        )
+        async with Engine.open(ws, db_url) as engine:
+            handle = await engine.start_run("helper", "go")
+            for _ in range(500):  # the loop turns: this sleep returns while the call waits
+                if engine.broker.pending():
+                    break
+                await asyncio.sleep(0.01)
+            (p,) = engine.broker.pending()
+            assert "not a regular file" in (p.diff or "")
+            engine.cancel(handle.run_id)
+            await handle.wait()

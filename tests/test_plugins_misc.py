@@ -78,6 +78,33 @@ async def test_shell_output_and_exit_code(run: Tool, tmp_path: Path) -> None:
     assert await run.invoke({"cmd": "kill -9 $$"}, ctx_for(tmp_path)) == "killed by signal 9"
 
 
+async def test_shell_runs_commands_with_bash(run: Tool, tmp_path: Path) -> None:
+    """The shell the matcher models: ``$'...'`` is ANSI-C quoting and ``&>`` redirects both
+    streams (dash, Debian's /bin/sh, reads both otherwise and would run ``touch``)."""
+    out = await run.invoke(
+        {"cmd": "echo $'a\\x41\\'b'; echo ${BASH_VERSION:+bash}"}, ctx_for(tmp_path)
+    )
+    assert out == "aA'b\nbash\nexit code 0"
+    out = await run.invoke({"cmd": "echo hi &>out.txt touch probe"}, ctx_for(tmp_path))
+    assert out == "exit code 0"
+    assert (tmp_path / "out.txt").read_text() == "hi touch probe\n"
+    assert not (tmp_path / "probe").exists()
+
+
+async def test_shell_without_bash_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    kit = ShellToolkit("shell", {}, tmp_path)
+    (run_tool,) = await kit.list_tools()
+    with pytest.raises(ToolError, match="bash was not found on PATH.*install bash"):
+        await run_tool.invoke({"cmd": "true"}, ctx_for(tmp_path))
+
+
+async def test_shell_refuses_a_nul_byte_clearly(run: Tool, tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="NUL byte"):
+        await run.invoke({"cmd": "echo a\x00; touch probe"}, ctx_for(tmp_path))
+    assert not (tmp_path / "probe").exists()
+
+
 async def test_shell_cwd_is_workspace_root(run: Tool, tmp_path: Path) -> None:
     out = await run.invoke({"cmd": "pwd; echo hi > made.txt"}, ctx_for(tmp_path))
     assert out.splitlines()[0] == os.path.realpath(tmp_path)

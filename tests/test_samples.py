@@ -276,9 +276,11 @@ def test_each_recorded_session_is_labelled_parses_and_replays_offline(
     # from there, as `workbench replay ID --plain` does: the transcript of the file itself.
     with Store.open(db_url) as store:
         info = import_session(store, path)
-        assert info.id == header.session_id and info.last_seq == len(events)
-        assert "".join(iter_jsonl(store, info.id)) == path.read_text(encoding="utf-8")
-        printed = transcript(list(iter_events(store, info.id)))
+        # Every event as recorded, then the import's record that they came from elsewhere.
+        assert info.id == header.session_id and info.last_seq == len(events) + 1
+        exported = "".join(iter_jsonl(store, info.id))
+        assert exported.startswith(path.read_text(encoding="utf-8"))
+        printed = transcript(list(iter_events(store, info.id))[:-1])
     assert printed == transcript(events)
     assert f"{first.target_kind} {first.target}" in printed
     assert f"✓ {first.target} done" in printed
@@ -316,7 +318,10 @@ async def test_each_recorded_session_reruns_with_the_replay_model(
     async with engine:
         for path in recordings_of(sample):
             recorded = import_session(engine.store, path)
-            report = await asyncio.wait_for(rerun_session(engine, recorded.id), 120)
+            # An imported recording carries no authority: its calls are allowed here by
+            # --approve all (the replay model makes exactly the recorded calls; deny rules
+            # still apply).
+            report = await asyncio.wait_for(rerun_session(engine, recorded.id, approve="all"), 120)
             (run,) = report.runs
             assert run.skipped is None and run.new_status == run.old_status == "completed"
             assert not run.output_changed and run.new_output == run.old_output
@@ -350,7 +355,7 @@ def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: st
     root = copy_sample("code-review", tmp_path)
     (path,) = recordings_of("code-review")
 
-    def rerun() -> subprocess.CompletedProcess[str]:
+    def rerun(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
                 sys.executable,
@@ -363,6 +368,7 @@ def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: st
                 str(root),
                 "--db",
                 db_url,
+                *extra,
             ],
             capture_output=True,
             text=True,
@@ -371,14 +377,19 @@ def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: st
             env={**os.environ, "COLUMNS": "200"},
         )
 
-    same = rerun()
+    # The file's approvals came from elsewhere: by default they are shown, not replayed, and
+    # the call they allowed is refused (a difference, said plainly).
+    untrusted = rerun()
+    assert untrusted.returncode == 1, untrusted.stdout + untrusted.stderr
+    assert "imported" in untrusted.stderr
+    assert "does not trust it" in " ".join(untrusted.stdout.split())
+    same = rerun("--approve", "all")
     assert same.returncode == 0, same.stdout + same.stderr
     calls = sum(1 for e in read_archive(path)[1] if isinstance(e, ToolResult))
     assert f"identical: {calls} tool results and 1 answer as recorded" in same.stdout
-    assert "imported" in same.stderr
     readme = root / "README.md"
     readme.write_text(readme.read_text(encoding="utf-8").replace("deliberate bug", "known bug"))
-    changed = rerun()
+    changed = rerun("--approve", "all")
     assert changed.returncode == 1, changed.stdout + changed.stderr
     assert "imported" not in changed.stderr  # the session was in the store already
     assert "-README.md:4: with a deliberate bug" in changed.stdout

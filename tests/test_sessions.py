@@ -182,7 +182,12 @@ def test_jsonl_export_import_export_gives_identical_bytes(
     imported = ok(wb("sessions", "import", str(first), "--db", empty))
     assert imported.strip() == recorded
     again = ok(wb("sessions", "export", recorded, "--db", empty))  # to stdout this time
-    assert again.encode() == first.read_bytes()
+    # The same bytes, and one more event: the import's record that they came from
+    # elsewhere (their approvals are evidence here, not decisions this store made).
+    *same, marker = again.encode().splitlines(keepends=True)
+    assert b"".join(same) == first.read_bytes()
+    imported = parse_event(marker)
+    assert imported.type == "session.imported" and imported.events == len(lines) - 1
 
 
 def test_round_trip_is_exact_for_awkward_text(store: Store, tmp_path: Path) -> None:
@@ -219,7 +224,9 @@ def test_round_trip_is_exact_for_awkward_text(store: Store, tmp_path: Path) -> N
     with Store.open(f"sqlite:///{tmp_path / 'other.db'}") as other:
         info = lib.import_session(other, exported.splitlines(keepends=True))
         assert info.id == sid and info.title == "ünïcode ⟨title⟩"
-        assert lib.export_session(other, sid, "jsonl") == exported
+        again = lib.export_session(other, sid, "jsonl")
+        assert again.startswith(exported)  # then the import's own session.imported event
+        assert parse_event(again[len(exported) :]).type == "session.imported"
 
 
 def test_import_refuses_an_existing_session_unless_as_new(
@@ -241,7 +248,8 @@ def test_import_refuses_an_existing_session_unless_as_new(
         assert [r.session_id for r in old_runs] == [recorded, recorded]
         originals = [e.model_dump(exclude={"session_id", "run_id"}) for e in s.events(recorded)]
         copies = [e.model_dump(exclude={"session_id", "run_id"}) for e in s.events(copy)]
-    assert copies == originals
+    assert copies[:-1] == originals  # then the import's record that they came from elsewhere
+    assert copies[-1]["type"] == "session.imported" and copies[-1]["events"] == len(originals)
 
 
 def test_import_says_what_is_wrong_with_a_file(store: Store, tmp_path: Path) -> None:
@@ -659,6 +667,7 @@ def test_replay_opens_the_tui_on_the_session_or_on_an_imported_file(
     with Store.open(db_url) as s:
         export.write_text(lib.export_session(s, recorded, "jsonl"))
     assert run_cli(["replay", str(export), "--speed", "0"]) == 0
-    assert opened[-1]["replay"] == recorded and opened[-1]["events"] == total
+    # every event of the file, and the import's record that they came from elsewhere
+    assert opened[-1]["replay"] == recorded and opened[-1]["events"] == total + 1
     assert opened[-1]["db"] != db_url and opened[-1]["replay_speed"] == math.inf
     assert run_cli(["replay", "--db", db_url, "s_nope"]) == 2

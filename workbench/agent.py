@@ -17,7 +17,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,7 +39,18 @@ from workbench.events import (
 )
 from workbench.models import Model, ModelTurn, TurnToolCall, estimate_tokens
 from workbench.runtime import RunContext, RunError, RunOutcome, run_lifecycle
-from workbench.tools import Tool, ToolContext, ToolError, ToolNames, ToolOutput, timed
+from workbench.tools import (
+    ApprovalPreview,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolNames,
+    ToolOutput,
+    timed,
+)
+
+if TYPE_CHECKING:
+    from workbench.approvals import Verdict
 
 __all__ = ["Agent", "history_from_events"]
 
@@ -71,6 +82,17 @@ class Unavailable:
 
 _PROGRESS_EVERY = 0.2
 """Seconds between two ``tool.progress`` events of one call (the last one always goes)."""
+
+
+@dataclass
+class _Evidence:
+    """What an earlier process's log says about a call of a resumed run: evidence, never a
+    decision (the call is decided again, by this process, under the current rules)."""
+
+    recorded: ApprovalResolved | None = None
+    """The decision recorded for it, if any."""
+    started: bool = False
+    """A ``tool.call`` was logged: the tool may have run (it left no result)."""
 
 
 @dataclass
@@ -182,11 +204,11 @@ class Agent:
                     toolkit=gone.toolkit, patterns=list(gone.patterns), error=gone.error
                 )
             )
-        decided: dict[str, _Decision] = {}
+        evidence: dict[str, _Evidence] = {}
         done_results: dict[str, ToolResult] = {}
         rounds = 0
         if ctx.prior:
-            rounds = self._restore(ctx.prior, messages, decided, done_results)
+            rounds = self._restore(ctx.prior, messages, evidence, done_results)
         else:
             messages.append({"role": "user", "content": input})
             await ctx.emit(MessageCompleted(message_id=_message_id(), role="user", content=input))
@@ -194,7 +216,7 @@ class Agent:
         # A resumed run whose last turn had tool calls: finish that batch first.
         pending = _pending_calls(messages, done_results)
         if pending:
-            await self._tool_batch(ctx, messages, pending, decided)
+            await self._tool_batch(ctx, messages, pending, evidence)
 
         retried_schema = False
         while True:
@@ -212,7 +234,7 @@ class Agent:
             if turn.tool_calls and offer:
                 rounds += 1
                 messages.append(_assistant_message(turn))
-                await self._tool_batch(ctx, messages, turn.tool_calls, decided)
+                await self._tool_batch(ctx, messages, turn.tool_calls, {})
                 continue
             answer = turn.text
             if self.output_schema is None:
@@ -300,9 +322,9 @@ class Agent:
         ctx: RunContext,
         messages: list[Message],
         calls: Sequence[TurnToolCall],
-        decided: dict[str, _Decision],
+        evidence: dict[str, _Evidence],
     ) -> None:
-        results = await asyncio.gather(*(self._one_call(ctx, c, decided) for c in calls))
+        results = await asyncio.gather(*(self._one_call(ctx, c, evidence.get(c.id)) for c in calls))
         media: list[tuple[str, str, list[ToolMedia]]] = []
         for call, (content, parts) in zip(calls, results, strict=True):
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
@@ -313,7 +335,7 @@ class Agent:
             messages.append(shown)
 
     async def _one_call(
-        self, ctx: RunContext, call: TurnToolCall, decided: dict[str, _Decision]
+        self, ctx: RunContext, call: TurnToolCall, was: _Evidence | None
     ) -> tuple[str, list[ToolMedia]]:
         name = self._names.name(call.name) or call.name
         args = _parse_args(call.arguments)
@@ -332,7 +354,7 @@ class Agent:
             validated = tool.validate(args)
         except ToolError as exc:
             return await fail(str(exc))
-        decision = decided.get(call.id) or await self._decide(ctx, tool, call.id, args, validated)
+        decision = await self._decide(ctx, tool, call.id, args, validated, was)
         if not decision.allowed:
             note = f": {decision.note}" if decision.note else ""
             return await fail(f"the user refused this call{note}")
@@ -423,15 +445,21 @@ class Agent:
         call_id: str,
         args: dict[str, Any],
         validated: dict[str, Any],
+        was: _Evidence | None = None,
     ) -> _Decision:
+        """Decide a call under the current rules, asking a person when they say so.
+
+        An edit a person makes is a new call: it is judged again (a deny rule wins, an ask
+        rule asks again with the edit shown). On resume, ``was`` is what the log says: a
+        recorded decision is not reused, and a call that started without a result is never
+        run again silently (unless its tool is idempotent).
+        """
         from workbench.approvals import PendingApproval, rules_for_decision
 
         svc = ctx.services
-        judged = {k: str(v) if isinstance(v, Path) else v for k, v in validated.items()}
-        verdict = svc.policy.evaluate(
-            tool.name, tool.match_on, judged, svc.saved_rules(ctx.session_id), root=svc.root
-        )
-        if verdict.decision == "allow":
+        verdict = self._verdict(ctx, tool, validated)
+        interrupted = was is not None and was.started and not tool.idempotent
+        if verdict.decision == "allow" and not interrupted:
             return _Decision(True, args)
         if verdict.decision == "deny":
             await ctx.emit(
@@ -444,55 +472,77 @@ class Agent:
                 )
             )
             return _Decision(False, args, verdict.reason)
-        tctx = ToolContext(
-            workspace_root=svc.root, session_id=ctx.session_id, run_id=ctx.run_id, agent=self.name
-        )
-        preview = tool.preview(args, tctx)
-        await ctx.emit(
-            ApprovalRequired(
+        reason = verdict.reason
+        if interrupted:
+            reason = (
+                "this call started before its process stopped and left no result: it may "
+                f"already have run. Run it again? (the rules say: {verdict.reason})"
+            )
+        elif was is not None and was.recorded is not None:
+            rec = was.recorded
+            how = " with edited arguments" if rec.edited_arguments is not None else ""
+            reason = (
+                f"{verdict.reason} (before the process stopped, the log says "
+                f"{rec.decided_by} {_PAST[rec.decision]} it{how}; a log is not a decision "
+                "here)"
+            )
+        arguments, asked = args, verdict
+        while True:
+            preview = await self._preview(ctx, tool, arguments)
+            await ctx.emit(
+                ApprovalRequired(
+                    call_id=call_id,
+                    tool=tool.name,
+                    arguments=arguments,
+                    reason=reason,
+                    parts=asked.parts,
+                    diff=preview.diff if preview else None,
+                ),
+                durable=True,  # on disk before anyone is asked: it survives a restart
+            )
+            pending = PendingApproval(
                 call_id=call_id,
                 tool=tool.name,
-                arguments=args,
-                reason=verdict.reason,
-                parts=verdict.parts,
+                arguments=arguments,
+                reason=reason,
+                parts=list(asked.parts),
                 diff=preview.diff if preview else None,
+                session_id=ctx.session_id,
+                run_id=ctx.run_id,
+                source=self.name,
+                verdict=asked,
+                match_on=tool.match_on,
+                interrupted=interrupted,
             )
-        )
-        pending = PendingApproval(
-            call_id=call_id,
-            tool=tool.name,
-            arguments=args,
-            reason=verdict.reason,
-            parts=list(verdict.parts),
-            diff=preview.diff if preview else None,
-            session_id=ctx.session_id,
-            run_id=ctx.run_id,
-            source=self.name,
-            verdict=verdict,
-            match_on=tool.match_on,
-        )
-        res = await svc.broker.request(pending)
-        arguments = args
-        if res.decision == "allow" and res.edited_arguments is not None:
+            res = await svc.broker.request(pending)
+            if res.decision != "allow" or res.edited_arguments is None:
+                break
+            # An edit is a new call: it goes through the rules like one.
+            edited = res.edited_arguments
             try:
-                tool.validate(res.edited_arguments)
-                arguments = res.edited_arguments
+                again = self._verdict(ctx, tool, tool.validate(edited))
             except ToolError as exc:
-                await ctx.emit(
-                    ApprovalResolved(
-                        call_id=call_id,
-                        tool=tool.name,
-                        decision="deny",
-                        note=f"edited arguments are invalid: {exc}",
-                        edited_arguments=res.edited_arguments,
-                        decided_by=res.decided_by,
-                    )
-                )
-                return _Decision(False, args, f"edited arguments are invalid: {exc}")
+                note = f"edited arguments are invalid: {exc}"
+                await self._resolved(ctx, tool, call_id, "deny", note, edited, res.decided_by)
+                return _Decision(False, args, note)
+            if again.decision == "deny":
+                note = f"the edited call is denied: {again.reason}"
+                await self._resolved(ctx, tool, call_id, "deny", note, edited, "policy")
+                return _Decision(False, args, note)
+            arguments, asked = edited, again
+            if again.decision == "ask" and again.rule is not None and again.rule.decision == "ask":
+                # The person decided on the call as they were shown it; an ask rule wants
+                # the edited call shown as it will run, and decided again.
+                note = f"the edited call asks again: {again.reason}"
+                await self._resolved(ctx, tool, call_id, "allow", note, edited, res.decided_by)
+                reason = f"{res.decided_by} edited the arguments; {again.reason}"
+                interrupted = False
+                continue
+            break
         saved: list[str] = []
         if res.decision == "allow" and res.scope != "once":
             rules = rules_for_decision(
-                tool.name, tool.match_on, arguments, verdict, res.scope, root=svc.root
+                tool.name, tool.match_on, _judged(arguments), asked, res.scope, root=svc.root
             )
             svc.save_rules(ctx.session_id, rules, res.scope)
             saved = [r.display() for r in rules]
@@ -509,6 +559,49 @@ class Agent:
             )
         )
         return _Decision(res.decision == "allow", arguments, res.note)
+
+    def _verdict(self, ctx: RunContext, tool: Tool, validated: dict[str, Any]) -> Verdict:
+        svc = ctx.services
+        return svc.policy.evaluate(
+            tool.name,
+            tool.match_on,
+            _judged(validated),
+            svc.saved_rules(ctx.session_id),
+            root=svc.root,
+        )
+
+    async def _preview(
+        self, ctx: RunContext, tool: Tool, arguments: dict[str, Any]
+    ) -> ApprovalPreview | None:
+        """The call's preview (a diff), computed off the event loop: it reads files."""
+        tctx = ToolContext(
+            workspace_root=ctx.services.root,
+            session_id=ctx.session_id,
+            run_id=ctx.run_id,
+            agent=self.name,
+        )
+        return await asyncio.to_thread(tool.preview, arguments, tctx)
+
+    async def _resolved(
+        self,
+        ctx: RunContext,
+        tool: Tool,
+        call_id: str,
+        decision: Literal["allow", "deny"],
+        note: str,
+        edited: dict[str, Any],
+        decided_by: str,
+    ) -> None:
+        await ctx.emit(
+            ApprovalResolved(
+                call_id=call_id,
+                tool=tool.name,
+                decision=decision,
+                note=note,
+                edited_arguments=edited,
+                decided_by=decided_by,
+            )
+        )
 
     # -- context budget ----------------------------------------------------------------
 
@@ -570,10 +663,11 @@ class Agent:
         self,
         prior: Sequence[Event],
         messages: list[Message],
-        decided: dict[str, _Decision],
+        evidence: dict[str, _Evidence],
         done: dict[str, ToolResult],
     ) -> int:
-        """Rebuild the conversation of an interrupted run from its events."""
+        """Rebuild the conversation of an interrupted run from its events, and what they say
+        about the calls that have no result (evidence for deciding them again)."""
         rounds = 0
         # A batch's media follow all its results (a user message may not split them).
         batch_media: list[tuple[str, str, Sequence[ToolMedia]]] = []
@@ -587,6 +681,11 @@ class Agent:
                 if ev.role == "assistant":
                     if ev.tool_calls:
                         rounds += 1
+                    # What follows belongs to this turn's calls: models reuse call ids from
+                    # turn to turn (call_0 every time), so an earlier turn's result or
+                    # tool.call says nothing about this one's.
+                    done.clear()
+                    evidence.clear()
                     messages.append(_assistant_from_event(ev))
                 else:
                     messages.append({"role": ev.role, "content": ev.content})
@@ -596,10 +695,9 @@ class Agent:
                 if ev.media:
                     batch_media.append((ev.tool, ev.call_id, ev.media))
             elif isinstance(ev, ApprovalResolved):
-                args = ev.edited_arguments
-                decided[ev.call_id] = _Decision(
-                    ev.decision == "allow", args if args is not None else {}, ev.note
-                )
+                evidence.setdefault(ev.call_id, _Evidence()).recorded = ev
+            elif isinstance(ev, ToolCall):
+                evidence.setdefault(ev.call_id, _Evidence()).started = True
             elif isinstance(ev, ContextSummarized):
                 start = 1 if messages and messages[0].get("role") == "system" else 0
                 del messages[start : start + ev.turns]
@@ -610,16 +708,18 @@ class Agent:
                         "content": f"(Summary of the earlier conversation)\n{ev.summary}",
                     },
                 )
-        # A decision with unedited arguments takes the arguments from the call itself.
-        for m in messages:
-            for tc in m.get("tool_calls") or []:
-                d = decided.get(tc["id"])
-                if d is not None and not d.arguments:
-                    d.arguments = _parse_args(tc["function"]["arguments"])
         return rounds
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+_PAST = {"allow": "allowed", "deny": "denied"}
+
+
+def _judged(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as rules judge them (paths as text)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in arguments.items()}
 
 
 def _parse_args(text: str) -> dict[str, Any]:

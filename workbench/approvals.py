@@ -30,6 +30,14 @@ Shell commands (``match_on = ("command", <arg>)``)
     ask (or deny, when a deny rule or a ``deny`` default applies), never allow. What a script
     file runs (``bash script.sh``, ``. ./env.sh``) is not visible: only that part is checked.
 
+    The grammar is bash's, and ``shell.run`` runs commands with bash. What bash may run
+    otherwise than the parts show is never allowed, whatever the rules (a deny rule on a
+    part still denies): :func:`shell_doubts` lists the classes (arithmetic on names,
+    ``${!x}``/``${x@P}``/non-numeric subscripts, builtins that evaluate their arguments or
+    change later commands such as ``[[``, ``declare``, ``read``, ``trap``, ``test -v``,
+    ``printf -v``, code for another shell or from an input: ``sh -c``, ``| bash``,
+    ``xargs bash -c``). Such a command asks, and no rule is offered for it.
+
     Patterns are globs on a part: ``*`` any text, ``?`` one character, ``[abc]`` a class;
     ``[*]`` is a literal ``*`` (what :func:`escape_pattern` writes). A trailing ``*`` is a
     word boundary: ``git status*`` (and ``git status *``) matches ``git status`` and
@@ -116,6 +124,7 @@ __all__ = [
     "Verdict",
     "escape_pattern",
     "rules_for_decision",
+    "shell_doubts",
     "split_shell",
 ]
 
@@ -491,8 +500,9 @@ class ApprovalPolicy:
     def _evaluate_shell(self, rules: list[Rule], command: Any, arg: str) -> Verdict:
         if not isinstance(command, str):
             return self._blind(rules, f"the {arg!r} argument is not a command string", None)
+        doubts: list[str] = []
         try:
-            parts = _parse(command)
+            parts = _parse(command, doubts=doubts)
         except ShellParseError as exc:
             return self._blind(
                 rules, f"the command could not be split safely ({exc})", " ".join(command.split())
@@ -514,7 +524,17 @@ class ApprovalPolicy:
         for s in subjects:
             decision, rule = self._pick(rules, functools.partial(_shell_rule_matches, s))
             items.append(_Item(s.display, decision, rule, None))
-        return _aggregate(items, "part", self.default)
+        verdict = _aggregate(items, "part", self.default)
+        if not doubts or verdict.decision == "deny":
+            return verdict
+        # What the matcher cannot classify with certainty is never allowed: it asks (a deny
+        # rule on a part still denies).
+        why = list(dict.fromkeys(doubts))
+        more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
+        reason = f"bash may run more than the parts show: {why[0]}{more}, so it needs a decision"
+        texts = [it.text for it in items]
+        asking = verdict.rule if verdict.decision == "ask" else None
+        return Verdict("ask", reason, texts, verdict.unmatched or texts, asking)
 
     def _evaluate_paths(
         self, rules: list[Rule], value: Any, arg: str, root: Path | None
@@ -612,6 +632,8 @@ def rules_for_decision(
             parts = split_shell(value)
         except ShellParseError:
             return []
+        if shell_doubts(value):
+            return []  # no rule could allow it: it always asks
         texts = [p for p in parts if p in wanted]
     else:
         raws = [value] if isinstance(value, str) else value
@@ -973,6 +995,52 @@ _NULL_OP_RE = re.compile(r"[0-9]*(?:>|>>|>\||<)|&>|&>>")
 _KEYWORDS = frozenset(
     {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "time"}
 )
+_LITERAL_ARITH_RE = re.compile(r"[\s0-9+\-*/%<>=!&|^~?:(),]*")
+"""Arithmetic on numbers only; a name (or an expansion) is evaluated as an expression."""
+_PARAM_NAME = r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])"
+_PARAM_INDEX = r"(?:\[(?:[0-9]+|[@*])\])?"
+_PLAIN_PARAM_RE = re.compile(
+    r"\$\{(?:#" + _PARAM_NAME + _PARAM_INDEX + r"\}|" + _PARAM_NAME + _PARAM_INDEX + r"(?:\}"
+    r"|:?[-=+?]|[#%/^,]|@[QEAaULuKk]\}|:[ \t]*-?[0-9]+[ \t]*(?::[ \t]*-?[0-9]+[ \t]*)?\}))",
+    re.DOTALL,
+)
+"""``${x}``, ``${x:-word}``, ``${x#pat}``, ``${x:1:2}``, ``${#x}``, ``${a[0]}``: forms that
+evaluate nothing (a word after an operator is read as usual)."""
+_DOUBT_ARITH = "bash evaluates the names in arithmetic ($((x)), $[x]) as code"
+_DOUBT_ARITH_CMD = "bash evaluates an arithmetic command ((...)) as code"
+_DOUBT_PARAM = (
+    "the parameter expansion (${!x}, ${x@P}, a subscript or an offset that is not a number) "
+    "evaluates data as code"
+)
+_EVALUATING_BUILTINS: dict[str, str] = {
+    "[[": "evaluates its operands as arithmetic and patterns",
+    "let": "evaluates arithmetic on names",
+    "declare": "sets variables that later commands use (and evaluates their subscripts)",
+    "typeset": "sets variables that later commands use (and evaluates their subscripts)",
+    "local": "sets variables that later commands use (and evaluates their subscripts)",
+    "export": "sets the environment of the commands after it",
+    "readonly": "sets variables that later commands use (and evaluates their subscripts)",
+    "read": "assigns to variables (and evaluates their subscripts)",
+    "mapfile": "assigns to variables and may run a callback",
+    "readarray": "assigns to variables and may run a callback",
+    "unset": "evaluates the subscripts it is given",
+    "getopts": "assigns to a variable (and evaluates its subscript)",
+    "trap": "runs its argument as code",
+    "alias": "changes what a command name runs",
+    "hash": "changes which program a command name runs",
+    "enable": "changes which builtins exist (and may load a library)",
+    "shopt": "changes how the commands after it are read",
+    "bind": "runs its argument as code",
+    "complete": "runs its argument as code",
+    "compgen": "expands its word list as code",
+    "fc": "runs commands from the history",
+}
+"""Bash builtins whose arguments become code or change later commands: a part with one is
+never classified with certainty."""
+_PLAIN_SET_FLAGS = frozenset("euxvfCnE")
+_PLAIN_SET_OPTIONS = frozenset(
+    {"pipefail", "errexit", "nounset", "xtrace", "verbose", "noglob", "noclobber", "errtrace"}
+)
 
 
 class _Heredoc:
@@ -1123,9 +1191,19 @@ class _Lexer:
     definitions are not split, so a pattern is never broadened by the parser.
     """
 
-    def __init__(self, text: str, out: list[_Part], depth: int, level: int, pattern: bool) -> None:
+    def __init__(
+        self,
+        text: str,
+        out: list[_Part],
+        depth: int,
+        level: int,
+        pattern: bool,
+        doubts: list[str] | None = None,
+    ) -> None:
         if depth > _MAX_DEPTH:
             raise ShellParseError("the command is nested too deeply")
+        self.doubts: list[str] = [] if doubts is None else doubts
+        """Why the command cannot be classified with certainty (shared by nested lexers)."""
         self.s = text
         self.n = len(text)
         self.i = 0
@@ -1140,7 +1218,7 @@ class _Lexer:
         self._list(None, "")
 
     def _sub(self, text: str) -> _Lexer:
-        return _Lexer(text, self.out, self.depth + 1, self.level + 1, self.pattern)
+        return _Lexer(text, self.out, self.depth + 1, self.level + 1, self.pattern, self.doubts)
 
     # -- lists of commands -----------------------------------------------------------------
 
@@ -1181,6 +1259,8 @@ class _Lexer:
             elif c == "<" or c == ">":
                 self._redirect(cmd)
             elif c == "(":
+                if s.startswith("((", self.i):
+                    self.doubts.append(_DOUBT_ARITH_CMD)
                 self._end_word(cmd)
                 self.i += 1
                 self._nested(")", "parenthesis")
@@ -1397,14 +1477,20 @@ class _Lexer:
         if s.startswith("$((", i) and i not in self.not_arith:
             arith = self._arith()
             if arith is not None:
+                if not _LITERAL_ARITH_RE.fullmatch(arith[3:-2]):
+                    self.doubts.append(_DOUBT_ARITH)
                 return arith, arith, True, False
             self.not_arith.add(i)
+        if s.startswith("$[", i):
+            self.doubts.append(_DOUBT_ARITH)
         if s.startswith("$(", i):
             self.i += 2
             self._nested(")", "$( command substitution")
             return _PH_SUB, _PH_SUB, True, False
         if s.startswith("${", i):
             text = self._brace_param()
+            if not _PLAIN_PARAM_RE.match(text):
+                self.doubts.append(_DOUBT_PARAM)
             return text, text, True, False
         if not in_dq and s.startswith("$'", i):
             j = i + 2
@@ -1673,6 +1759,12 @@ _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
 }
 
 
+_RUNNERS = frozenset(
+    {*_SHELLS, *_WRAPPERS, "eval", "find", "fd", "fdfind", "su", "script", "source", "."}
+)
+"""Commands that run their arguments as a command or as code."""
+
+
 def _skip_options(args: list[_Tok], opts_with_arg: frozenset[str], positional: int) -> list[_Tok]:
     k = 0
     while k < len(args):
@@ -1687,21 +1779,23 @@ def _skip_options(args: list[_Tok], opts_with_arg: frozenset[str], positional: i
     return args[k + positional :]
 
 
-def _payloads(part: _Part) -> list[str | list[_Tok]]:
+def _payloads(part: _Part, doubts: list[str]) -> list[str | list[_Tok]]:
     _, words, redirs = _layout(part)
     if not words:
         return []
     name = posixpath.basename(words[0].value)
     args = words[1:]
     if name in _SHELLS:
-        return _shell_payloads(args, redirs)
+        return _shell_payloads(name, args, redirs, doubts)
     if name == "eval":
         return [" ".join(a.value for a in args)] if args else []
     if name in ("su", "script", "flock"):
         for k, tok in enumerate(args):
             if tok.value in ("-c", "--command") and k + 1 < len(args):
+                doubts.append(f"{name} -c runs its command with another shell")
                 return [args[k + 1].value]
             if tok.value.startswith("--command="):
+                doubts.append(f"{name} -c runs its command with another shell")
                 return [tok.value.partition("=")[2]]
         if name != "flock":
             return []
@@ -1710,6 +1804,7 @@ def _payloads(part: _Part) -> list[str | list[_Tok]]:
     if name == "env":
         k = 0
         split: str | None = None
+        assigns: list[_Tok] = []
         while k < len(args):
             a = args[k].value
             if a in ("-S", "--split-string") and k + 1 < len(args):
@@ -1723,16 +1818,28 @@ def _payloads(part: _Part) -> list[str | list[_Tok]]:
                 k += 1
             elif a in ("-u", "-C", "--unset", "--chdir"):
                 k += 2
-            elif (a.startswith("-") and len(a) > 1) or _ASSIGN_RE.match(args[k].raw):
+            elif _ASSIGN_RE.match(args[k].raw):
+                # What env sets is part of the command it runs (BASH_ENV=..., LD_PRELOAD=...).
+                assigns.append(args[k])
+                k += 1
+            elif a.startswith("-") and len(a) > 1:
                 k += 1
             else:
                 break
         rest = args[k:]
         if split is not None:
-            return [" ".join([split, *(a.value for a in rest)])]
-        return [rest] if rest else []
+            doubts.append("env -S splits its string by rules of its own")
+            return [" ".join([*(t.value for t in assigns), split, *(a.value for a in rest)])]
+        return [assigns + rest] if rest else []
     if name == "command" and any(a.value in ("-v", "-V") for a in args[:2]):
         return []
+    if name == "xargs":
+        rest = _skip_options(args, *_WRAPPERS["xargs"])
+        runner = posixpath.basename(rest[0].value) if rest else ""
+        if runner in _RUNNERS:
+            # Its input becomes arguments of a command that runs its arguments.
+            doubts.append(f"xargs hands its input to {runner}, which runs it")
+        return [rest] if rest else []
     spec = _WRAPPERS.get(name)
     if spec is None:
         return []
@@ -1740,30 +1847,51 @@ def _payloads(part: _Part) -> list[str | list[_Tok]]:
     if not rest:
         return []
     if name == "watch":  # watch hands its arguments to `sh -c`
+        doubts.append("watch runs its command with sh")
         return [" ".join(a.value for a in rest)]
     return [rest]
 
 
-def _shell_payloads(args: list[_Tok], redirs: list[tuple[_Tok, _Tok]]) -> list[str | list[_Tok]]:
+def _shell_payloads(
+    name: str, args: list[_Tok], redirs: list[tuple[_Tok, _Tok]], doubts: list[str]
+) -> list[str | list[_Tok]]:
     k = 0
     c_flag = False
+    stdin_flag = False
     while k < len(args):
         a = args[k].value
         if a in ("--", "-"):
             k += 1
             break
         if a.startswith("--"):
-            k += 2 if a in ("--rcfile", "--init-file") else 1
+            if a in ("--rcfile", "--init-file"):
+                doubts.append(f"{name} {a} reads a file of commands")
+                k += 2
+            else:
+                k += 1
             continue
         if len(a) > 1 and a[0] in "-+":
             if a[0] == "-" and "c" in a[1:]:
                 c_flag = True
+            if "s" in a[1:] or "i" in a[1:]:
+                stdin_flag = True
+            if "O" in a[1:]:
+                doubts.append(f"{name} {a} sets a shell option that changes how commands read")
             k += 2 if ("o" in a[1:] or "O" in a[1:]) else 1
             continue
         break
+    other = name not in ("bash", "rbash")
     if c_flag:
-        return [args[k].value] if k < len(args) else []
-    if k < len(args):
+        if k >= len(args):
+            doubts.append(f"{name} -c has no command string here (xargs or find may supply one)")
+            return []
+        code = args[k].value
+        if other:
+            doubts.append(f"the command runs under {name}, whose grammar is not bash's")
+        if "{}" in code:
+            doubts.append(f"{name} -c runs a string with {{}} in it (find and xargs fill it in)")
+        return [code]
+    if k < len(args) and not stdin_flag:
         return []  # a script file: what it runs is not visible here
     # The shell reads its commands from stdin: here-documents and here-strings are code.
     out: list[str | list[_Tok]] = []
@@ -1772,6 +1900,10 @@ def _shell_payloads(args: list[_Tok], redirs: list[tuple[_Tok, _Tok]]) -> list[s
             out.append(op.heredoc.body)
         elif op.raw.endswith("<<<"):
             out.append(target.value)
+    if not out:
+        doubts.append(f"{name} reads its commands from its input, which is not visible here")
+    elif other:
+        doubts.append(f"the command runs under {name}, whose grammar is not bash's")
     return out
 
 
@@ -1799,29 +1931,109 @@ def _exec_payloads(args: list[_Tok], name: str) -> list[str | list[_Tok]]:
     return out
 
 
-def _parse(command: str, depth: int = 0, level: int = 0) -> list[_Part]:
-    """Every part a command runs, payloads included, in order (inner before outer)."""
+def _part_doubts(part: _Part, doubts: list[str]) -> None:
+    """Note the bash builtins that evaluate their arguments (names, subscripts, code)."""
+    _, words, _ = _layout(part)
+    if not words or words[0].quoted or words[0].dynamic:
+        return
+    name = words[0].value
+    values = [w.value for w in words[1:]]
+    if name in _EVALUATING_BUILTINS:
+        doubts.append(f"{name} {_EVALUATING_BUILTINS[name]}")
+    elif name in ("test", "[") and any(v in ("-v", "-R") for v in values):
+        doubts.append(f"{name} -v evaluates the subscript of the variable it names")
+    elif name == "printf" and values and values[0].startswith("-v"):
+        doubts.append("printf -v assigns to a variable (and evaluates its subscript)")
+    elif name == "wait" and any(v.startswith("-") and "p" in v for v in values):
+        doubts.append("wait -p assigns to a variable (and evaluates its subscript)")
+    elif name == "set" and not _plain_set(values):
+        doubts.append("set changes how the commands after it are read or run")
+
+
+def _plain_set(values: list[str]) -> bool:
+    """``set -e``, ``set -o pipefail`` and the like: options that change no meaning."""
+    k = 0
+    while k < len(values):
+        v = values[k]
+        if v == "--":
+            return True
+        if len(v) > 1 and v[0] in "-+" and set(v[1:]) <= _PLAIN_SET_FLAGS | {"o"}:
+            if "o" in v[1:]:  # `-o NAME`, also glued: `-euo pipefail`
+                if k + 1 >= len(values) or values[k + 1] not in _PLAIN_SET_OPTIONS:
+                    return False
+                k += 1
+            k += 1
+            continue
+        return False
+    return True
+
+
+def _parse(
+    command: str, depth: int = 0, level: int = 0, doubts: list[str] | None = None
+) -> list[_Part]:
+    """Every part a command runs, payloads included, in order (inner before outer).
+
+    ``doubts`` collects why the command cannot be classified with certainty."""
     if depth == 0 and _RESERVED_RE.search(command):
         raise ShellParseError("the command contains reserved characters (U+E000 to U+E00F)")
+    if doubts is None:
+        doubts = []
     raw: list[_Part] = []
-    _Lexer(command, raw, depth, level, pattern=False).run()
+    _Lexer(command, raw, depth, level, pattern=False, doubts=doubts).run()
     out: list[_Part] = []
     for part in raw:
-        out.extend(_expand(part, depth))
+        out.extend(_expand(part, depth, doubts))
     return out
 
 
-def _expand(part: _Part, depth: int) -> list[_Part]:
+def _expand(part: _Part, depth: int, doubts: list[str]) -> list[_Part]:
     if depth > _MAX_DEPTH:
         raise ShellParseError("the command is nested too deeply")
+    _part_doubts(part, doubts)
     out = [part]
-    for payload in _payloads(part):
+    for payload in _payloads(part, doubts):
         if isinstance(payload, str):
-            out.extend(_parse(payload, depth + 1, part.level + 1))
+            out.extend(_parse(payload, depth + 1, part.level + 1, doubts))
         else:
             toks = [t.word() for t in payload]
-            out.extend(_expand(_Part(toks, part.level + 1), depth + 1))
+            out.extend(_expand(_Part(toks, part.level + 1), depth + 1, doubts))
     return out
+
+
+def shell_doubts(command: str) -> list[str]:
+    """Why bash may run ``command`` otherwise than :func:`split_shell` reads it.
+
+    The matcher classifies a command with certainty only when every part is a plain simple
+    command. These ask, whatever the rules say (a deny rule still denies):
+
+    - arithmetic on names or expansions (``$((x))``, ``$[...]``, ``((...))``, ``let``): bash
+      evaluates a variable's value, and a subscript in it, as code;
+    - parameter expansions beyond the plain forms: indirection ``${!x}``, the prompt
+      transformation ``${x@P}``, subscripts and offsets that are not numbers (``${a[i]}``);
+    - builtins that evaluate their arguments or change how later commands run: ``[[``,
+      ``declare``/``typeset``/``local``/``export``/``readonly``, ``read``, ``mapfile``,
+      ``unset``, ``getopts``, ``trap``, ``alias``, ``hash``, ``enable``, ``shopt``,
+      ``bind``, ``complete``, ``compgen``, ``fc``, ``test -v``, ``printf -v``, ``wait -p``,
+      and ``set`` beyond ``-e``/``-u``/``-x``/``-o pipefail``...;
+    - code bash does not read itself or that is not visible: ``sh -c`` (and every shell but
+      bash), ``watch``, ``su -c``, ``script -c``, ``flock -c``, ``env -S``, a shell that
+      reads its commands from its input, ``bash -c`` without a string or with ``{}`` in
+      it, ``xargs`` handing its input to a shell, ``env`` or another runner, shell options
+      that change the grammar (``-O extglob``, ``--rcfile``).
+
+    Args:
+        command: The command.
+
+    Returns:
+        The reasons, without repeats; ``[]`` when the command is certain (or does not parse:
+        :func:`split_shell` raises then).
+    """
+    doubts: list[str] = []
+    try:
+        _parse(command, doubts=doubts)
+    except ShellParseError:
+        return []
+    return list(dict.fromkeys(doubts))
 
 
 def split_shell(command: str) -> list[str]:
@@ -2005,6 +2217,9 @@ class PendingApproval:
     sends them (edited, if edited), deny declines. Never decided by rules."""
     form: dict[str, Any] | None = None
     """For ``input``: the JSON schema of the form."""
+    interrupted: bool = False
+    """The call started in a process that stopped before it gave a result: it may already
+    have run (a resumed run offers it again instead of running it silently)."""
     future: asyncio.Future[Resolution] | None = field(default=None, repr=False)
     """Resolved with the decision; set by :meth:`ApprovalBroker.request`."""
 

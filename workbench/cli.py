@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from workbench.approvals import PendingApproval, Resolution
     from workbench.engine import Engine
+    from workbench.render import TranscriptPrinter
     from workbench.store import Store
 
 __all__ = ["main"]
@@ -126,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the versions of Python, litellm, textual, mcp, lancedb ... in use, "
         "against the tested ranges",
+    )
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="move a damaged store aside (to FILE.corrupt-TIME) and start an empty one",
     )
 
     tools = sub.add_parser(
@@ -334,14 +340,55 @@ def run_cli(argv: list[str]) -> int:
             for extra in getattr(exc, "errors", [])[1:]:
                 _err(str(extra))
             return EXIT_USAGE
+        problem = _store_problem(exc, getattr(args, "db", None))
+        if problem is not None:
+            _err(problem.message)
+            _hint(problem.hint)
+            return EXIT_USAGE
         raise
+
+
+def _store_problem(exc: BaseException, db: str | None) -> Any:
+    """A :class:`~workbench.store.StoreError` for an error of the database (damaged,
+    read-only, full, unreachable), raised when the store was opened or later; else None."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    from workbench.store import DB_ENV_VAR, StoreError, store_error
+
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, DBAPIError | sqlite3.Error):
+        return None
+    from workbench.store import default_url
+
+    url = db or os.environ.get(DB_ENV_VAR, "").strip() or default_url()
+    return store_error(exc, url)
+
+
+def _hint(msg: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from workbench.termsafe import visible
+
+    Console(stderr=True).print(f"[yellow]hint:[/] {escape(visible(msg))}")
+
+
+def _read_only_note(store: Any) -> None:
+    """Say on stderr that the store could only be opened for reading, and why."""
+    if store.read_only is not None:
+        _note(f"{store.read_only.message}: the store is open read-only (showing what it holds)")
 
 
 def _err(msg: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(msg)}")
+    from workbench.termsafe import visible
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(visible(msg))}")
 
 
 def _run_tui(**options: Any) -> int:
@@ -387,6 +434,7 @@ async def _run(engine: Engine, args: argparse.Namespace, prompt: str) -> int:
     from workbench.events import ApprovalRequired, dump_event
     from workbench.render import TranscriptPrinter
     from workbench.runtime import RunError
+    from workbench.termsafe import json_visible
 
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
@@ -403,12 +451,12 @@ async def _run(engine: Engine, args: argparse.Namespace, prompt: str) -> int:
             )
     printer = TranscriptPrinter(console, live=True)
     if args.json:
-        engine.add_listener(lambda e: print(dump_event(e), flush=True))
+        engine.add_listener(lambda e: print(json_visible(dump_event(e)), flush=True))
     else:
         engine.add_listener(
             lambda e: None if isinstance(e, ApprovalRequired) and mode == "ask" else printer.feed(e)
         )
-    prompter = _Prompter(engine, console) if mode == "ask" else None
+    prompter = _Prompter(engine, console, printer) if mode == "ask" else None
     async with engine:
         try:
             if args.resume:
@@ -469,24 +517,31 @@ def _auto_decider(mode: str) -> Any:
     def decide(p: PendingApproval) -> Resolution:
         if mode == "all":
             return Resolution(decision="allow", scope="once", decided_by="--approve all")
-        return Resolution(
-            decision="deny",
-            scope="once",
-            note="no one could approve this call (run with --approve all to allow it)",
-            decided_by="--approve never",
-        )
+        note = "no one could approve this call (run with --approve all to allow it)"
+        if p.interrupted:
+            note = (
+                f"{p.tool} started before the process stopped and may already have run; with "
+                "no one to ask it is not run again (resume in a terminal to decide, or with "
+                "--approve all to run it again)"
+            )
+        return Resolution(decision="deny", scope="once", note=note, decided_by="--approve never")
 
     return decide
 
 
 class _Prompter:
-    """Asks on the terminal for each pending approval, one at a time."""
+    """Asks on the terminal for each pending approval, one at a time.
 
-    def __init__(self, engine: Engine, console: Console) -> None:
+    The transcript is held back while a question is on screen, so the prompt is the last
+    thing drawn, right under the call it is about: no output of a tool or a model lands
+    under it (or pretends to be it)."""
+
+    def __init__(self, engine: Engine, console: Console, printer: TranscriptPrinter) -> None:
         import asyncio
 
         self.engine = engine
         self.console = console
+        self.printer = printer
         self.queue: asyncio.Queue[PendingApproval] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self._remove: Any = None
@@ -517,8 +572,12 @@ class _Prompter:
             p = await self.queue.get()
             if p.future is None or p.future.done():
                 continue
-            res = await self._ask(p)
-            self.engine.resolve_approval(p.call_id, res)
+            self.printer.hold()
+            try:
+                res = await self._ask(p)
+                self.engine.resolve_approval(p.call_id, res)
+            finally:
+                self.printer.release()
 
     async def _ask(self, p: PendingApproval) -> Resolution:
         import json
@@ -529,16 +588,20 @@ class _Prompter:
         from rich.syntax import Syntax
 
         from workbench.approvals import Resolution
+        from workbench.termsafe import json_visible, visible
+
+        def safe(text: str) -> str:
+            return escape(visible(text))
 
         c = self.console
         c.print()
-        body = f"[bold]{escape(p.tool)}[/] asked by [cyan]{escape(p.source)}[/]\n[dim]{escape(p.reason)}[/]\n"
-        body += escape(json.dumps(p.arguments, indent=2, ensure_ascii=False))
+        if p.diff:  # the file's text comes first; the call and the question come after it
+            c.print(Syntax(visible(p.diff), "diff", theme="ansi_dark"))
+        body = f"[bold]{safe(p.tool)}[/] asked by [cyan]{safe(p.source)}[/]\n[dim]{safe(p.reason)}[/]\n"
+        body += escape(json_visible(json.dumps(p.arguments, indent=2, ensure_ascii=False)))
         if p.parts and len(p.parts) > 1:
-            body += "\n[bold]command parts:[/]\n" + "\n".join(f"  • {escape(x)}" for x in p.parts)
+            body += "\n[bold]command parts:[/]\n" + "\n".join(f"  • {safe(x)}" for x in p.parts)
         c.print(Panel(body, title="approval needed", border_style="yellow"))
-        if p.diff:
-            c.print(Syntax(p.diff, "diff", theme="ansi_dark"))
         session: PromptSession[str] = PromptSession()
         while True:
             key = (
@@ -556,7 +619,7 @@ class _Prompter:
                 return Resolution(decision="allow", scope="session")
             if key == "a":
                 rules = p.rules_for("workspace", root=self.engine.root)
-                c.print("This will save: " + "; ".join(escape(r.display()) for r in rules))
+                c.print("This will save: " + "; ".join(safe(r.display()) for r in rules))
                 ok = (await session.prompt_async("save? [y/n] > ")).strip().lower()
                 if ok in ("y", "yes"):
                     return Resolution(decision="allow", scope="workspace")
@@ -566,7 +629,8 @@ class _Prompter:
                 return Resolution(decision="deny", scope="once", note=note or None)
             if key == "e":
                 text = await session.prompt_async(
-                    "arguments (JSON) > ", default=json.dumps(p.arguments, ensure_ascii=False)
+                    "arguments (JSON) > ",
+                    default=json_visible(json.dumps(p.arguments, ensure_ascii=False)),
                 )
                 try:
                     edited = json.loads(text)
@@ -591,7 +655,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action in ("export", "import", "fork", "rerun", "search", "prune"):
         return _session_action(args)
-    with Store.open(args.db) as store:
+    with Store.open(args.db, read_only_fallback=True) as store:
+        _read_only_note(store)
         # Runs whose process died show as interrupted, never as still running.
         store.mark_interrupted()
         if action == "list":
@@ -605,9 +670,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             if not items:
                 console.print("No sessions yet. Start one with: workbench run 'hello'")
                 return EXIT_OK
+            from rich.text import Text
+
+            from workbench.termsafe import visible
+
             table = Table("id", "title", "runs", "updated", box=None)
             for s in items:
-                table.add_row(s.id, s.title, str(getattr(s, "run_count", "")), _when(s.updated_at))
+                table.add_row(
+                    s.id,
+                    Text(visible(s.title)),
+                    str(getattr(s, "run_count", "")),
+                    _when(s.updated_at),
+                )
             console.print(table)
             return EXIT_OK
         if action == "show":
@@ -616,11 +690,15 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             events = store.events(args.id)
             if args.json:
                 from workbench.events import dump_event
+                from workbench.termsafe import json_visible
 
                 for e in events:
-                    print(dump_event(e))
+                    print(json_visible(dump_event(e)))
                 return EXIT_OK
+            from rich.markup import escape
+
             from workbench.render import TranscriptPrinter
+            from workbench.termsafe import visible
 
             printer = TranscriptPrinter(console, live=False)
             for e in events:
@@ -633,7 +711,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                         if run.parent_run_id is None and run.status == "interrupted"
                         else ""
                     )
-                    console.print(f"[yellow]■ {run.target_kind} {run.target} {run.status}{hint}[/]")
+                    what = escape(visible(f"{run.target_kind} {run.target} {run.status}{hint}"))
+                    console.print(f"[yellow]■ {what}[/]")
             return EXIT_OK
         if action == "delete":
             if not store.delete_session(args.id):
@@ -652,7 +731,8 @@ def _session_action(args: argparse.Namespace) -> int:
             return _rerun(args)
         from workbench.store import Store
 
-        with Store.open(args.db) as store:
+        with Store.open(args.db, read_only_fallback=args.action in ("export", "search")) as store:
+            _read_only_note(store)
             return int(_SESSION_ACTIONS[args.action](store, args))
     except lib.SessionsError as exc:
         raise CliError(str(exc)) from None
@@ -740,6 +820,8 @@ def _search(store: Any, args: argparse.Namespace) -> int:
                 )
             )
         return EXIT_OK
+    from workbench.termsafe import visible
+
     console = Console(highlight=False)
     if not hits:
         console.print("No session matches.")
@@ -748,9 +830,9 @@ def _search(store: Any, args: argparse.Namespace) -> int:
     for h in hits:
         snippet = Text()
         for part, matched in h.parts():
-            snippet.append(re.sub(r"\s+", " ", part), "bold yellow" if matched else "")
+            snippet.append(visible(re.sub(r"\s+", " ", part)), "bold yellow" if matched else "")
         where = Text(f"  #{h.seq} {h.type}", style="dim")
-        table.add_row(h.session_id, _when(h.updated_at), h.title, snippet + where)
+        table.add_row(h.session_id, _when(h.updated_at), Text(visible(h.title)), snippet + where)
     console.print(table)
     return EXIT_OK
 
@@ -791,11 +873,15 @@ def _rerun(args: argparse.Namespace) -> int:
     import asyncio
 
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
     from rich.syntax import Syntax
     from rich.table import Table
 
     from workbench.sessions import rerun_session
+    from workbench.termsafe import visible
+
+    def escape(text: str) -> str:
+        return markup_escape(visible(text))
 
     console = Console(highlight=False)
     engine = _engine(args)
@@ -827,7 +913,7 @@ def _rerun(args: argparse.Namespace) -> int:
             )
         elif run.output_changed:
             console.print(f"[red]run {escape(run.old_run_id)} gave another answer[/]")
-            console.print(Syntax(run.answer_diff(), "diff", theme="ansi_dark"))
+            console.print(Syntax(visible(run.answer_diff()), "diff", theme="ansi_dark"))
         if run.calls:
             table = Table("agent", "tool", "call", "result", "recorded", "now", box=None)
             for c in run.calls:
@@ -842,7 +928,7 @@ def _rerun(args: argparse.Namespace) -> int:
             console.print(table)
         for c in run.calls:
             if not c.same:
-                console.print(Syntax(c.unified_diff(), "diff", theme="ansi_dark"))
+                console.print(Syntax(visible(c.unified_diff()), "diff", theme="ansi_dark"))
     if not report.rerun:
         raise CliError(f"nothing in session {args.id} could be re-run")
     calls = [c for r in report.runs for c in r.calls]
@@ -871,7 +957,9 @@ def _note(msg: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[dim]{escape(msg)}[/]")
+    from workbench.termsafe import visible
+
+    Console(stderr=True, highlight=False).print(f"[dim]{escape(visible(msg))}[/]")
 
 
 # -- replay ------------------------------------------------------------------------------
@@ -902,7 +990,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return EXIT_OK
             from workbench.store import Store
 
-            with Store.open(args.db) as store:
+            with Store.open(args.db, read_only_fallback=True) as store:
+                _read_only_note(store)
                 if store.get_session(args.target) is None:
                     raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
                 lib.replay_plain(lib.iter_events(store, args.target), console, speed=speed)
@@ -963,8 +1052,10 @@ def _when(ts: float) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from workbench.doctor import run_doctor
+    from workbench.doctor import repair_store, run_doctor
 
+    if args.repair:
+        repair_store(args.db, Console(highlight=False))
     return run_doctor(
         args.workspace,
         args.db,
@@ -982,7 +1073,6 @@ def cmd_tools(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     engine = _engine(args)
@@ -1000,21 +1090,27 @@ def cmd_tools(args: argparse.Namespace) -> int:
                 )
             return rows, statuses, broken
 
+    from rich.text import Text
+
+    from workbench.termsafe import json_visible, visible
+
     rows, statuses, broken = asyncio.run(collect())
     rows = sorted(set(rows))
     if args.json:
         print(
-            json.dumps(
-                {
-                    "tools": [
-                        {"name": r[0], "source": r[1], "policy": r[2], "description": r[3]}
-                        for r in rows
-                    ],
-                    "toolkits": [s.to_dict() for s in statuses],
-                    "broken": broken,
-                },
-                indent=2,
-                ensure_ascii=False,
+            json_visible(
+                json.dumps(
+                    {
+                        "tools": [
+                            {"name": r[0], "source": r[1], "policy": r[2], "description": r[3]}
+                            for r in rows
+                        ],
+                        "toolkits": [s.to_dict() for s in statuses],
+                        "broken": broken,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
             )
         )
     else:
@@ -1022,7 +1118,10 @@ def cmd_tools(args: argparse.Namespace) -> int:
         table = Table("tool", "source", "policy", "description", box=None)
         for r in rows:
             style = {"allow": "green", "ask": "yellow", "deny": "red"}.get(r[2], "")
-            table.add_row(escape(r[0]), escape(r[1]), f"[{style}]{r[2]}[/]", escape(r[3]))
+            # Names and descriptions may come from an MCP server: text, never markup or escapes.
+            table.add_row(
+                Text(visible(r[0])), Text(visible(r[1])), Text(r[2], style), Text(visible(r[3]))
+            )
         console.print(table)
         _print_toolkit_states(console, statuses, broken, args.wait)
     bad = [s for s in statuses if s.state == "failed" and s.kind == "mcp"]
@@ -1034,6 +1133,12 @@ def _print_toolkit_states(
 ) -> None:
     """The MCP servers (every one, whatever its state) and the toolkits that failed."""
     from rich.markup import escape
+
+    from workbench.termsafe import visible
+
+    def safe(text: str) -> str:
+        # A server's name, command, stderr and skipped items: text, never markup or escapes.
+        return escape(visible(text))
 
     shown = [s for s in statuses if s.kind == "mcp" or s.state == "failed"]
     if not shown and not broken:
@@ -1051,15 +1156,15 @@ def _print_toolkit_states(
             mark, state = "[dim]·[/]", "not started"
         req = " (required)" if getattr(s, "required", False) else ""
         console.print(
-            f"{mark} {what} [bold]{escape(s.name)}[/]{req}: {state}  [dim]{escape(s.detail)}[/]"
+            f"{mark} {what} [bold]{safe(s.name)}[/]{req}: {state}  [dim]{safe(s.detail)}[/]"
         )
         if s.error:
             for line in s.error.splitlines():
-                console.print(f"    {escape(line)}")
+                console.print(f"    {safe(line)}")
         for note in s.skipped:
-            console.print(f"    [dim]not offered: {escape(note)}[/]")
+            console.print(f"    [dim]not offered: {safe(note)}[/]")
     for spec, error in broken.items():
-        console.print(f"[red]✗[/] tool [bold]{escape(spec)}[/]: {escape(error)}")
+        console.print(f"[red]✗[/] tool [bold]{safe(spec)}[/]: {safe(error)}")
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -1077,10 +1182,14 @@ def cmd_rules(args: argparse.Namespace) -> int:
             if not rules:
                 console.print("No saved rules. They are made by 'allow always' decisions.")
                 return EXIT_OK
+            from rich.text import Text
+
+            from workbench.termsafe import visible
+
             table = Table("id", "scope", "rule", box=None)
             for r in rules:
                 pattern = f' "{r.pattern}"' if r.pattern else ""
-                table.add_row(r.id, r.scope, f"{r.decision} {r.tool}{pattern}")
+                table.add_row(r.id, r.scope, Text(visible(f"{r.decision} {r.tool}{pattern}")))
             console.print(table)
             return EXIT_OK
         if not store.delete_rule(args.id):

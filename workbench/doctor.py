@@ -18,6 +18,7 @@ __all__ = [
     "version_checks",
     "model_setup_help",
     "ollama_models",
+    "repair_store",
     "run_doctor",
 ]
 
@@ -263,7 +264,8 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
         with Store.open(db) as store:
             checks.append(Check("store", True, store.url))
     except Exception as exc:
-        checks.append(Check("store", False, f"{exc}"))
+        hint = getattr(exc, "hint", None)
+        checks.append(Check("store", False, f"{exc}" + (f"; {hint}" if hint else "")))
 
     used = {a.model for a in ws.agents.values()} | set(ws.models)
     specs = {}
@@ -402,6 +404,51 @@ def _check_mcp_servers(ws: Any, offline: bool) -> list[Check]:
     if not ws.mcp:
         return []
     return asyncio.run(every())
+
+
+def repair_store(db: str | None, console: Console) -> bool:
+    """``doctor --repair``: move a damaged SQLite store aside and start an empty one.
+
+    Only a store that cannot be read as a SQLite database is moved, and only because the
+    person asked: it goes to ``FILE.corrupt-YYYYmmdd-HHMMSS`` (its ``-wal`` and ``-shm``
+    with it), so nothing is lost, and a new, empty store takes its place.
+
+    Returns:
+        True when the store is usable afterwards.
+    """
+    import time
+
+    from workbench.store import Store, StoreError, default_url
+    from workbench.store._errors import describe_url, sqlite_path
+
+    url = db or os.environ.get("WORKBENCH_DB", "").strip() or default_url()
+    path = sqlite_path(url)
+    try:
+        with Store.open(url):
+            pass
+    except StoreError as exc:
+        if exc.problem != "damaged" or path is None:
+            console.print(f"[red]✗[/] [bold]repair[/]: {escape(exc.message)}; {escape(exc.hint)}")
+            return False
+    else:
+        console.print(
+            f"[green]✓[/] [bold]repair[/]: {escape(describe_url(url))} opens: nothing to repair"
+        )
+        return True
+    assert path is not None
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm", "-journal"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, aside.with_name(aside.name + suffix))
+    with Store.open(url):
+        pass
+    console.print(
+        f"[yellow]![/] [bold]repair[/]: moved the damaged store {escape(str(path))} aside to "
+        f"{escape(str(aside))}; a new, empty store is in its place"
+    )
+    return True
 
 
 def run_doctor(

@@ -195,6 +195,22 @@ class Engine:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    def warm_up(self) -> bool:
+        """Start, in background threads, what the workspace's first model calls would wait
+        for: the price map, and litellm when one of its models needs it (``serve`` calls
+        this at start). Returns whether litellm is being imported."""
+        from workbench.models import warm_up
+
+        ws = self.workspace
+        targets = [
+            *(("agent", n) for n in ws.agents),
+            *(("team", n) for n in ws.teams),
+            *(("workflow", n) for n in ws.workflows),
+        ]
+        models = [ws.resolve_model(self.model_override)] if self.model_override else []
+        models += [spec for kind, name in targets for spec in ws.target_models(kind, name)]
+        return warm_up((spec.model, spec.params) for spec in models)
+
     @classmethod
     def open(
         cls,

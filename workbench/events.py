@@ -37,6 +37,7 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunStarted",
+    "SessionImported",
     "TERMINAL_TYPES",
     "TeamDelegated",
     "TeamVote",
@@ -455,6 +456,18 @@ class ModelRetry(EventBase):
     """Back-off before the next attempt."""
 
 
+class SessionImported(EventBase):
+    """The events before this one came from elsewhere (``sessions import``, or a fork of an
+    imported session): they are evidence of what happened, not decisions this store made. A
+    re-run does not replay their approvals."""
+
+    type: Literal["session.imported"] = "session.imported"
+    origin: str = ""
+    """Where they came from (the file imported, or the session forked)."""
+    events: int = 0
+    """How many events came in."""
+
+
 Event = Annotated[
     RunStarted
     | RunCompleted
@@ -474,7 +487,8 @@ Event = Annotated[
     | ContextSummarized
     | ModelRetry
     | ToolProgress
-    | ToolUnavailable,
+    | ToolUnavailable
+    | SessionImported,
     Field(discriminator="type"),
 ]
 """Any event."""

@@ -1,8 +1,14 @@
-"""Models: streaming chat with tool calls through litellm, the offline ``test`` model, ``replay``.
+"""Models: streaming chat with tool calls, the offline ``test`` model, ``replay``.
 
-litellm takes seconds to import, so it is imported lazily (:func:`litellm_module`), off the
-UI's path, with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches a price
-list from the network) and its loggers routed into ours.
+A model of a provider that speaks the OpenAI wire format (OpenAI, Gemini, Mistral, Groq,
+OpenRouter, DeepSeek, xAI, Ollama, any OpenAI-compatible ``api_base``) or Anthropic's
+Messages API is called directly over one kept-alive httpx client (see
+:mod:`workbench.providers`); every other provider goes through litellm. litellm takes
+seconds and 200 MB to import, so it is imported only when such a model is first called, in a
+thread (:func:`litellm_async`: the event loop never waits on the import lock), with
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first (otherwise it fetches a price list from the
+network) and its loggers routed into ours. Prices and context windows come from litellm's
+price map read as a file (:mod:`workbench.prices`), never from litellm itself.
 
 A model's :meth:`Model.stream` is an async iterator of text deltas (``str``) that ends with
 one :class:`ModelTurn` (the whole message: text, tool calls, usage, cost). Transient failures
@@ -14,16 +20,20 @@ fix.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import random
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench import prices
 from workbench.events import MessageCompleted, Usage
+from workbench.providers import Route, needs_litellm, route
 
 __all__ = [
     "LiteLLMModel",
@@ -35,8 +45,12 @@ __all__ = [
     "TestModel",
     "TurnToolCall",
     "estimate_tokens",
+    "litellm_async",
+    "litellm_loaded",
     "litellm_module",
     "make_model",
+    "start_litellm_import",
+    "warm_up",
 ]
 
 log = logging.getLogger("workbench.models")
@@ -145,15 +159,15 @@ class Model(ABC):
 
 # -- litellm ---------------------------------------------------------------------------
 
-_litellm: Any = None
+_litellm_lock = threading.Lock()
+_litellm: concurrent.futures.Future[Any] | None = None
+"""The import of litellm, once started (it runs once per process, in its own thread)."""
 
 
-def litellm_module() -> Any:
-    """Import litellm once, quietly and offline; route its logging into ours."""
-    global _litellm
-    if _litellm is not None:
-        return _litellm
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+def _import_litellm() -> Any:
+    # Before anything imports litellm: its price list from the file it ships, not the
+    # network, and no debug chatter.
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     os.environ.setdefault("LITELLM_LOG", "WARNING")
     import litellm
 
@@ -170,8 +184,65 @@ def litellm_module() -> Any:
         lg.handlers[:] = list(ours.handlers)
         lg.propagate = False
         lg.setLevel(logging.WARNING)
-    _litellm = litellm
     return litellm
+
+
+def start_litellm_import() -> concurrent.futures.Future[Any]:
+    """Start importing litellm in a background thread, once; returns the import's future
+    (already done after the first import). Cheap to call again."""
+    global _litellm
+    with _litellm_lock:
+        if _litellm is None:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            # Running from the start, so a waiter that gives up cannot cancel the import
+            # that others wait for.
+            future.set_running_or_notify_cancel()
+
+            def work() -> None:
+                try:
+                    future.set_result(_import_litellm())
+                except BaseException as exc:  # reported to every waiter
+                    future.set_exception(exc)
+
+            threading.Thread(target=work, name="import litellm", daemon=True).start()
+            _litellm = future
+        return _litellm
+
+
+def litellm_loaded() -> bool:
+    """Whether litellm is imported (a call through it will not wait for the import)."""
+    future = _litellm
+    return future is not None and future.done() and future.exception() is None
+
+
+def litellm_module() -> Any:
+    """litellm, imported once, quietly and offline (blocks until it is; from a thread)."""
+    return start_litellm_import().result()
+
+
+async def litellm_async() -> Any:
+    """litellm, awaited without blocking the event loop while it imports."""
+    future = start_litellm_import()
+    if future.done():
+        return future.result()
+    try:
+        return await asyncio.wrap_future(future)
+    except ImportError as exc:
+        raise ModelError(
+            f"litellm could not be imported: {exc}",
+            hint="reinstall workbench (litellm is one of its dependencies)",
+        ) from exc
+
+
+def warm_up(models: Iterable[tuple[str, Mapping[str, Any] | None]]) -> bool:
+    """Read the price map in a background thread and, if one of these models (model string,
+    its table) is called through litellm, start importing litellm in another. Returns
+    whether litellm is being (or was) imported."""
+    threading.Thread(target=prices.warm, name="read the price map", daemon=True).start()
+    if any(needs_litellm(model, params) for model, params in models):
+        start_litellm_import()
+        return True
+    return False
 
 
 def _classify(exc: BaseException, model: str, params: dict[str, Any]) -> ModelError:
@@ -251,47 +322,26 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-_DIRECT_PARAMS = frozenset(
-    {
-        "api_base",
-        "api_key",
-        "temperature",
-        "max_tokens",
-        "top_p",
-        "stop",
-        "seed",
-        "timeout",
-        "extra_headers",
-        "presence_penalty",
-        "frequency_penalty",
-        "user",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-    }
-)
-"""Arguments an OpenAI-compatible server takes exactly as the OpenAI API defines them."""
-
-
 class LiteLLMModel(Model):
-    """Any provider through ``litellm.acompletion(stream=True)``.
+    """A provider's model: directly over httpx where the provider allows, else litellm.
 
-    One bypass, where it is safe: an ``openai/...`` model with an explicit ``api_base`` (a
-    vLLM, llama.cpp, LM Studio, Ollama ``/v1`` or any OpenAI-compatible server) and only
-    OpenAI-standard arguments speaks the OpenAI wire format to it directly over httpx (the
-    request litellm would send, and the same SSE stream read to its end so the connection is
-    kept alive), without litellm's per-chunk stream wrapper, the logging and cost callbacks
-    it schedules after each call, and the openai SDK's per-request type transforms: most of
-    the overhead measured in bench/engine_overhead.py. Every other provider, or
-    ``direct: false`` in the model's table, goes through litellm.
+    The direct path (see :mod:`workbench.providers`) speaks the provider's wire format to
+    its endpoint over one kept-alive httpx client: the OpenAI chat-completions request that
+    litellm would send (its SSE stream read to the end so the connection is kept alive), or
+    Anthropic's Messages API (:mod:`workbench.messages_api`). It skips litellm's import
+    (seconds), its per-chunk stream wrapper, the logging and cost callbacks it schedules
+    after each call, and the openai SDK's per-request type transforms: most of the overhead
+    measured in bench/engine_overhead.py. Every other provider, a model table with
+    arguments outside the wire format, or ``direct: false`` in the model's table, goes
+    through ``litellm.acompletion``, imported on the first call.
 
     Args:
         model: the litellm model string (``openai/gpt-4o``).
         params: other litellm arguments (api_base, api_key, temperature ...).
-        context_window: overrides litellm's model info.
+        context_window: overrides the price map's context window.
         retry: back-off for transient failures.
         stream: stream the reply (``False``: one whole response).
-        direct: allow the OpenAI-compatible bypass.
+        direct: allow the direct path.
         media: the content parts it takes (``image``, ``audio``); ``None``: what litellm's
             model map says (``supports_vision``, ``supports_audio_input``).
     """
@@ -314,12 +364,10 @@ class LiteLLMModel(Model):
         self.retry = retry or RetryPolicy()
         self.use_stream = stream
         self._context_window = context_window
-        self.direct = (
-            direct
-            and model.startswith("openai/")
-            and bool(self.params.get("api_base"))
-            and set(self.params) <= _DIRECT_PARAMS
-        )
+        self.route: Route | None = route(model, self.params, direct=direct)
+        """Where the model is called directly; ``None``: through litellm."""
+        self.direct = self.route is not None
+        """Whether the model is called without litellm."""
         self._client: Any = None
 
     async def aclose(self) -> None:
@@ -327,68 +375,117 @@ class LiteLLMModel(Model):
             client, self._client = self._client, None
             await client.aclose()
 
-    def _http(self) -> Any:
+    def _http(self, r: Route) -> Any:
         if self._client is None:
             import httpx
 
-            headers = {"Authorization": f"Bearer {self.params.get('api_key') or 'none'}"}
+            if r.wire == "anthropic":
+                from workbench.messages_api import ANTHROPIC_VERSION
+
+                headers = {"anthropic-version": ANTHROPIC_VERSION}
+                if r.api_key:
+                    headers["x-api-key"] = r.api_key
+            else:
+                headers = {"Authorization": f"Bearer {r.api_key}"} if r.api_key else {}
             headers.update(self.params.get("extra_headers") or {})
             self._client = httpx.AsyncClient(
-                base_url=str(self.params["api_base"]).rstrip("/"),
+                base_url=r.base_url,
                 headers=headers,
                 timeout=float(self.params.get("timeout") or 120),
             )
         return self._client
 
-    async def _direct_call(
-        self, messages: Sequence[Message], kwargs: dict[str, Any]
-    ) -> AsyncIterator[str | ModelTurn]:
-        """The OpenAI-compatible bypass (see the class docstring): the wire format, as is."""
-        import httpx
+    def _body(
+        self, r: Route, messages: Sequence[Message], kwargs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """The request's path and JSON body."""
+        if r.wire == "anthropic":
+            from workbench.messages_api import request
 
-        body: dict[str, Any] = {
+            info = prices.model_info(self.model) or {}
+            default = info.get("max_output_tokens") or info.get("max_tokens")
+            body = request(
+                r.model,
+                messages,
+                kwargs.get("tools") or (),
+                kwargs,
+                stream=self.use_stream,
+                max_tokens=int(default) if isinstance(default, int) else None,
+            )
+            return "/messages", body
+        body = {
             k: v
             for k, v in kwargs.items()
             if k not in ("api_base", "api_key", "extra_headers", "timeout")
         }
-        body["model"] = self.model.split("/", 1)[1]
+        body["model"] = r.model
         body["messages"] = list(messages)
-        client = self._http()
+        if self.use_stream:
+            body["stream"] = True
+            if r.provider.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return "/chat/completions", body
+
+    async def _direct_call(
+        self, messages: Sequence[Message], kwargs: dict[str, Any]
+    ) -> AsyncIterator[str | ModelTurn]:
+        """The direct path (see the class docstring): the provider's wire format, as is."""
+        import httpx
+
+        r = self.route
+        assert r is not None
+        if r.api_key is None and r.key_source is not None:
+            raise ModelError(
+                f"no API key for {self.model}: {r.key_source} is not set",
+                hint=f"set {r.key_source} (or api_key under models: in workbench.yaml)",
+            )
+        path, body = self._body(r, messages, kwargs)
+        client = self._http(r)
         try:
             if not self.use_stream:
-                resp = await client.post("/chat/completions", json=body)
+                resp = await client.post(path, json=body)
                 if resp.status_code >= 400:
-                    raise _http_error(resp.status_code, resp.text, self.model, self.params)
-                turn = _turn_from_dict(resp.json(), self.model)
+                    raise _http_error(resp.status_code, resp.text, self.model, r)
+                if r.wire == "anthropic":
+                    from workbench.messages_api import turn_from_message
+
+                    turn = turn_from_message(resp.json(), self.model)
+                else:
+                    turn = _turn_from_dict(resp.json(), self.model)
                 if turn.text:
                     yield turn.text
                 yield turn
                 return
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-            async with client.stream("POST", "/chat/completions", json=body) as resp:
+            async with client.stream("POST", path, json=body) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
-                    raise _http_error(resp.status_code, resp.text, self.model, self.params)
-                acc = _Accumulator(self.model)
+                    raise _http_error(resp.status_code, resp.text, self.model, r)
+                add: Callable[[dict[str, Any]], str]
+                done: Callable[[], ModelTurn]
+                if r.wire == "anthropic":
+                    from workbench.messages_api import StreamReader
+
+                    reader = StreamReader(self.model)
+                    add, done = reader.add, reader.turn
+                else:
+                    acc = _Accumulator(self.model)
+                    add, done = acc.add_dict, acc.turn
                 # Read to the end (past [DONE]) so the connection is kept alive for the next call.
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
-                    if data == "[DONE]":
+                    if not data or data == "[DONE]":
                         continue
-                    delta = acc.add_dict(json.loads(data))
+                    delta = add(json.loads(data))
                     if delta:
                         yield delta
-            yield acc.turn()
+            yield done()
         except httpx.TimeoutException as exc:
-            raise ModelError(
-                f"{self.model} timed out at {self.params['api_base']}", retryable=True
-            ) from exc
+            raise ModelError(f"{self.model} timed out at {r.base_url}", retryable=True) from exc
         except httpx.TransportError as exc:
             raise ModelError(
-                f"cannot reach {self.model} at {self.params['api_base']}: {type(exc).__name__}",
+                f"cannot reach {self.model} at {r.base_url}: {type(exc).__name__}",
                 hint="is the server running and the api_base right? "
                 "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
                 retryable=True,
@@ -397,7 +494,7 @@ class LiteLLMModel(Model):
     async def _litellm_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
     ) -> AsyncIterator[str | ModelTurn]:
-        ll = litellm_module()
+        ll = await litellm_async()
         if not self.use_stream:
             resp = await ll.acompletion(
                 model=self.model, messages=list(messages), num_retries=0, **kwargs
@@ -439,15 +536,10 @@ class LiteLLMModel(Model):
 
     @property
     def context_window(self) -> int | None:
-        """From the config, else litellm's model info, else unknown."""
+        """From the config, else litellm's price map, else unknown."""
         if self._context_window is not None:
             return self._context_window
-        try:
-            info = litellm_module().get_model_info(self.model)
-            value = info.get("max_input_tokens") or info.get("max_tokens")
-            return int(value) if value else None
-        except Exception:
-            return None
+        return prices.context_window(self.model)
 
     async def stream(
         self,
@@ -538,7 +630,8 @@ class _Accumulator:
 
     def add_dict(self, chunk: dict[str, Any]) -> str:
         """The same, for a chunk parsed from the wire (the direct path)."""
-        usage = chunk.get("usage")
+        # Groq reports usage under its own key when not asked through stream_options.
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
         if usage:
             self.usage = Usage(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
@@ -602,9 +695,6 @@ def _turn_from_response(resp: Any, model: str) -> ModelTurn:
     )
 
 
-_unpriced: set[str] = set()
-
-
 def _turn_from_dict(data: dict[str, Any], model: str) -> ModelTurn:
     choice = (data.get("choices") or [{}])[0]
     msg = choice.get("message") or {}
@@ -628,19 +718,20 @@ def _turn_from_dict(data: dict[str, Any], model: str) -> ModelTurn:
     )
 
 
-def _http_error(status: int, body: str, model: str, params: dict[str, Any]) -> ModelError:
-    """An HTTP error from an OpenAI-compatible server, as a ModelError with a hint."""
+def _http_error(status: int, body: str, model: str, r: Route) -> ModelError:
+    """An HTTP error from a provider's endpoint, as a ModelError with a hint."""
     try:
         detail = json.loads(body).get("error", {})
         message = detail.get("message") if isinstance(detail, dict) else str(detail)
     except (ValueError, AttributeError):
         message = None
     message = (message or body or f"HTTP {status}").strip()[:500]
-    where = f" at {params.get('api_base')}"
+    where = f" at {r.base_url}"
     if status in (401, 403):
+        key = f"set a valid {r.key_source}" if r.key_source else "set a valid API key"
         return ModelError(
             f"authentication failed for {model}{where}: {message}",
-            hint="set a valid API key (api_key under models: in workbench.yaml)",
+            hint=f"{key} (or api_key under models: in workbench.yaml)",
         )
     if status == 404:
         return ModelError(
@@ -651,24 +742,17 @@ def _http_error(status: int, body: str, model: str, params: dict[str, Any]) -> M
         return ModelError(f"rate limited by {model}: {message}", retryable=True)
     if status >= 500:
         return ModelError(f"{model} server error {status}: {message}", retryable=True)
-    if "context" in message.lower() and "length" in message.lower():
+    lower = message.lower()
+    if ("context" in lower and "length" in lower) or "prompt is too long" in lower:
         return ModelError(f"context window exceeded for {model}: {message}")
     return ModelError(f"{model}: HTTP {status}: {message}")
 
 
 def _cost(model: str, usage: Usage) -> float | None:
-    if not usage.total_tokens or model in _unpriced:
+    """USD from litellm's price map (read as a file); ``None`` when the price is unknown."""
+    if not usage.total_tokens:
         return None
-    try:
-        prompt, completion = litellm_module().cost_per_token(
-            model=model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-        )
-        return float(prompt + completion)
-    except Exception:  # unknown price: cost stays unknown rather than wrong
-        _unpriced.add(model)  # and is not looked up again for every call
-        return None
+    return prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
 
 
 # -- the offline test model ---------------------------------------------------------------

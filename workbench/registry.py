@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from workbench.tools import FunctionTool, Tool, ToolDefinitionError, Toolkit, tool
 
 __all__ = [
@@ -105,6 +107,21 @@ def load_toolkit(
         names = ", ".join(toolkits) or "none installed"
         raise PluginError(f"unknown toolkit {toolkit!r} (available: {names})")
     return _load_entry_point(ep, config, root, name=name)
+
+
+def toolkit_settings(toolkit: str) -> type[BaseModel] | None:
+    """The settings model a toolkit declares (``Toolkit.settings``), to check its table in
+    ``workbench.yaml`` when the workspace loads; None when it declares none (or cannot be
+    imported: using it will say why)."""
+    ep = available_toolkits().get(toolkit)
+    if ep is None:
+        return None
+    try:
+        obj = ep.load()
+    except Exception:
+        return None
+    model = getattr(obj, "settings", None) if inspect.isclass(obj) else None
+    return model if inspect.isclass(model) and issubclass(model, BaseModel) else None
 
 
 def _load_entry_point(

@@ -2,7 +2,8 @@
 
 ``workbench run`` renders live events with it, ``workbench sessions show`` and
 ``workbench replay --plain`` render stored ones: the same code, so a session prints back the
-way it ran.
+way it ran. Every event passes through :func:`workbench.termsafe.safe_event` first: what a
+model or a tool wrote never reaches the terminal as control sequences.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from workbench.events import (
     RunCompleted,
     RunFailed,
     RunStarted,
+    SessionImported,
     TeamDelegated,
     TeamVote,
     ToolCall,
@@ -36,6 +38,7 @@ from workbench.events import (
     WorkflowStepCompleted,
     WorkflowStepStarted,
 )
+from workbench.termsafe import json_visible, safe_event
 
 __all__ = ["TranscriptPrinter", "format_args", "short"]
 
@@ -51,8 +54,8 @@ def short(text: str | None, limit: int = 300) -> str:
 
 
 def format_args(args: dict[str, Any]) -> str:
-    """Tool arguments as compact JSON."""
-    return json.dumps(args, ensure_ascii=False, default=str)
+    """Tool arguments as compact JSON (control characters escaped, the value unchanged)."""
+    return json_visible(json.dumps(args, ensure_ascii=False, default=str))
 
 
 class TranscriptPrinter:
@@ -71,6 +74,19 @@ class TranscriptPrinter:
         self._streaming: str | None = None
         self._streamed: set[str] = set()
         self._depth: dict[str, int] = {}
+        self._held: list[Event] | None = None
+
+    def hold(self) -> None:
+        """Keep events back (while the approval prompt is on screen: nothing is drawn
+        under it) until :meth:`release`."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Print the events kept back, in order, and print as they come again."""
+        held, self._held = self._held, None
+        for ev in held or ():
+            self.feed(ev)
 
     def _indent(self, ev: Event) -> str:
         return "  " * self._depth.get(ev.run_id, 0)
@@ -82,6 +98,10 @@ class TranscriptPrinter:
 
     def feed(self, ev: Event) -> None:
         """Print one event."""
+        if self._held is not None:
+            self._held.append(ev)
+            return
+        ev = safe_event(ev)
         if isinstance(ev, MessageDelta):
             if not self.live:
                 return
@@ -185,6 +205,11 @@ class TranscriptPrinter:
             c.print(
                 f"{ind}[yellow]⋯ {ev.turns} earlier messages summarised "
                 f"({ev.tokens_before} → {ev.tokens_after} tokens)[/]"
+            )
+        elif isinstance(ev, SessionImported):
+            c.print(
+                f"[dim]⋯ the {ev.events} events above came from {escape(ev.origin)}: their "
+                "decisions were made elsewhere (shown, not trusted here)[/]"
             )
         elif isinstance(ev, ModelRetry):
             c.print(

@@ -10,7 +10,9 @@ Formats:
   "version": 1, "session_id", "title", "workspace", "created_at", "forked_from",
   "forked_from_seq"}``; then one event per line exactly as
   :func:`~workbench.events.dump_event` writes it (the bytes the store keeps). Exporting,
-  importing into an empty store and exporting again gives the same bytes.
+  importing into an empty store and exporting again gives the same bytes, followed by one
+  ``session.imported`` event: the import's own record that what came before it was made
+  elsewhere.
 * ``md`` and ``html`` are for people: the transcript with every tool call (arguments,
   result or error, duration) and every approval (what was asked, who decided what). The
   HTML page is one self-contained file: inline CSS, no scripts, no external references,
@@ -19,6 +21,12 @@ Formats:
 Run ids are unique across a store (the ``runs`` table is keyed by them), so a fork, or an
 import under a new session id, gives every copied run a new id; the events are otherwise
 copied as they are.
+
+A log is evidence, not authority. An imported session ends with a ``session.imported``
+event (a fork of one gets one too): the approvals before it were not decided in this store,
+so a re-run shows them but does not replay them. ``rerun --approve recorded`` replays a
+decision only when this store made it and the call is the one it was made on (same tool,
+same arguments), and every replayed edit is judged by the current rules like a new call.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from workbench.events import (
     RunCompleted,
     RunFailed,
     RunStarted,
+    SessionImported,
     TeamDelegated,
     TeamVote,
     ToolCall,
@@ -390,6 +399,11 @@ def import_session(
         forked_from=header.forked_from,
         forked_from_seq=header.forked_from_seq,
     )
+    # The import's own record: what came before it was decided elsewhere (evidence only).
+    origin = name or (str(source) if isinstance(source, str | Path) else "<stream>")
+    to_store.append(
+        SessionImported(session_id=session_id, source="import", origin=origin, events=len(to_store))
+    )
     try:
         store.append_many(to_store)
     except BaseException:
@@ -458,6 +472,18 @@ def fork_session(
     events = list(iter_events(store, session_id, up_to=at_seq))
     new_session = new_id("s")
     copied = _remap_runs(events, new_session)
+    imported_later = any(
+        isinstance(e, SessionImported) for e in iter_events(store, session_id) if e.seq > at_seq
+    )
+    if imported_later:  # what is copied came from elsewhere: the fork says so too
+        copied.append(
+            SessionImported(
+                session_id=new_session,
+                source="fork",
+                origin=f"fork of imported session {session_id}",
+                events=len(copied),
+            )
+        )
     copied.extend(_close_open_runs(copied, f"forked at event {at_seq} of {session_id}"))
     store.create_session(
         new_session,
@@ -1195,10 +1221,41 @@ class RerunReport:
         return [c for r in self.runs for c in r.calls if not c.same]
 
 
+@dataclass
+class _Recorded:
+    """A recorded decision and the call it was made on."""
+
+    decision: ApprovalResolved
+    arguments: dict[str, Any]
+    """The arguments the person was shown (the ``approval.required`` it answered)."""
+    trusted: bool
+    """Made in this store (not imported)."""
+
+
+def _recorded_decisions(events: Sequence[Event]) -> dict[tuple[str, str], list[_Recorded]]:
+    """The decisions people (or a decider) made on asked calls, per agent and call id, in
+    order; each with the arguments it was asked on and whether this store made it."""
+    imported_through = max((e.seq for e in events if isinstance(e, SessionImported)), default=0)
+    asked: dict[tuple[str, str, str], dict[str, Any]] = {}
+    out: dict[tuple[str, str], list[_Recorded]] = {}
+    for e in events:
+        if isinstance(e, ApprovalRequired):
+            asked[(e.run_id, e.source, e.call_id)] = e.arguments
+        elif isinstance(e, ApprovalResolved):
+            args = asked.pop((e.run_id, e.source, e.call_id), None)
+            if args is None:
+                continue  # the policy decided; it decides again
+            out.setdefault((e.source, e.call_id), []).append(
+                _Recorded(e, args, trusted=e.seq > imported_through)
+            )
+    return out
+
+
 def _recorded_decider(
-    mode: ApproveMode, decisions: dict[tuple[str, str], list[ApprovalResolved]]
+    mode: ApproveMode, decisions: dict[tuple[str, str], list[_Recorded]]
 ) -> Callable[[PendingApproval], Resolution]:
-    """Decide as recorded: each recorded decision once, in order, per agent and call id."""
+    """Decide as recorded: each recorded decision once, in order, per agent and call id;
+    only a decision this store made, on the same call."""
     from workbench.approvals import Resolution
 
     def decide(p: PendingApproval) -> Resolution:
@@ -1210,13 +1267,28 @@ def _recorded_decider(
             )
         # Call ids are the model's: two agents of a team may both have made a 'call_1'.
         queue = decisions.get((p.source, p.call_id))
-        was = queue.pop(0) if queue else None
-        if was is None:
+        recorded = queue.pop(0) if queue else None
+        if recorded is None:
             return Resolution(
                 "deny",
                 note="no decision was recorded for this call (rerun with --approve all)",
                 decided_by="rerun: none recorded",
             )
+        if not recorded.trusted:
+            return Resolution(
+                "deny",
+                note="the recorded decision was imported (made elsewhere): a re-run shows it "
+                "but does not trust it (rerun with --approve all to allow such calls)",
+                decided_by="rerun: imported decision not trusted",
+            )
+        if p.tool != recorded.decision.tool or p.arguments != recorded.arguments:
+            return Resolution(
+                "deny",
+                note="the recorded decision was made on another call (its tool or arguments "
+                "differ now); rerun with --approve all to allow it",
+                decided_by="rerun: another call",
+            )
+        was = recorded.decision
         # A recorded rule-saving allow applies to this session only: a re-run saves nothing.
         scope: Literal["once", "session"] = "once" if was.scope == "once" else "session"
         return Resolution(
@@ -1341,7 +1413,10 @@ async def rerun_session(
     agent by agent in order.
 
     Tool calls that need approval are decided as recorded (an allow that saved a rule only
-    allows for the re-run's session), or all allowed, or all refused (``approve``).
+    allows for the re-run's session), or all allowed, or all refused (``approve``). A
+    recorded decision is replayed only when this store made it (an imported session's are
+    shown, not trusted) and only on the call it was made on; an edit it replays is judged by
+    the current rules like a new call, so a deny rule wins.
 
     Args:
         engine: An engine on the store holding the session, with the workspace whose tools
@@ -1387,10 +1462,9 @@ async def rerun_session(
                 continue
             tree = _subtree(runs, run.id)
             recorded = [e for e in events if e.run_id in tree]
-            decisions: dict[tuple[str, str], list[ApprovalResolved]] = {}
-            for e in recorded:
-                if isinstance(e, ApprovalResolved):
-                    decisions.setdefault((e.source, e.call_id), []).append(e)
+            decisions = _recorded_decisions(
+                [e for e in events if e.run_id in tree or isinstance(e, SessionImported)]
+            )
             engine.broker.auto_decider = _recorded_decider(approve, decisions)
             recording: Recording | None = None
             if model == "replay":

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints, overload
+from typing import Any, ClassVar, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -172,6 +172,10 @@ class Tool:
     max_output: int | None
     """Characters of its result kept (head and tail); ``None`` for
     :data:`DEFAULT_MAX_OUTPUT`."""
+    idempotent: bool
+    """Running it again changes nothing (a read, a search, a clock): a call that started
+    before its process died and left no result is run again on resume without asking anew.
+    Any other such call is offered again as an approval that says it may already have run."""
 
     def __init__(
         self,
@@ -184,6 +188,7 @@ class Tool:
         source: str = "",
         preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
         max_output: int | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.name = name
         self.description = description
@@ -193,6 +198,7 @@ class Tool:
         self.source = source
         self._preview = preview
         self.max_output = max_output
+        self.idempotent = idempotent
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -333,6 +339,7 @@ class FunctionTool(Tool):
         source: str = "",
         preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
         max_output: int | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
@@ -347,6 +354,7 @@ class FunctionTool(Tool):
             source=source or f"python {fn.__module__}",
             preview=preview,
             max_output=max_output,
+            idempotent=idempotent,
         )
 
     # The signature is analysed on first use, and once per function: creating many agents
@@ -419,6 +427,7 @@ def tool(
     match_on: tuple[MatchOn, str] | None = None,
     preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
     max_output: int | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -432,6 +441,7 @@ def tool(
     match_on: tuple[MatchOn, str] | None = None,
     preview: Callable[[dict[str, Any], ToolContext], ApprovalPreview | None] | None = None,
     max_output: int | None = None,
+    idempotent: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool of a sync or async function.
 
@@ -439,6 +449,7 @@ def tool(
     each argument's description from its ``Args:`` section. A parameter annotated
     :class:`ToolContext` receives the call's context and is hidden from the model.
     ``max_output`` bounds the characters of its result (see :func:`cap_text`).
+    ``idempotent=True`` says running it twice changes nothing (see :attr:`Tool.idempotent`).
 
     Example:
         ```python
@@ -462,6 +473,7 @@ def tool(
             match_on=match_on,
             preview=preview,
             max_output=max_output,
+            idempotent=idempotent,
         )
 
     if fn is not None:
@@ -528,6 +540,10 @@ class Toolkit(ABC):
 
     name: str
     """The prefix of its tools' names (``files``)."""
+    settings: ClassVar[type[BaseModel] | None] = None
+    """A model of its table in ``workbench.yaml`` (``toolkits: <name>:``), when it declares
+    one: the workspace is checked against it at load (unknown keys, types, bounds), so a
+    bad setting fails with its file, line and key before anything runs."""
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
         self.name = name

@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 import types
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import (
@@ -1081,6 +1081,59 @@ class Workspace(_WorkspaceFile):
         spec = self.models.get(name_or_string)
         return spec if spec is not None else ModelSpec(model=name_or_string)
 
+    def target_models(self, kind: str, name: str) -> list[ModelSpec]:
+        """Every model a run of an agent, team or workflow may call: its agents', members',
+        leaders', judges', steps' and routers' (teams and workflows inside it included).
+        Unknown names contribute nothing."""
+        out: dict[str, ModelSpec] = {}
+        seen: set[tuple[str, str]] = set()
+
+        def agent(cfg: AgentConfig | None) -> None:
+            spec = self.resolve_model(cfg.model if cfg is not None else None)
+            out.setdefault(spec.model_dump_json(), spec)
+
+        def visit(kind: str, name: str) -> None:
+            if (kind, name) in seen:
+                return
+            seen.add((kind, name))
+            if kind == "agent" and name in self.agents:
+                agent(self.agents[name])
+            elif kind == "team" and name in self.teams:
+                team = self.teams[name]
+                for member in team.members:
+                    visit(self.target_kind(member) or "agent", member)
+                leader = team.leader
+                if isinstance(leader, str):
+                    visit("agent", leader)
+                elif leader is not None or team.mode != "sequential":
+                    agent(leader)  # an inline table, or the default leader
+                if team.judge:
+                    visit("agent", team.judge)
+            elif kind == "workflow" and name in self.workflows:
+                nodes(self.workflows[name].steps)
+
+        def nodes(items: Sequence[Any]) -> None:
+            for node in items:
+                if isinstance(node, StepNode):
+                    for k in ("agent", "team", "workflow"):
+                        if getattr(node, k):
+                            visit(k, getattr(node, k))
+                elif isinstance(node, RouterNode):
+                    if node.by in self.agents:
+                        visit("agent", node.by)
+                    for route in node.routes.values():
+                        nodes(route)
+                elif isinstance(node, ConditionNode):
+                    nodes(node.then)
+                    nodes(node.else_)
+                elif isinstance(node, LoopNode):
+                    nodes(node.steps)
+                elif isinstance(node, ParallelNode):
+                    nodes(node.parallel)
+
+        visit(kind, name)
+        return list(out.values())
+
     def target_kind(self, name: str) -> Literal["agent", "team", "workflow"] | None:
         """Whether ``name`` is an agent, a team or a workflow (names are unique across them)."""
         if name in self.agents:
@@ -1648,6 +1701,23 @@ class _Checker:
             )
         for i, entry in enumerate(agent.tools):
             self.check_tool((*path, "tools", i), entry)
+        if agent.output_schema is not None:
+            self.check_output_schema((*path, "output_schema"), agent.output_schema)
+
+    def check_output_schema(self, path: Loc, schema: dict[str, Any]) -> None:
+        """The schema is a JSON Schema (checked against the draft 2020-12 meta-schema), so a
+        typo fails here, at load, and not at the end of a run."""
+        import jsonschema  # only a workspace with an output schema pays for it
+
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            inner: Loc = tuple(exc.absolute_path)
+            self.error(
+                (*path, *inner),
+                f"not a valid JSON Schema: {exc.message} (the output schema must be a JSON "
+                "Schema, draft 2020-12)",
+            )
 
     def check_tool(self, path: Loc, entry: str) -> None:
         entry = entry.strip()
@@ -1890,13 +1960,35 @@ class _Checker:
     def check_toolkits(self) -> None:
         if self.known is None:
             return
-        for name in self.ws.toolkits:
+        for name, settings in self.ws.toolkits.items():
             if name not in self.known and name not in BUILTIN_TOOLKITS:
                 self.error(
                     ("toolkits", name),
                     f"settings for unknown toolkit {name!r} (installed toolkits: "
                     f"{_names(sorted(self.known | BUILTIN_TOOLKITS))})",
                 )
+                continue
+            self.check_toolkit_settings(name, settings)
+
+    def check_toolkit_settings(self, name: str, settings: dict[str, Any]) -> None:
+        """A toolkit that declares its settings (``Toolkit.settings``) has them checked
+        here, at load, with the line and key of each mistake."""
+        from workbench.registry import toolkit_settings
+
+        model = toolkit_settings(name)
+        if model is None:
+            return
+        try:
+            model.model_validate(settings)
+        except ValidationError as exc:
+            known = ", ".join(model.model_fields)
+            for err in exc.errors(include_url=False):
+                loc: Loc = ("toolkits", name, *err["loc"])
+                if err["type"] == "extra_forbidden":
+                    message = f"unknown setting {err['loc'][-1]!r}; {name} takes {known}"
+                else:
+                    message = f"{err['msg']}, got {_got(err.get('input'))}"
+                self.error(loc, message)
 
     def check_mcp(self) -> None:
         from workbench.tools import output_limit
@@ -2022,7 +2114,43 @@ def _locate(root: Path | str | None) -> tuple[Path, Path | None]:
     if not base.is_dir():
         raise WorkspaceError(base, None, "", "no such workspace folder")
     file = base / WORKSPACE_FILE
+    if file.exists() and not file.is_file():
+        raise WorkspaceError(
+            file,
+            None,
+            "",
+            "is a folder, not a file: workbench reads its settings from a file named "
+            f"{WORKSPACE_FILE}; rename or remove the folder",
+        )
     return base, (file if file.is_file() else None)
+
+
+_MAX_DEPTH = 100
+"""Nesting at which a file is reported as too deep (YAML reading recurses per level)."""
+
+
+def _deepest_line(text: str) -> int | None:
+    """The line where the nesting first passes :data:`_MAX_DEPTH` (found with YAML's
+    tokenizer, which does not recurse)."""
+    depth = 0
+    starts: tuple[type[yaml.Token], ...] = (
+        yaml.FlowSequenceStartToken,
+        yaml.FlowMappingStartToken,
+        yaml.BlockSequenceStartToken,
+        yaml.BlockMappingStartToken,
+    )
+    ends = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, starts):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    return int(token.start_mark.line) + 1
+            elif isinstance(token, ends):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _default_agents(ws: _WorkspaceFile) -> dict[str, AgentConfig]:
@@ -2069,6 +2197,13 @@ def _parse(text: str, file: Path, root: Path, known_toolkits: Collection[str] | 
         data = {} if node is None else converter.convert(node, ())
     except yaml.YAMLError as exc:
         raise _yaml_error(file, text, exc) from None
+    except RecursionError:
+        raise WorkspaceError(
+            file,
+            _deepest_line(text),
+            "",
+            f"nested too deeply (more than {_MAX_DEPTH} levels of lists and tables): flatten it",
+        ) from None
     errors = list(converter.errors)
     if data is None:
         data = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -79,11 +80,14 @@ def test_search_fork_export_import(client: httpx.Client) -> None:
     assert again.status_code == 409 and "--as-new" in again.json()["error"]["message"]
     copy = client.post("/api/sessions/import", params={"as_new": True}, content=jsonl.content)
     assert copy.status_code == 201, copy.text
-    assert copy.json()["id"] != sid and copy.json()["last_seq"] == len(events)
+    # every event, then the import's own record that they came from elsewhere
+    assert copy.json()["id"] != sid and copy.json()["last_seq"] == len(events) + 1
     assert client.delete(f"/api/sessions/{sid}").status_code == 200
     back = client.post("/api/sessions/import", content=jsonl.content)
     assert back.status_code == 201 and back.json()["id"] == sid
-    assert client.get(f"/api/sessions/{sid}/export/jsonl").content == jsonl.content
+    again = client.get(f"/api/sessions/{sid}/export/jsonl").content
+    assert again.startswith(jsonl.content)
+    assert json.loads(again[len(jsonl.content) :])["type"] == "session.imported"
     bad = client.post("/api/sessions/import", content=b"\xff\xfe")
     assert bad.status_code == 400
     assert client.post("/api/sessions/import", content=b"{}").status_code == 400

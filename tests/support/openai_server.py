@@ -6,7 +6,11 @@ request bodies, chunked or close-delimited SSE responses) on top of
 a "model" whose answers are scripted by the test. Standard library only.
 
 Endpoints: ``POST /v1/chat/completions`` (also ``/chat/completions``),
-``GET /v1/models`` (also ``/models`` and ``/v1/models/<id>``), ``GET /health``.
+``POST /v1/messages`` (Anthropic's Messages API, streamed or not, answering from the same
+script: the request is read as the equivalent chat request, the reply written in
+Anthropic's shape; it checks what the real API refuses: no ``max_tokens``, no
+``anthropic-version``, empty text blocks, a ``tool_use`` without its ``tool_result`` in the
+next turn), ``GET /v1/models`` (also ``/models`` and ``/v1/models/<id>``), ``GET /health``.
 
 Where each answer comes from, in order:
 
@@ -507,6 +511,11 @@ class FakeOpenAI:
         """Only the chat-completion requests (what replies were consumed for)."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def messages_requests(self) -> list[RecordedRequest]:
+        """Only the Anthropic Messages requests."""
+        return [r for r in self.requests if r.path.rstrip("/").endswith("/messages")]
+
     def push(self, *replies: ReplyLike) -> None:
         """Append replies to the script queue (safe from any thread)."""
         self.script.add(*replies)
@@ -625,6 +634,11 @@ class FakeOpenAI:
                 await self._send_json(writer, 405, _error_body(405, "Use POST."), keep_alive)
                 return keep_alive
             return await self._chat(record, writer, keep_alive, http11)
+        if path in ("/v1/messages", "/messages"):
+            if method != "POST":
+                await self._send_json(writer, 405, _anthropic_error(405, "Use POST."), keep_alive)
+                return keep_alive
+            return await self._messages(record, writer, keep_alive, http11)
         if method == "GET" and path in ("/v1/models", "/models"):
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "workbench"}
@@ -831,6 +845,125 @@ class FakeOpenAI:
         events.append(b"data: [DONE]\n\n")
         return events
 
+    # -- Anthropic's Messages API -------------------------------------------------------
+
+    async def _messages(
+        self, record: RecordedRequest, writer: asyncio.StreamWriter, keep_alive: bool, http11: bool
+    ) -> bool:
+        try:
+            request = json.loads(record.body or b"null")
+        except ValueError as exc:
+            body = _anthropic_error(400, f"Invalid JSON body: {exc}")
+            await self._send_json(writer, 400, body, keep_alive)
+            return keep_alive
+        problem = _anthropic_problem(request, record.headers)
+        if problem is not None:
+            await self._send_json(writer, 400, _anthropic_error(400, problem), keep_alive)
+            return keep_alive
+        record.json = request
+        chat = _chat_from_anthropic(request)
+        try:
+            reply = await self._select(chat)
+        except Exception as exc:  # a broken responder must not kill the server
+            self.errors.append(exc)
+            body = _anthropic_error(500, f"responder raised {type(exc).__name__}: {exc}")
+            await self._send_json(writer, 500, body, keep_alive)
+            return keep_alive
+        record.reply = reply
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        if reply.hang:
+            await asyncio.Future()  # until stop() cancels us
+        if reply.error is not None:
+            body = _anthropic_error(reply.error, reply.message)
+            await self._send_json(writer, reply.error, body, keep_alive, reply.headers)
+            return keep_alive
+        model = str(request.get("model") or "fake")
+        text = reply.text or ""
+        calls = [self._tool_call(spec) for spec in reply.tool_calls]
+        uses = [
+            (
+                c["id"] if len(spec) == 3 else f"toolu_{c['id']}",
+                c["function"]["name"],
+                c["function"]["arguments"],
+            )
+            for spec, c in zip(reply.tool_calls, calls, strict=True)
+        ]
+        usage = self._usage(chat, reply, text, calls)
+        reason = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+        stop = reason.get(reply.finish_reason or "", reply.finish_reason) or (
+            "tool_use" if uses else "end_turn"
+        )
+        message_id = f"msg_fake{next(self._completion_ids)}"
+        if not request.get("stream"):
+            content: list[JSONDict] = [{"type": "text", "text": text}] if text else []
+            for call_id, name, arguments in uses:
+                content.append(
+                    {"type": "tool_use", "id": call_id, "name": name, "input": _input(arguments)}
+                )
+            body = {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": usage["prompt_tokens"],
+                    "output_tokens": usage["completion_tokens"],
+                },
+            }
+            await self._send_json(writer, 200, body, keep_alive, reply.headers)
+            return keep_alive
+
+        def event(kind: str, data: JSONDict) -> bytes:
+            return f"event: {kind}\ndata: {_dumps({'type': kind, **data})}\n\n".encode()
+
+        start = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": 1},
+        }
+        events = [event("message_start", {"message": start}), event("ping", {})]
+        index = 0
+        if text:
+            events.append(
+                event(
+                    "content_block_start",
+                    {"index": 0, "content_block": {"type": "text", "text": ""}},
+                )
+            )
+            for piece in _split_text(text, reply.chunks):
+                delta = {"type": "text_delta", "text": piece}
+                events.append(event("content_block_delta", {"index": 0, "delta": delta}))
+            events.append(event("content_block_stop", {"index": 0}))
+            index = 1
+        for call_id, name, arguments in uses:
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            events.append(event("content_block_start", {"index": index, "content_block": block}))
+            for frag in _split_even(arguments, reply.arg_chunks):
+                delta = {"type": "input_json_delta", "partial_json": frag}
+                events.append(event("content_block_delta", {"index": index, "delta": delta}))
+            events.append(event("content_block_stop", {"index": index}))
+            index += 1
+        events.append(
+            event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["completion_tokens"]},
+                },
+            )
+        )
+        events.append(event("message_stop", {}))
+        return await self._send_sse(writer, events, reply, keep_alive, http11)
+
     # -- writing ----------------------------------------------------------------
 
     async def _send_json(
@@ -928,6 +1061,124 @@ def _error_body(status: int, message: str | None, *, code: str | None | bool = F
     }
 
 
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def _anthropic_error(status: int, message: str | None) -> JSONDict:
+    kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message or kind}}
+
+
+def _anthropic_problem(request: Any, headers: Mapping[str, str]) -> str | None:
+    """What the real Messages API would refuse in this request, or ``None``."""
+    if not isinstance(request, dict):
+        return "Body must be a JSON object."
+    if not headers.get("anthropic-version"):
+        return "anthropic-version: header is required"
+    if not isinstance(request.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    pending: set[str] = set()
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or m.get("role") not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or not blocks:
+            return f"messages.{i}.content: must not be empty"
+        results = {str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"}
+        if pending and (m.get("role") != "user" or not pending <= results):
+            return (
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(sorted(pending - results))}"
+            )
+        for b in blocks:
+            if b.get("type") == "text" and not b.get("text"):
+                return f"messages.{i}: text content blocks must be non-empty"
+        pending = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"}
+    return None
+
+
+def _input(arguments: str) -> Any:
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _chat_from_anthropic(request: Mapping[str, Any]) -> JSONDict:
+    """The chat-completions request that says what a Messages request says (for the
+    script's responder and the echo responder)."""
+    messages: list[JSONDict] = []
+    system = request.get("system")
+    if isinstance(system, list):
+        system = "".join(str(b.get("text", "")) for b in system if isinstance(b, Mapping))
+    if system:
+        messages.append({"role": "system", "content": system})
+    for m in request.get("messages") or []:
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts = [str(b.get("text", "")) for b in blocks if b.get("type") == "text"]
+        if m.get("role") == "assistant":
+            msg: JSONDict = {"role": "assistant", "content": "".join(texts) or None}
+            calls = [
+                {
+                    "id": b.get("id"),
+                    "type": "function",
+                    "function": {"name": b.get("name"), "arguments": _dumps(b.get("input"))},
+                }
+                for b in blocks
+                if b.get("type") == "tool_use"
+            ]
+            if calls:
+                msg["tool_calls"] = calls
+            messages.append(msg)
+            continue
+        for b in blocks:
+            if b.get("type") == "tool_result":
+                result = b.get("content")
+                if isinstance(result, list):
+                    result = "".join(str(x.get("text", "")) for x in result)
+                messages.append(
+                    {"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": result}
+                )
+        if texts:
+            messages.append({"role": "user", "content": "".join(texts)})
+    chat: JSONDict = {"model": request.get("model"), "messages": messages}
+    tools = request.get("tools") or []
+    if tools:
+        chat["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    "description": t.get("description", ""),
+                    "parameters": t.get("input_schema") or {},
+                },
+            }
+            for t in tools
+        ]
+    choice = request.get("tool_choice") or {}
+    if choice.get("type") == "any":
+        chat["tool_choice"] = "required"
+    elif choice.get("type") == "none":
+        chat["tool_choice"] = "none"
+    elif choice.get("type") == "tool":
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    return chat
+
+
 def _describe(reply: Reply | None) -> str:
     if reply is None:
         return "-"
@@ -983,6 +1234,10 @@ class FakeOpenAIThread:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return self.server.chat_requests
+
+    @property
+    def messages_requests(self) -> list[RecordedRequest]:
+        return self.server.messages_requests
 
     @property
     def errors(self) -> list[BaseException]:

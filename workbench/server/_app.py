@@ -147,6 +147,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What the first model calls would wait for (litellm only if a model needs it).
+        engine.warm_up()
         hub.start()
         control.start()
         remove = hub.add_watcher(watch)

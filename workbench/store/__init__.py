@@ -11,6 +11,7 @@ SQLite in WAL mode by default (under the user data directory), or any SQLAlchemy
 
 from __future__ import annotations
 
+from ._errors import StoreError, store_error
 from .migrations import MIGRATIONS, Migration, SchemaTooNewError, latest_version, migrate
 from .store import (
     DB_ENV_VAR,
@@ -47,10 +48,12 @@ __all__ = [
     "SessionInfo",
     "Store",
     "StoreClosedError",
+    "StoreError",
     "create_engine_for",
     "default_url",
     "latest_version",
     "migrate",
     "new_id",
     "process_owner",
+    "store_error",
 ]

@@ -55,7 +55,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPo
 from sqlmodel import SQLModel
 
 from ..events import Event, EventAdapter, EventBase, Usage, dump_event
-from .migrations import migrate
+from ._errors import StoreError, sqlite_path, store_error
+from .migrations import current_version, latest_version, migrate
 from .schema import TABLE_NAMES
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "SessionInfo",
     "Store",
     "StoreClosedError",
+    "StoreError",
     "create_engine_for",
     "default_url",
     "new_id",
@@ -578,13 +580,16 @@ class Store:
     and return once committed. Everything else may be called from any thread.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_only: StoreError | None = None) -> None:
         """Wrap an engine whose database is migrated. Prefer :meth:`open`.
 
         Args:
             engine: From :func:`create_engine_for`. The store disposes of it on close.
+            read_only: Why the store could only be opened for reading (appends refuse).
         """
         self._engine = engine
+        self.read_only = read_only
+        """Why the store is open for reading only (a full disk, a read-only file), or None."""
         self._sqlite = engine.dialect.name == "sqlite"
         self.default_workspace = ""
         """The workspace recorded for a session that its first event creates."""
@@ -608,7 +613,9 @@ class Store:
         self._closing = False
         self._raw: PoolProxiedConnection | None = None
         self._checkpointer = (
-            _Checkpointer(engine) if self._sqlite and not _is_sqlite_memory(engine.url) else None
+            _Checkpointer(engine)
+            if self._sqlite and not _is_sqlite_memory(engine.url) and read_only is None
+            else None
         )
         self._thread = threading.Thread(
             target=self._writer, name="workbench-store-writer", daemon=True
@@ -616,20 +623,65 @@ class Store:
         self._thread.start()
 
     @classmethod
-    def open(cls, url: str | None = None) -> Store:
+    def open(cls, url: str | None = None, *, read_only_fallback: bool = False) -> Store:
         """Open (creating and migrating as needed) the database at a URL.
 
         Args:
             url: A SQLAlchemy URL. None means ``$WORKBENCH_DB`` if set, else the SQLite
                 file ``workbench.db`` in the user data directory.
+            read_only_fallback: When a SQLite store cannot be written (its disk is full,
+                its file or folder is read-only), open it for reading instead
+                (:attr:`read_only` says why); for commands that only read.
+
+        Raises:
+            StoreError: the database is damaged, read-only, full or unreachable (the
+                message names it, the hint says what to do).
         """
-        engine = create_engine_for(url or default_url())
+        url = url or default_url()
+        try:
+            engine = create_engine_for(url)
+        except Exception as exc:
+            error = store_error(exc, url)
+            if error is None:
+                raise
+            raise error from exc
         try:
             migrate(engine)
+        except Exception as exc:
+            engine.dispose()
+            error = store_error(exc, url)
+            if error is None:
+                raise
+            if read_only_fallback and error.problem in ("full", "read-only"):
+                fallback = cls._open_read_only(url, error)
+                if fallback is not None:
+                    return fallback
+            raise error from exc
         except BaseException:
             engine.dispose()
             raise
         return cls(engine)
+
+    @classmethod
+    def _open_read_only(cls, url: str, why: StoreError) -> Store | None:
+        """The SQLite file opened immutable and read-only (no -wal or -shm written), if it
+        is migrated already; else None."""
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return None
+        engine = create_engine(
+            f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true",
+            connect_args={"check_same_thread": False},
+        )
+        try:
+            with engine.connect() as conn:
+                if current_version(conn) != latest_version():
+                    engine.dispose()
+                    return None
+        except Exception:
+            engine.dispose()
+            return None
+        return cls(engine, read_only=why)
 
     @property
     def engine(self) -> Engine:
@@ -776,6 +828,8 @@ class Store:
         return event
 
     def _put(self, item: _Pending) -> None:
+        if self.read_only is not None:
+            raise self.read_only
         with self._cond:
             if self._closing:
                 raise StoreClosedError("the store is closed")
@@ -1423,8 +1477,10 @@ class Store:
         PostgreSQL) are left alone: only their own host can tell.
 
         Returns:
-            The ids of the runs marked.
+            The ids of the runs marked (none in a store open for reading only).
         """
+        if self.read_only is not None:
+            return []
         with self._write() as conn:
             rows = conn.execute(
                 select(_runs.c.id, _runs.c.owner).where(_runs.c.status.in_(_LIVE_STATUSES))

@@ -1,0 +1,277 @@
+"""Start-up: a prompt typed at once is sent as soon as the workspace is loaded, never after
+litellm unless its target needs it; a broken workbench.yaml is shown in place, refuses
+prompts (keeping them) and recovers when the file is fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Static
+
+import workbench.models
+from screens.app import WorkbenchApp
+from tests.support.openai_server import FakeOpenAI
+from tests.tui.conftest import events_of, wait_engine, wait_for
+
+SIZE = (120, 40)
+
+
+def of_type(events: list[Any], kind: str) -> list[Any]:
+    return [e for e in events if e.type == kind]
+
+
+def seen(app: WorkbenchApp, kind: str) -> list[Any]:
+    """The stored events of this type in the app's session (none before it has one)."""
+    if app.engine is None or app.session_id is None:
+        return []
+    return of_type(events_of(app), kind)
+
+
+def app_on(root: Path, db: str, gate: threading.Event | None = None, **kw: Any) -> WorkbenchApp:
+    """The app on a real engine, warming models as in production (``warm_up=True``); the
+    engine opens once ``gate`` is set."""
+
+    def factory() -> Any:
+        from workbench.engine import Engine
+
+        if gate is not None:
+            gate.wait(10)
+        return Engine.open(root, db)
+
+    kw.setdefault("animate", False)
+    kw.setdefault("watch_workspace", False)
+    return WorkbenchApp(root, db, engine_factory=factory, warm_up=True, **kw)
+
+
+@pytest.fixture
+def litellm_never_loads(monkeypatch: pytest.MonkeyPatch) -> concurrent.futures.Future[Any]:
+    """litellm's import, as if it took forever: whatever waits for it never answers."""
+    pending: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    pending.set_running_or_notify_cancel()
+    monkeypatch.setattr(workbench.models, "_litellm", pending)
+    return pending
+
+
+def write(root: Path, text: str) -> Path:
+    root.mkdir(exist_ok=True)
+    path = root / "workbench.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+async def bump(path: Path) -> None:
+    """Make sure the mtime moves even on coarse file systems."""
+    st = path.stat()
+    os.utime(path, (st.st_atime, max(time.time(), st.st_mtime + 1)))
+    await asyncio.sleep(0)
+
+
+def info_line(app: WorkbenchApp) -> str:
+    return str(app.view.query_one("#target-info", Static).render())  # type: ignore[union-attr]
+
+
+# -- nothing waits that need not -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["test model", "direct model"])
+async def test_a_prompt_typed_at_once_is_sent_without_waiting_for_litellm(
+    tmp_path: Path,
+    db_url: str,
+    fake_model: FakeOpenAI,
+    litellm_never_loads: concurrent.futures.Future[Any],
+    where: str,
+) -> None:
+    model = (
+        "test"
+        if where == "test model"
+        else f'{{model: openai/fake, api_base: "{fake_model.base_url}", api_key: none}}'
+    )
+    root = tmp_path / "ws"
+    write(root, f"models:\n  default: {model}\nagents:\n  helper:\n    instructions: Hi.\n")
+    gate = threading.Event()
+    app = app_on(root, db_url, gate)
+    async with app.run_test(size=SIZE) as pilot:
+        # Typed in the first frame, before the workspace is loaded.
+        app.prompt.focus()
+        await pilot.press(*"ping one", "enter")
+        await pilot.pause()
+        assert app.engine is None and app.view is not None and app.view.chat.queued == 1
+        gate.set()
+        await wait_engine(pilot)
+        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=10)
+        answer = seen(app, "run.completed")[0].output
+        assert answer == (
+            "[test model] You said: ping one" if where == "test model" else "echo: ping one"
+        )
+        assert not litellm_never_loads.done()  # nobody waited for it
+        assert app._litellm == "idle" and "litellm" not in info_line(app)
+        assert app.status.engine == "workspace ws"  # no "loading models…"
+
+
+async def test_a_target_whose_model_needs_litellm_says_so_and_waits_for_it_alone(
+    tmp_path: Path,
+    db_url: str,
+    fake_model: FakeOpenAI,
+    litellm_never_loads: concurrent.futures.Future[Any],
+) -> None:
+    base = fake_model.base_url
+    root = tmp_path / "ws"
+    write(
+        root,
+        f"""
+        models:
+          fast: {{model: openai/fake, api_base: "{base}", api_key: none}}
+          via_litellm: {{model: openai/fake, api_base: "{base}", api_key: none, direct: false}}
+        agents:
+          quick: {{model: fast, instructions: Hi.}}
+          slow: {{model: via_litellm, instructions: Hi.}}
+        """,
+    )
+    app = app_on(root, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        assert app.view is not None
+        # The first target is called directly: nothing to load.
+        assert app._litellm == "idle" and "litellm" not in info_line(app)
+        app.choose_target("agent", "slow")
+        await pilot.pause()
+        assert "loading litellm…" in info_line(app)
+        assert "loading litellm…" in app.status.model
+        app.prompt.focus()
+        await pilot.press(*"to slow", "enter")
+        await wait_for(pilot, lambda: seen(app, "run.started"))
+        assert any("waiting for litellm" in (n.title or "") for n in app._notifications)
+        await pilot.pause(0.3)
+        assert not seen(app, "run.completed")  # it waits for litellm
+        assert fake_model.chat_requests == []
+        # litellm arrives: the waiting run goes on through it, and the line says nothing more.
+        module = await asyncio.to_thread(workbench.models._import_litellm)
+        litellm_never_loads.set_result(module)
+        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=30)
+        app.choose_target("agent", "slow")
+        await wait_for(pilot, lambda: "litellm" not in info_line(app), timeout=5)
+        assert seen(app, "run.completed")[0].output == "echo: to slow"
+    assert fake_model.chat_requests[-1].messages[-1]["content"] == "to slow"
+
+
+async def test_quick_targets_answer_while_litellm_loads_for_another(
+    tmp_path: Path,
+    db_url: str,
+    fake_model: FakeOpenAI,
+    litellm_never_loads: concurrent.futures.Future[Any],
+) -> None:
+    base = fake_model.base_url
+    root = tmp_path / "ws"
+    write(
+        root,
+        f"""
+        models:
+          via_litellm: {{model: openai/fake, api_base: "{base}", api_key: none, direct: false}}
+        agents:
+          slow: {{model: via_litellm, instructions: Hi.}}
+          quick: {{model: test, instructions: Hi.}}
+        """,
+    )
+    app = app_on(root, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        # The first target needs litellm: its import starts at once and the line says so.
+        assert app._litellm == "loading" and "loading litellm…" in info_line(app)
+        app.choose_target("agent", "quick")
+        await pilot.pause()
+        assert "litellm" not in info_line(app)
+        app.prompt.focus()
+        await pilot.press(*"hello", "enter")
+        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=10)
+        assert seen(app, "run.completed")[0].output == "[test model] You said: hello"
+
+
+# -- a broken workbench.yaml recovers ---------------------------------------------------------
+
+BROKEN = """\
+models:
+  default: test
+agents:
+  helper:
+    instructions: Hi.
+    model: 3
+"""
+
+FIXED = """\
+models:
+  default: test
+agents:
+  helper:
+    instructions: Hi.
+"""
+
+
+async def test_a_broken_workspace_is_shown_in_place_refuses_prompts_and_recovers(
+    tmp_path: Path, db_url: str
+) -> None:
+    root = tmp_path / "ws"
+    path = write(root, BROKEN)
+    app = app_on(root, db_url, watch_workspace=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app._load == "failed")
+        panel = app.query_one("#load-error", Static)
+        shown = str(panel.render())
+        assert "workbench.yaml has an error" in shown
+        assert "workbench.yaml:6: agents.helper.model" in shown  # file, line and key
+        assert "reloads by itself" in shown
+        assert app.status.failed and "workbench.yaml has an error" in app.status.engine
+        assert "loading" not in app.status.engine
+        # A prompt is refused with the reason, and kept.
+        app.prompt.focus()
+        await pilot.press(*"keep me", "enter")
+        await pilot.pause()
+        assert app.prompt.text == "keep me"
+        assert app.view is not None and app.view.chat.queued == 0
+        refusal = [n for n in app._notifications if n.title == "Not sent"]
+        assert refusal and "agents.helper.model" in refusal[-1].message
+        # Fixed: it reloads by itself, the error goes, and the kept prompt is sent.
+        path.write_text(FIXED)
+        await bump(path)
+        await wait_engine(pilot)
+        await wait_for(  # a toast is a message: drawn a moment after the engine opens
+            pilot, lambda: any(n.title == "workbench.yaml fixed" for n in app._notifications)
+        )
+        await wait_for(pilot, lambda: not app.query("#load-error"))
+        assert app._load == "ready" and not app.status.failed
+        assert app.status.engine == "workspace ws"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: seen(app, "run.completed"))
+        assert seen(app, "run.completed")[0].output == "[test model] You said: keep me"
+
+
+async def test_prompts_queued_while_loading_come_back_when_the_workspace_fails(
+    tmp_path: Path, db_url: str
+) -> None:
+    root = tmp_path / "ws"
+    path = write(root, BROKEN)
+    gate = threading.Event()
+    app = app_on(root, db_url, gate, watch_workspace=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.prompt.focus()
+        await pilot.press(*"first", "enter")
+        await pilot.press(*"second", "enter")
+        await pilot.pause()
+        assert app.view is not None and app.view.chat.queued == 2
+        gate.set()
+        await wait_for(pilot, lambda: app._load == "failed")
+        assert app.view.chat.queued == 0
+        assert app.prompt.text == "first\n\nsecond"
+        assert any(n.title == "2 prompts not sent" for n in app._notifications)
+        # Broken again by a second edit: still failed, the panel says the new error.
+        path.write_text(BROKEN.replace("model: 3", "model: 3\n    nope: 1"))
+        await bump(path)
+        await wait_for(pilot, lambda: "nope" in str(app.query_one("#load-error", Static).render()))
+        assert app._load == "failed" and app.engine is None

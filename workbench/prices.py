@@ -1,0 +1,198 @@
+"""Prices and context windows of models, read from litellm's price map as a file.
+
+litellm ships its map of model prices and context windows as a JSON file inside its package
+(``model_prices_and_context_window_backup.json``, 3.4 MB). Importing litellm to read it costs
+seconds and 200 MB; finding the file with :func:`importlib.util.find_spec` executes nothing.
+Parsing all of it takes 20 ms quiet (80 ms on a busy machine) and keeps 9 MB, so a
+short-lived process (``workbench run``) reads only the entries it asks for, found in the
+file's text (its top-level keys are the only lines indented by four spaces) and decoded
+alone (5 ms of CPU, against 17 ms for the whole map, measured here); a long-lived one (the TUI, ``serve``) parses the whole map once,
+ahead of time, with :func:`warm` from a thread. Every lookup is cached, a model missing from
+the map too, so an unknown model costs nothing to look up again.
+
+Lookups follow litellm's for the model strings people write: the whole string
+(``openrouter/openai/gpt-4o``, ``gemini/gemini-2.0-flash``), then the name after the
+provider (``openai/gpt-4o`` → ``gpt-4o``) when the entry belongs to that provider, case
+aside. A price above a prompt-size threshold (``input_cost_per_token_above_200k_tokens``)
+applies to the whole call once the prompt is over it, as litellm bills it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["context_window", "cost", "model_info", "price_map_path", "warm"]
+
+log = logging.getLogger("workbench.prices")
+
+PRICE_MAP_FILE = "model_prices_and_context_window_backup.json"
+"""The file litellm ships in its package folder."""
+
+_lock = threading.Lock()
+_map: dict[str, Mapping[str, Any]] | None = None
+"""Lower-cased model name -> its entry; ``{}`` when the file cannot be read."""
+
+_INCLUSIVE_THRESHOLDS = frozenset({"xai"})
+"""Providers that bill the higher tier once the prompt reaches the threshold (not only
+past it), as litellm does."""
+
+_THRESHOLD = re.compile(r"^input_cost_per_token_above_(\d+)(k?)_tokens$")
+
+
+def price_map_path() -> Path | None:
+    """Where litellm's price map is, found without importing litellm; ``None`` if absent."""
+    try:
+        spec = importlib.util.find_spec("litellm")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / PRICE_MAP_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _text() -> str | None:
+    path = price_map_path()
+    if path is None:
+        log.warning("litellm's price map was not found: costs and context windows unknown")
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot read litellm's price map %s: %s", path, exc)
+        return None
+
+
+def _parse(text: str | None) -> dict[str, Mapping[str, Any]]:
+    """The whole map, by lower-cased name (the first of names equal but for case wins)."""
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError as exc:
+        log.warning("cannot parse litellm's price map: %s", exc)
+        return {}
+    out: dict[str, Mapping[str, Any]] = {}
+    for key, entry in data.items() if isinstance(data, dict) else ():
+        if isinstance(entry, dict) and key != "sample_spec":
+            out.setdefault(key.lower(), entry)
+    return out
+
+
+def _entries(names: list[str]) -> dict[str, Mapping[str, Any]]:
+    """The entries of these lower-cased names: from the parsed map once :func:`warm` ran,
+    else from one read of the file, decoding only these entries."""
+    global _map
+    if _map is not None:
+        return {n: _map[n] for n in names if n in _map}
+    text = _text()
+    if text is None:
+        return {}
+    if not (text.isascii() and text.startswith('{\n    "')):
+        # Not the layout the search relies on (a new litellm?): parse it all, once.
+        with _lock:
+            if _map is None:
+                _map = _parse(text)
+        return {n: _map[n] for n in names if n in _map}
+    decoder = json.JSONDecoder()
+    out: dict[str, Mapping[str, Any]] = {}
+    for name in names:
+        if '"' in name or "\\" in name:
+            continue
+        head = f'\n    "{name}": '
+        at = text.find(head)  # names are mostly written as the map writes them
+        if at < 0:
+            found = re.search(re.escape(head), text, re.IGNORECASE)
+            if found is None:
+                continue
+            at = found.start()
+        try:
+            entry, _ = decoder.raw_decode(text, at + len(head))
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and name != "sample_spec":
+            out[name] = entry
+    return out
+
+
+def warm() -> None:
+    """Parse the whole price map now (from a thread, in a long-lived process), so that
+    later lookups only read memory."""
+    global _map
+    if _map is not None:
+        return
+    text = _text()
+    with _lock:
+        if _map is None:
+            _map = _parse(text)
+
+
+def _provider_matches(entry: Mapping[str, Any], provider: str | None) -> bool:
+    owner = entry.get("litellm_provider")
+    return provider is None or owner is None or owner == provider
+
+
+@lru_cache(maxsize=1024)
+def model_info(model: str) -> Mapping[str, Any] | None:
+    """The price-map entry of a model string, or ``None`` (cached, misses too)."""
+    provider, _, rest = model.partition("/") if "/" in model else ("", "", model)
+    candidates: list[tuple[str, str | None]] = [(model, provider or None)]
+    if provider:
+        candidates.append((rest, provider))
+    entries = _entries([name.lower() for name, _ in candidates])
+    for name, owner in candidates:
+        entry = entries.get(name.lower())
+        if entry is not None and _provider_matches(entry, owner):
+            return entry
+    return None
+
+
+def context_window(model: str) -> int | None:
+    """Tokens the model accepts (``max_input_tokens``, else ``max_tokens``), when known."""
+    info = model_info(model)
+    if info is None:
+        return None
+    value = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD for a call, when the model's prices are known."""
+    info = model_info(model)
+    if info is None:
+        return None
+    rate_in, rate_out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if not isinstance(rate_in, int | float) and not isinstance(rate_out, int | float):
+        return None
+    rate_in = float(rate_in or 0.0)
+    rate_out = float(rate_out or 0.0)
+    inclusive = info.get("litellm_provider") in _INCLUSIVE_THRESHOLDS
+    for threshold, suffix in _thresholds(info):
+        over = prompt_tokens >= threshold if inclusive else prompt_tokens > threshold
+        if not over:
+            break
+        tier_in = info.get(f"input_cost_per_token_above_{suffix}_tokens")
+        tier_out = info.get(f"output_cost_per_token_above_{suffix}_tokens")
+        if isinstance(tier_in, int | float):
+            rate_in = float(tier_in)
+        if isinstance(tier_out, int | float):
+            rate_out = float(tier_out)
+    return prompt_tokens * rate_in + completion_tokens * rate_out
+
+
+def _thresholds(info: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """The entry's prompt-size tiers, smallest first: (tokens, the key's ``200k`` part)."""
+    out = []
+    for key in info:
+        m = _THRESHOLD.match(key)
+        if m:
+            n = int(m.group(1)) * (1000 if m.group(2) else 1)
+            out.append((n, m.group(1) + m.group(2)))
+    return sorted(out)
