@@ -73,8 +73,9 @@ class WorkbenchApp(App[int]):
         replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
             the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
-        warm_up: Import litellm in a thread for a target that needs it, and read the price
-            map, once the engine is open (default: only with the real, local engine).
+        warm_up: Import litellm in a thread for a target that needs it; read the price
+            map and start the MCP servers (``Engine.warm_up``) once the engine is open
+            (default: only with the real, local engine).
         watch_workspace: Reload ``workbench.yaml`` when it changes.
         animate: Spinners and the blinking cursor (off for snapshot tests).
         frame_interval: Seconds between two redraws of streamed events.
@@ -304,18 +305,6 @@ class WorkbenchApp(App[int]):
             return
         self.post_message(self.EngineReady(engine))
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="warm-up",
-        description="read the price map",
-        exit_on_error=False,
-    )
-    def _warm_prices(self) -> None:
-        from workbench import prices
-
-        prices.warm()
-
     @work(exclusive=True, group="litellm", description="import litellm", exit_on_error=False)
     async def _import_litellm(self) -> None:
         # The import runs in its own thread (workbench.models); this only awaits it, so
@@ -374,11 +363,12 @@ class WorkbenchApp(App[int]):
         self.engine_ready = True
         self._show_workspace()
         if self._warm_up:
-            self._warm_prices()
-            # MCP servers start in the background, concurrently; the MCP pane shows them.
-            warm_toolkits = getattr(engine, "warm_toolkits", None)
-            if warm_toolkits is not None:
-                warm_toolkits()
+            # The engine's one warm-up: the price map, and the MCP servers started in the
+            # background, concurrently (the MCP pane shows them). litellm is imported only
+            # for a target that needs it (_litellm_for), so not here.
+            warm_up = getattr(engine, "warm_up", None)
+            if warm_up is not None:
+                warm_up(litellm=False)
         if self._watch_workspace:
             self._ws_file = self._workspace_file()
             self._ws_mtime = self._mtime()

@@ -195,12 +195,22 @@ class Engine:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def warm_up(self) -> bool:
-        """Start, in background threads, what the workspace's first model calls would wait
-        for: the price map, and litellm when one of its models needs it (``serve`` calls
-        this at start). Returns whether litellm is being imported."""
+    def warm_up(self, *, litellm: bool = True) -> bool:
+        """Start in the background what the workspace's first runs would wait for: the
+        price map (in a thread), litellm when one of its models needs it (in another; not
+        with ``litellm=False``: the TUI imports it for the chosen target only, saying so),
+        and every MCP server, concurrently (when called from a running event loop). The one
+        warm-up path of ``serve`` and the TUI. Returns whether litellm is being imported."""
         from workbench.models import warm_up
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop to start the servers in: the first run starts them
+            pass
+        else:
+            self.warm_toolkits()
+        if not litellm:
+            return warm_up(())
         ws = self.workspace
         targets = [
             *(("agent", n) for n in ws.agents),

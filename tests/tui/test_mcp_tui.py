@@ -56,13 +56,30 @@ def cell_texts(table: DataTable[Any]) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+async def test_the_app_starts_every_mcp_server_when_the_engine_opens(
+    mcp_workspace: Path, db_url: str
+) -> None:
+    """The app's warm-up is the engine's (``Engine.warm_up``): the MCP servers start in the
+    background, all at once, as soon as the workspace is open, before any prompt or F9."""
+    app = real_app(mcp_workspace, db_url, warm_up=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        engine: Any = app.engine
+
+        def states() -> dict[str, str]:
+            return {s.name: s.state for s in engine.toolkit_statuses() if s.kind == "mcp"}
+
+        await wait_for(pilot, lambda: states() == {"toy": "ready", "broken": "failed"}, 30)
+        assert app.session_id is None  # nothing was sent: the warm-up started them
+
+
 async def test_mcp_screen_shows_states_and_attaches_a_resource(
     mcp_workspace: Path, db_url: str
 ) -> None:
     app = real_app(mcp_workspace, db_url)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None)
-        app.engine.warm_toolkits()  # type: ignore[union-attr]  # what the app does with warm_up
+        app.engine.warm_up(litellm=False)  # type: ignore[union-attr]  # what the app does at open
         await pilot.press("f9")
         await wait_for(pilot, lambda: isinstance(app.screen, McpScreen))
         screen = app.screen
