@@ -342,8 +342,8 @@ class LiteLLMModel(Model):
         retry: back-off for transient failures.
         stream: stream the reply (``False``: one whole response).
         direct: allow the direct path.
-        media: the content parts it takes (``image``, ``audio``); ``None``: what litellm's
-            model map says (``supports_vision``, ``supports_audio_input``).
+        media: the content parts it takes (``image``, ``audio``); ``None``: what the price
+            map says (``supports_vision``, ``supports_audio_input``).
     """
 
     def __init__(
@@ -520,13 +520,10 @@ class LiteLLMModel(Model):
         yield acc.turn()
 
     def accepts(self, kind: str) -> bool:
-        """From the ``media`` setting, else litellm's model info (asked only when a tool
-        returned media), else no."""
+        """From the ``media`` setting, else the price map's entry for the model (read as a
+        file, no litellm import; asked only when a tool returned media), else no."""
         if self._media is None:
-            try:
-                info = litellm_module().get_model_info(self.model)
-            except Exception:
-                info = {}
+            info = prices.model_info(self.model) or {}
             self._media = frozenset(
                 k
                 for k, key in (("image", "supports_vision"), ("audio", "supports_audio_input"))
