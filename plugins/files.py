@@ -27,6 +27,8 @@ Config (``tools: files:`` in ``workbench.yaml``; all optional):
   cutting long lines) before it stops and says where to read on.
 - ``exclude``: directory names ``glob`` and ``grep`` do not descend into
   (``.git``, ``node_modules``, ``__pycache__``, ``.venv`` ... by default).
+- ``max_output``: the characters of a result kept, as for every toolkit
+  (:class:`~workbench.tools.ToolkitSettings`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from workbench.tools import (
     ApprovalPreview,
@@ -49,6 +51,7 @@ from workbench.tools import (
     MatchOn,
     ToolContext,
     ToolError,
+    ToolkitSettings,
     tool,
 )
 
@@ -485,10 +488,8 @@ def _check_pattern(pattern: str) -> None:
         raise ToolError(f"pattern {pattern!r} is outside the workspace: it may not contain '..'")
 
 
-class FilesSettings(BaseModel):
-    """``toolkits: files:`` in ``workbench.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
+class FilesSettings(ToolkitSettings):
+    """``toolkits: files:`` in ``workbench.yaml`` (and ``max_output``, as every toolkit)."""
 
     max_read_chars: int = Field(default=100_000, gt=0)
     """The most text one ``read`` returns."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_type_hints, overload
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT",
@@ -46,9 +46,11 @@ __all__ = [
     "ToolError",
     "ToolOutput",
     "Toolkit",
+    "ToolkitSettings",
     "ToolkitStatus",
     "ToolNames",
     "cap_text",
+    "check_output_limit",
     "format_output",
     "output_limit",
     "tool",
@@ -529,6 +531,25 @@ class ToolkitStatus:
         }
 
 
+class ToolkitSettings(BaseModel):
+    """What any toolkit's table in ``workbench.yaml`` (``toolkits: <name>:``) may hold. A
+    toolkit's own :attr:`Toolkit.settings` model extends it, so these are checked with its
+    other settings, at load, with their line and key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_output: int | dict[str, int] | None = None
+    """Characters of a tool result kept (head and tail): a number for every tool, or a table
+    of tool name (globs allowed, ``"*"`` for the rest) -> number (see :func:`output_limit`).
+    Default :data:`DEFAULT_MAX_OUTPUT`."""
+
+    @field_validator("max_output", mode="before")
+    @classmethod
+    def _max_output(cls, value: Any) -> Any:
+        check_output_limit(value)
+        return value
+
+
 class Toolkit(ABC):
     """A named group of tools: what a plugin provides.
 
@@ -677,6 +698,24 @@ def output_limit(setting: Any, tool: str) -> int | None:
             f"number; got {setting!r}"
         )
     return setting
+
+
+def check_output_limit(setting: Any) -> None:
+    """Check a whole ``max_output`` setting: ``None``, a positive whole number, or a table
+    of tool name -> positive whole number.
+
+    Raises:
+        ValueError: what is wrong, naming the table's entry when one is.
+    """
+    if isinstance(setting, dict):
+        for tool, limit in setting.items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(
+                    f"max_output for {str(tool)!r} must be a positive number of characters; "
+                    f"got {limit!r}"
+                )
+        return
+    output_limit(setting, "")
 
 
 _CUT = "[... {cut:,} characters cut from the middle: {total:,} in all, {limit:,} kept{hint} ...]"

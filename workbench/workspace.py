@@ -1958,9 +1958,11 @@ class _Checker:
     # the rest ------------------------------------------------------------------------
 
     def check_toolkits(self) -> None:
-        if self.known is None:
-            return
         for name, settings in self.ws.toolkits.items():
+            if self.known is None:
+                # Toolkits unknown here (no plugin is looked at): what every toolkit takes.
+                self.check_toolkit_settings(name, settings, None)
+                continue
             if name not in self.known and name not in BUILTIN_TOOLKITS:
                 self.error(
                     ("toolkits", name),
@@ -1968,14 +1970,25 @@ class _Checker:
                     f"{_names(sorted(self.known | BUILTIN_TOOLKITS))})",
                 )
                 continue
-            self.check_toolkit_settings(name, settings)
+            from workbench.registry import toolkit_settings
 
-    def check_toolkit_settings(self, name: str, settings: dict[str, Any]) -> None:
+            self.check_toolkit_settings(name, settings, toolkit_settings(name))
+
+    def check_toolkit_settings(
+        self, name: str, settings: dict[str, Any], model: type[BaseModel] | None
+    ) -> None:
         """A toolkit that declares its settings (``Toolkit.settings``) has them checked
-        here, at load, with the line and key of each mistake."""
-        from workbench.registry import toolkit_settings
+        here, at load, with the line and key of each mistake. ``max_output``, which every
+        toolkit takes (:class:`~workbench.tools.ToolkitSettings`), is checked for those
+        whose model does not have it (or that declare none)."""
+        from workbench.tools import check_output_limit
 
-        model = toolkit_settings(name)
+        if model is None or "max_output" not in model.model_fields:
+            try:
+                check_output_limit(settings.get("max_output"))
+            except ValueError as exc:
+                self.error(("toolkits", name, "max_output"), str(exc))
+            settings = {k: v for k, v in settings.items() if k != "max_output"}
         if model is None:
             return
         try:
@@ -1986,12 +1999,14 @@ class _Checker:
                 loc: Loc = ("toolkits", name, *err["loc"])
                 if err["type"] == "extra_forbidden":
                     message = f"unknown setting {err['loc'][-1]!r}; {name} takes {known}"
+                elif err["type"] == "value_error":  # our validators' own words
+                    message = str(err["ctx"]["error"])
                 else:
                     message = f"{err['msg']}, got {_got(err.get('input'))}"
                 self.error(loc, message)
 
     def check_mcp(self) -> None:
-        from workbench.tools import output_limit
+        from workbench.tools import check_output_limit
 
         for name, server in self.ws.mcp.items():
             for header, names in server.header_vars.items():
@@ -2004,21 +2019,9 @@ class _Checker:
                         "with an empty value); set it, or remove the header",
                     )
             try:
-                output_limit(server.max_output, "")
-                if isinstance(server.max_output, dict):
-                    for tool, limit in server.max_output.items():
-                        output_limit(limit, tool)
+                check_output_limit(server.max_output)
             except ValueError as exc:
                 self.error(("mcp", name, "max_output"), str(exc))
-        for name, settings in self.ws.toolkits.items():
-            setting = settings.get("max_output")
-            try:
-                output_limit(setting, "")
-                if isinstance(setting, dict):
-                    for tool, limit in setting.items():
-                        output_limit(limit, str(tool))
-            except ValueError as exc:
-                self.error(("toolkits", name, "max_output"), str(exc))
 
     def check_approvals(self) -> None:
         a = self.ws.approvals
