@@ -133,6 +133,7 @@ class McpTool(Tool):
         description: str,
         schema: dict[str, Any],
         output_schema: dict[str, Any] | None = None,
+        hints: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             f"{toolkit.name}.{remote_name}",
@@ -142,7 +143,14 @@ class McpTool(Tool):
             # and say what its stderr said; no second, shorter timer around it.
             timeout=None,
             source=f"mcp {toolkit.name}",
+            # Never idempotent on a server's word: its readOnlyHint / idempotentHint are
+            # hints the MCP spec tells clients not to trust, and a resumed run would re-run
+            # a call that may have run, unasked. Such a call is offered to a person again.
+            idempotent=False,
         )
+        self.hints = dict(hints or {})
+        """What the server says of the tool (``readOnlyHint``, ``idempotentHint``, ...):
+        shown, never acted on."""
         self.remote_name = remote_name
         """The tool's name on the server (without the ``<server>.`` prefix)."""
         self.output_schema = output_schema
@@ -151,6 +159,16 @@ class McpTool(Tool):
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         return await self._toolkit.call_tool(self.remote_name, arguments, ctx)
+
+
+def _hints(tool: Any) -> dict[str, Any]:
+    """A listed tool's annotations (``readOnlyHint`` ...), as the server sent them."""
+    annotations = getattr(tool, "annotations", None)
+    if annotations is None:
+        return {}
+    dump = getattr(annotations, "model_dump", None)
+    data = dump(by_alias=True, exclude_none=True) if dump is not None else {}
+    return data if isinstance(data, dict) else {}
 
 
 def result_output(result: Any) -> ToolOutput:
@@ -1094,6 +1112,7 @@ class McpToolkit(Toolkit):
                                 t.description or t.title or "",
                                 schema,
                                 output_schema=t.output_schema,
+                                hints=_hints(t),
                             )
                         )
                     cursor = page.next_cursor

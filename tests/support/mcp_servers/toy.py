@@ -40,7 +40,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.utilities.types import Audio, Image
-from mcp_types import ToolExecution
+from mcp_types import ToolAnnotations, ToolExecution
 from pydantic import BaseModel
 
 __all__ = ["build", "main"]
@@ -91,7 +91,8 @@ def build() -> MCPServer:
     """The server with its tools."""
     server = _Toy("toy", instructions=INSTRUCTIONS)
 
-    @server.tool()
+    # It says it is read-only and idempotent: hints, which the client must not trust.
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def echo(text: str) -> str:
         """Answer the text back.
 
@@ -119,7 +120,7 @@ def build() -> MCPServer:
         print(last, file=sys.stderr, flush=True)
         return f"wrote {kib} KiB"
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True))
     def hang(seconds: float) -> str:
         """Block the whole process for a while."""
         print(f"hanging for {seconds}s", file=sys.stderr, flush=True)
