@@ -26,6 +26,8 @@ from textual.screen import ModalScreen, Screen
 from textual.types import CSSPathType
 from textual.widgets import Button, DataTable, Input, Static
 
+from workbench.termsafe import visible
+
 __all__ = ["McpScreen", "PromptArguments", "resource_block", "state_mark"]
 
 _MARKS = {"idle": ("·", "dim"), "starting": ("…", "yellow"), "ready": ("✓", "green")}
@@ -59,16 +61,17 @@ class PromptArguments(ModalScreen[dict[str, str] | None]):
     def compose(self) -> Any:
         with Vertical(classes="dialog"):
             yield Static(
-                Text(f"{self.server} prompt {self.prompt['name']}", style="bold"),
+                Text(visible(f"{self.server} prompt {self.prompt['name']}"), style="bold"),
                 classes="title",
             )
             if self.prompt.get("description"):
-                yield Static(Text(self.prompt["description"], style="italic"))
+                yield Static(Text(visible(self.prompt["description"]), style="italic"))
             for arg in self.prompt.get("arguments", []):
                 label = arg["name"] + (" (required)" if arg.get("required") else "")
-                yield Static(Text(label, style="bold"))
+                yield Static(Text(visible(label), style="bold"))
                 yield Input(
-                    placeholder=arg.get("description") or arg["name"], id=f"arg-{arg['name']}"
+                    placeholder=visible(arg.get("description") or arg["name"]),
+                    id=f"arg-{arg['name']}",
                 )
             with Horizontal(classes="buttons"):
                 yield Button("Get the prompt (ctrl+s)", variant="primary", id="ok")
@@ -209,7 +212,7 @@ class McpScreen(Screen[None]):
         table.clear()
         for name, s in self.statuses.items():
             tools = str(len(s.tools)) if s.state == "ready" else ""
-            table.add_row(Text(name), state_mark(s.state), tools, key=name)
+            table.add_row(Text(visible(name)), state_mark(s.state), tools, key=name)
         if not self.statuses:
             get = getattr(self.engine, "toolkit_statuses", None)
             why = (
@@ -249,26 +252,27 @@ class McpScreen(Screen[None]):
         self._draw_items()
 
     def _detail(self, s: Any) -> Text:
+        # A server's stderr, instructions and names are its own text: shown, never obeyed.
         out = Text()
-        out.append(s.name, style="bold")
+        out.append(visible(s.name), style="bold")
         out.append("  ")
         out.append_text(state_mark(s.state))
         if s.required:
             out.append("  (required)", style="bold")
         out.append("\n")
         if s.error:  # what went wrong first: at 80x24 the box is small
-            out.append(f"{s.error}\n\n", style="red")
-        out.append(f"{s.detail}\n", style="dim")
+            out.append(f"{visible(s.error)}\n\n", style="red")
+        out.append(f"{visible(s.detail)}\n", style="dim")
         if s.state == "idle":
             out.append("\nNot started yet: r starts it.\n", style="italic")
         if s.instructions:
             out.append("\ninstructions\n", style="bold")
-            out.append(f"{s.instructions.strip()}\n")
+            out.append(f"{visible(s.instructions.strip())}\n")
         for note in s.skipped:
-            out.append(f"not offered: {note}\n", style="dim")
+            out.append(f"not offered: {visible(note)}\n", style="dim")
         listed = self.listing.get(s.name)
         if listed is not None and listed[2]:
-            out.append(f"\n{listed[2]}\n", style="yellow")
+            out.append(f"\n{visible(listed[2])}\n", style="yellow")
         return out
 
     # -- tools, resources, prompts ------------------------------------------------------------
@@ -290,15 +294,15 @@ class McpScreen(Screen[None]):
         for r in resources:
             self._rows.append(("resource", r))
             about = r.get("description") or r.get("mime_type") or ""
-            table.add_row("resource", Text(r["uri"]), Text(about))
+            table.add_row("resource", Text(visible(r["uri"])), Text(visible(about)))
         for p in prompts:
             self._rows.append(("prompt", p))
             args = ", ".join(a["name"] for a in p.get("arguments", []))
             about = (p.get("description") or "") + (f" ({args})" if args else "")
-            table.add_row("prompt", Text(p["name"]), Text(about))
+            table.add_row("prompt", Text(visible(p["name"])), Text(visible(about)))
         for tool in s.tools:
             self._rows.append(("tool", {"name": tool}))
-            table.add_row("tool", Text(tool), Text(""))
+            table.add_row("tool", Text(visible(tool)), Text(""))
 
     @work(group="mcp-list", exclusive=True, description="list resources and prompts")
     async def _load(self, name: str) -> None:

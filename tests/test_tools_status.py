@@ -25,6 +25,9 @@ from workbench.workspace import WorkspaceError, load_workspace
 TOY = Path(__file__).parent / "support" / "mcp_servers" / "toy.py"
 PY = json.dumps(sys.executable)
 TOY_ARG = json.dumps(str(TOY))
+ESCAPES = "\\x1b]0;pwned\\x07\\x1b[2J"
+"""What a failing server writes before its error, in YAML's escapes: a window title and a
+screen clear. Every face shows them as text, spelled exactly so."""
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +74,7 @@ def mixed(write_workspace: Any) -> Path:
         f"""
         mcp:
           toy: {{ command: {PY}, args: [{TOY_ARG}] }}
-          broken: {{ command: {PY}, args: [{TOY_ARG}, --exit-at-start, "FATAL: no GITHUB_TOKEN"] }}
+          broken: {{ command: {PY}, args: [{TOY_ARG}, --exit-at-start, "{ESCAPES}FATAL: no GITHUB_TOKEN"] }}
           slow: {{ command: {PY}, args: [{TOY_ARG}, --hang-at-start], startup_timeout: 60 }}
         agents:
           a:
@@ -126,6 +129,7 @@ def test_workbench_tools_shows_every_server_and_workspace_tool(mixed: Path, db_u
     assert "✓ mcp server toy: ready, 12 tools" in out
     assert "not offered: batch_job: requires MCP tasks" in out
     assert "✗ mcp server broken: failed" in out and "FATAL: no GITHUB_TOKEN" in out
+    assert "\x1b" not in out and ESCAPES in out  # the server's escapes, shown, not obeyed
     assert "… mcp server slow: still starting after 10s" in out
     assert "✗ tool mytools:deep:" in out and "parameter 'options' of deep()" in out
     assert "✗ tool mytools:ghost:" in out
@@ -136,6 +140,7 @@ def test_workbench_tools_shows_every_server_and_workspace_tool(mixed: Path, db_u
     assert states["toy"]["state"] == "ready" and "toy.echo" in states["toy"]["tools"]
     assert states["broken"]["state"] == "failed"
     assert "FATAL: no GITHUB_TOKEN" in states["broken"]["error"]
+    assert "\x1b" not in j.stdout and "\x1b]0;pwned" in states["broken"]["error"]
     assert states["slow"]["state"] == "starting"
     assert {t["name"] for t in report["tools"]} >= {"toy.echo", "mytools:word_count"}
     assert set(report["broken"]) == {"mytools:deep", "mytools:ghost"}
@@ -170,7 +175,7 @@ def test_doctor_starts_each_server(write_workspace: Any, db_url: str) -> None:
         f"""
         mcp:
           time: {{ command: mcp-server-time }}
-          broken: {{ command: {PY}, args: [{TOY_ARG}, --exit-at-start, "FATAL: bad config"] }}
+          broken: {{ command: {PY}, args: [{TOY_ARG}, --exit-at-start, "{ESCAPES}FATAL: bad config"] }}
         agents:
           a: {{ model: test, tools: [time.get_current_time] }}
         """
@@ -180,6 +185,7 @@ def test_doctor_starts_each_server(write_workspace: Any, db_url: str) -> None:
     assert "✓ mcp time: 2 tools: get_current_time, convert_time" in r.stdout
     assert "✗ mcp broken: MCP server 'broken' failed to start" in r.stdout
     assert "FATAL: bad config" in r.stdout
+    assert "\x1b" not in r.stdout and ESCAPES in r.stdout
 
 
 def test_an_unset_variable_in_a_header_is_a_config_error(

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from workbench.termsafe import visible
+
 __all__ = [
     "PROVIDER_EXAMPLES",
     "PROVIDER_KEYS",
@@ -472,6 +474,7 @@ def run_doctor(
         else:
             mark = "[red]✗[/]"
             failed = True
-        console.print(f"{mark} [bold]{escape(c.name)}[/]: {escape(c.detail)}")
+        # An MCP server's tool names and stderr are in the details: text, never escapes.
+        console.print(f"{mark} [bold]{escape(visible(c.name))}[/]: {escape(visible(c.detail))}")
     console.print("[red]Some checks failed.[/]" if failed else "[green]Ready.[/]")
     return 1 if failed else 0

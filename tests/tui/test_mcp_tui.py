@@ -43,7 +43,7 @@ def mcp_workspace(tmp_path: Path) -> Path:
             f"""\
             mcp:
               toy: {{ command: {py}, args: [{toy}] }}
-              broken: {{ command: {py}, args: [{toy}, --exit-at-start, "ERROR: no token"] }}
+              broken: {{ command: {py}, args: [{toy}, --exit-at-start, "\\x1b]0;pwned\\x07ERROR: no token"] }}
             agents:
               helper: {{ model: test, tools: [toy.echo] }}
             """
@@ -116,6 +116,8 @@ async def test_mcp_screen_shows_states_and_attaches_a_resource(
         await pilot.pause()
         detail = str(screen.query_one("#mcp-detail", Static).render())
         assert "failed to start" in detail and "ERROR: no token" in detail
+        # What the server wrote to its stderr is shown as text, never sent to the terminal.
+        assert "\x1b" not in detail and "\\x1b]0;pwned\\x07ERROR" in detail
         # Back to toy, tab to its items, enter on the resource: it goes into the prompt.
         await pilot.press("up", "tab", "enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, McpScreen), timeout=20)
