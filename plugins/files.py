@@ -860,7 +860,7 @@ class FilesToolkit(FunctionToolkit):
                     if not raw:
                         raise _Skipped(f"grew past max_file_bytes after line {lineno}")
                     if b"\x00" in raw:
-                        raise _Skipped(f"binary data from line {lineno + 1}")
+                        raise _Skipped(f"binary from line {lineno + 1} on")
                     lineno += 1
                     line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if regex.search(line):

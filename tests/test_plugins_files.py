@@ -288,6 +288,23 @@ async def test_grep_says_what_it_skipped(ws: Path) -> None:
     )
 
 
+async def test_grep_names_what_its_walk_could_not_search(ws: Path) -> None:
+    """Met on the walk beneath the root: a FIFO (never opened for reading, never waited
+    on), and a text file that turns binary past the first 8 KB (searched up to there)."""
+    os.mkfifo(ws / "src" / "pipe")
+    (ws / "src" / "mixed.log").write_bytes(
+        b"".join(b"line %d\n" % i for i in range(1, 1501)) + b"\x00\x00line 3\n"
+    )
+    kit = FilesToolkit("files", {}, ws)
+    grep = {t.name: t for t in await kit.list_tools()}["files.grep"]
+    out = await grep.invoke({"pattern": "line 3$", "path": "src"}, ctx_for(ws))
+    assert out.splitlines() == [
+        "src/mixed.log:3: line 3",
+        "[not searched: src/data.bin (binary), src/mixed.log (binary from line 1501 on), "
+        "src/pipe (a FIFO)]",
+    ]
+
+
 async def test_grep_caps_matches(ws: Path) -> None:
     (ws / "many.txt").write_text("match\n" * 50)
     kit = FilesToolkit("files", {"max_matches": 5}, ws)
