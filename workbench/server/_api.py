@@ -541,11 +541,13 @@ async def cancel_run(wb: Wb, run_id: RunId) -> CancelOut:
 async def resume_run(wb: Wb, run_id: RunId) -> RunStartedOut:
     """Continue a run whose process died, from its last checkpoint, on this server."""
     info = await _get_run(wb, run_id)
+    # Read before the run goes on: its first events (run.started, resumed) come after it,
+    # so a client reading from after_seq misses none of them.
+    last = await asyncio.to_thread(wb.engine.store.last_seq, info.session_id)
     try:
         handle = await wb.engine.resume(run_id)
     except RunError as exc:
         raise HTTPException(409, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
-    last = await asyncio.to_thread(wb.engine.store.last_seq, info.session_id)
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=last)
 
 
