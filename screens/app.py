@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from screens.approvals import ApprovalsPane
     from screens.engine_api import EngineLike
     from screens.session_view import SessionView
-    from screens.state import ApprovalState, SessionState
+    from screens.state import ApprovalState, CallKey, SessionState
 
 __all__ = ["EngineFactory", "WorkbenchApp", "run_app"]
 
@@ -54,6 +54,9 @@ EngineFactory = Callable[[], "EngineLike"]
 """Opens an engine (called in a worker thread)."""
 
 _HERE = Path(__file__).parent
+
+PROMPT_HINT = "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys"
+"""The line under the prompt while no call waits for a decision."""
 
 
 def workbench_commands() -> type[Any]:
@@ -70,6 +73,10 @@ class WorkbenchApp(App[int]):
         workspace: The workspace folder (default: the current folder).
         db: SQLAlchemy URL of the store (default: the user data dir, or $WORKBENCH_DB).
         replay: A session id to open in the replay view at start.
+        replay_file: The JSONL export it was read from, when it is a file: replayed from
+            memory (nothing is imported unless it is forked); the app's store stays the
+            real one, so the chats after the replay are kept.
+        replay_events: That file's events (read already, by the command line).
         replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
             the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
@@ -107,9 +114,22 @@ class WorkbenchApp(App[int]):
         Binding("f7", "sessions", "Sessions", priority=True),
         Binding("f8", "toggle_theme", "Theme", show=False, priority=True),
         Binding("f9", "mcp", "MCP", show=False, priority=True),
+        Binding("ctrl+o", "copy_answer", "Copy answer", priority=True),
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
         Binding("escape", "focus_prompt", "Prompt", show=False),
+        # One key decides the oldest waiting call from wherever the person is (the chat's
+        # transcript, a lane, the graph); the prompt does the same when it is empty.
+        *(
+            Binding(key, f"decide_key('{key}')", what, show=False)
+            for key, what in (
+                ("y", "Allow once"),
+                ("s", "Allow for the session"),
+                ("a", "Allow always"),
+                ("n", "Deny"),
+                ("e", "Edit, then allow"),
+            )
+        ),
     ]
 
     engine_ready: reactive[bool] = reactive(False)
@@ -174,6 +194,8 @@ class WorkbenchApp(App[int]):
         *,
         replay: str | None = None,
         replay_speed: float | None = None,
+        replay_file: Path | None = None,
+        replay_events: list[Any] | None = None,
         engine_factory: EngineFactory | None = None,
         warm_up: bool | None = None,
         watch_workspace: bool = True,
@@ -189,6 +211,10 @@ class WorkbenchApp(App[int]):
         """A session to replay at start."""
         self.replay_speed = replay_speed
         """The speed of that replay (None: the replay view's default)."""
+        self.replay_file = replay_file
+        """The export file it comes from, if a file."""
+        self.replay_events = replay_events
+        """Its events, when it comes from a file."""
         self.engine: EngineLike | None = None
         """The engine, once open."""
         self._engine_factory = engine_factory or self._open_default_engine
@@ -215,7 +241,12 @@ class WorkbenchApp(App[int]):
         self._thread = threading.get_ident()
         self._unlisten: Callable[[], None] | None = None
         self._queue: list[tuple[str, TargetChoice | None]] = []
+        self.deciding: set[CallKey] = set()
+        """Calls decided here whose ``approval.resolved`` has not come back yet."""
+        self.rules: list[Any] = []
+        """The rules in force, as last read (the approvals pane and the palette list them)."""
         self._active: dict[str, Any] = {}
+        self._targets: dict[str, str] = {}
         self._starting = 0
         self._ws_mtime: float | None = None
         self._ws_file: Path | None = None
@@ -223,7 +254,9 @@ class WorkbenchApp(App[int]):
         self.view: SessionView | None = None
         """The panes; mounted right after the first frame (their imports wait too)."""
         self.prompt = PromptInput(
-            id="prompt", placeholder="Ask something… (enter sends, ctrl+j newline)"
+            id="prompt",
+            placeholder="Ask something… (enter sends, ctrl+j newline)",
+            decide=self.decide_key,
         )
         """The prompt, in the first frame."""
         self.status = StatusBar(id="status")
@@ -248,10 +281,7 @@ class WorkbenchApp(App[int]):
         yield Vertical(id="session-box")
         with Vertical(id="prompt-bar"):
             yield self.prompt
-            yield Static(
-                "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys",
-                id="prompt-hint",
-            )
+            yield Static(PROMPT_HINT, id="prompt-hint", markup=False)
         yield self.status
 
     def on_mount(self) -> None:
@@ -270,9 +300,7 @@ class WorkbenchApp(App[int]):
         for path in self.PANE_CSS:
             if not self.stylesheet.has_source(str(path)):
                 self.stylesheet.read(path)
-        view = SessionView(
-            rules_preview=self._rules_preview, graph_source=self._graph_source, id="session"
-        )
+        view = SessionView(deciding=self.deciding, graph_source=self._graph_source, id="session")
         await self.query_one("#session-box").mount(view)
         await self.mount(Footer(compact=True))
         self.view = view
@@ -376,8 +404,14 @@ class WorkbenchApp(App[int]):
         if recovered:
             self.notify("The workspace loaded.", title="workbench.yaml fixed", timeout=4)
         self._send_queued()
+        self.load_rules()
         if self.replay_id:
-            self.open_replay(self.replay_id, speed=self.replay_speed)
+            self.open_replay(
+                self.replay_id,
+                speed=self.replay_speed,
+                file=self.replay_file,
+                events=self.replay_events,
+            )
 
     @on(EngineFailed)
     def _engine_failed(self, event: EngineFailed) -> None:
@@ -460,8 +494,11 @@ class WorkbenchApp(App[int]):
         choices += [TargetChoice("workflow", n) for n in ws.workflows]
         if self.view is None:
             return
+        from screens.welcome import preferred_target
+
         current = self.view.chat.target
-        default = current if current in choices else (choices[0] if choices else None)
+        preferred = preferred_target(ws)
+        default = current if current in choices else preferred or (choices[0] if choices else None)
         self.view.chat.set_targets(choices, default)
         self._show_target()
 
@@ -471,7 +508,8 @@ class WorkbenchApp(App[int]):
             return
         self.view.chat.picker.value = TargetChoice(kind, name).value
         self._show_target()
-        self.action_show("chat")
+        if self.screen is self.screen_stack[0]:
+            self.action_show("chat")
 
     def _show_target(self) -> None:
         if self.view is None:
@@ -485,6 +523,10 @@ class WorkbenchApp(App[int]):
             info += f" · litellm {litellm}"
         self.view.chat.set_info(info)
         self.status.model = f"{target.name} ({info})" if target else ""
+        if self.engine is not None:
+            from screens.welcome import welcome
+
+            self.view.chat.set_welcome(welcome(self.engine.workspace, target))
 
     def describe_target(self, target: TargetChoice) -> str:
         """The model of an agent, the members of a team, the steps of a workflow."""
@@ -565,6 +607,7 @@ class WorkbenchApp(App[int]):
                 return
             self._adopt_session(handle.session_id)
             self._active[handle.run_id] = handle
+            self._targets[handle.run_id] = target.name
         finally:
             self._starting -= 1
         self.status.running = len(self._active)
@@ -572,6 +615,7 @@ class WorkbenchApp(App[int]):
             await handle.wait()
         finally:
             self._active.pop(handle.run_id, None)
+            self._targets.pop(handle.run_id, None)
             self.status.running = len(self._active)
             self._send_queued()
 
@@ -586,8 +630,50 @@ class WorkbenchApp(App[int]):
         self._inbox.extendleft(reversed(orphans))
         self._schedule_flush()
 
+    def action_copy_answer(self) -> None:
+        """Copy the last answer of the session shown (ctrl+o)."""
+        from screens.state import AssistantItem
+
+        state = self._state if self.screen is self.screen_stack[0] else None
+        state = state or getattr(self.screen, "state", None)
+        answer = None
+        for item in reversed(state.items if state is not None else []):
+            run = state.runs.get(item.run_id) if state is not None else None
+            top = run is None or run.parent_run_id is None
+            if isinstance(item, AssistantItem) and top and item.text.strip():
+                answer = item
+                break
+        if answer is None:
+            self.notify("No answer to copy yet.", timeout=3)
+            return
+        self._copy(answer.text, f"{answer.source}'s last answer")
+
+    def on_copy_requested(self, event: Any) -> None:
+        """``c`` on a focused message or tool call (named, not ``@on``: the transcript's
+        module is imported after the first frame)."""
+        self._copy(event.text, event.what)
+
+    def _copy(self, text: str, what: str) -> None:
+        """Onto the clipboard: OSC 52, which most terminals honour (tmux with
+        ``set-clipboard on``; not macOS Terminal)."""
+        self.copy_to_clipboard(text)
+        lines = text.count("\n") + 1
+        self.notify(
+            f"Copied {what} ({len(text):,} characters, {lines} line{'s' if lines != 1 else ''}).",
+            timeout=3,
+            markup=False,
+        )
+
     def action_cancel_run(self) -> None:
-        """Cancel the runs in flight (ctrl+c); ctrl+q quits."""
+        """Copy the selected text if there is some (ctrl+c copies, as in a terminal);
+        otherwise cancel the runs in flight. ctrl+q quits."""
+        selected = self.screen.get_selected_text()
+        if not selected and self.focused is self.prompt:
+            selected = self.prompt.selected_text
+        if selected:
+            self._copy(selected, "the selection")
+            self.screen.clear_selection()
+            return
         dropped = len(self._queue)
         self._queue.clear()
         if self.view is not None:
@@ -625,6 +711,15 @@ class WorkbenchApp(App[int]):
             self._adopt_session(events[0].session_id)
         self._inbox.extend(events)
         self._flush_events()
+        self._talk_to_session_target()
+
+    def _talk_to_session_target(self) -> None:
+        """The picker shows what the session shown last talked to (a stored session that
+        is opened, a scripted one that is fed)."""
+        top = self.state.top_runs()
+        if self.view is not None and top:
+            if self.view.chat.choose(TargetChoice(top[-1].kind, top[-1].target)):
+                self._show_target()
 
     def _schedule_flush(self) -> None:
         self._wake_pending = False
@@ -650,46 +745,247 @@ class WorkbenchApp(App[int]):
         changes = state.take_changes()
         if not changes:
             return
+        if changes.approvals and self.deciding:
+            # Decided here and now in the log: no longer "being decided". A call asked again
+            # (an edit judged as a new call) is decidable again.
+            self.deciding.difference_update([a.key for a in changes.new_approvals])
+            self.deciding.difference_update([k for k in self.deciding if k not in state.waiting])
         self.view.sync(state, changes)
         for approval in changes.new_approvals:
             if approval.status == "pending":
                 self._announce(approval)
-        self.status.pending = len(state.pending_approvals())
+        if changes.approvals:
+            self._waiting_changed()
 
     def _announce(self, approval: ApprovalState) -> None:
+        """A bell, always; a toast only where neither the card nor the hint under the
+        prompt is in sight (another screen, the usage pane): a toast per call would pile
+        up over the cards it repeats."""
+        self.bell()
+        view = self.view
+        in_sight = (
+            view is not None
+            and self.screen is self.screen_stack[0]
+            and view.active in ("chat", "team", "graph", "approvals")
+        )
+        if in_sight:
+            return
+        from screens.card import KEY_HINT
+        from screens.state import call_summary
+
+        what = call_summary(approval.arguments, 50)
         self.notify(
-            f"{approval.source} wants to run {approval.tool}. F5 to decide (y/s/a/n/e).",
+            f"{approval.source} wants to run {approval.tool}"
+            + (f": {what}" if what else "")
+            + f"\n{KEY_HINT} (F5: the queue)",
             title="Approval needed",
             severity="warning",
             timeout=10,
             markup=False,
         )
-        self.bell()
 
     # -- approvals out -------------------------------------------------------------------
 
-    def on_approvals_pane_decided(self, event: ApprovalsPane.Decided) -> None:
-        """A decision from the approvals pane (named, not ``@on``: the pane's module is
-        imported after the first frame)."""
+    def waiting_call(self) -> ApprovalState | None:
+        """The oldest call of the session shown that waits for a decision (and is not being
+        decided already): what ``y s a n e`` decide from the chat, a lane or the graph."""
+        if self._state is None:
+            return None
+        for a in self._state.waiting.values():
+            if a.key not in self.deciding:
+                return a
+        return None
+
+    def decide_key(self, key: str) -> bool:
+        """``y s a n e`` typed where no text is being written: decide the oldest waiting
+        call. False (the key is not used) when nothing waits or a dialog is open."""
+        from screens.card import DECIDE_KEYS
+
+        how = DECIDE_KEYS.get(key)
+        call = self.waiting_call()
+        if how is None or call is None or self.screen is not self.screen_stack[0]:
+            return False
+        self.decide(call, how)
+        return True
+
+    def action_decide_key(self, key: str) -> None:
+        """The app's binding of ``y s a n e`` (see :meth:`decide_key`)."""
+        self.decide_key(key)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "decide_key":
+            return self.screen is self.screen_stack[0] and self.waiting_call() is not None
+        return True
+
+    def decide(self, call: ApprovalState, how: str) -> None:
+        """Decide a waiting call: ``once`` and ``session`` at once; ``always`` after the rules
+        it saves are shown and confirmed; ``deny`` with an optional note; ``edit`` the
+        arguments, then allow."""
+        from screens.approvals import DenyNoteModal, EditArgumentsModal
+
+        if call.status != "pending" or call.key in self.deciding:
+            return
+        if call.kind == "input" and how in ("session", "always"):
+            how = "once"  # an answer to a tool's question, never a rule to save
+        if how in ("once", "session"):
+            self._resolve(call, "allow", "session" if how == "session" else "once")
+        elif how == "always":
+            self._confirm_always(call)
+        elif how == "deny":
+            self.push_screen(
+                DenyNoteModal(call),
+                lambda note: (
+                    None if note is None else self._resolve(call, "deny", note=note or None)
+                ),
+            )
+        elif how == "edit":
+            self.push_screen(
+                EditArgumentsModal(call),
+                lambda args: None if args is None else self._resolve(call, "allow", edited=args),
+            )
+
+    @work(
+        exclusive=True,
+        group="approval-rules",
+        description="the rules an 'allow always' saves",
+        exit_on_error=False,
+    )
+    async def _confirm_always(self, call: ApprovalState) -> None:
+        from screens.approvals import ConfirmRulesModal
+
+        rules = await self._rules_preview(call)
+        if await self.push_screen_wait(ConfirmRulesModal(call, rules)):
+            self._resolve(call, "allow", "workspace")
+
+    def _resolve(
+        self,
+        call: ApprovalState,
+        decision: str,
+        scope: str = "once",
+        *,
+        note: str | None = None,
+        edited: dict[str, Any] | None = None,
+    ) -> None:
         engine = self.engine
-        if engine is None:
-            event.pane.undecide(event.call_id)
+        if engine is None or call.key in self.deciding:
             return
         from workbench.approvals import Resolution
 
         resolution = Resolution(
-            decision=event.decision,
-            scope=event.scope,
-            note=event.note,
-            edited_arguments=event.edited_arguments,
+            decision=decision,  # type: ignore[arg-type]
+            scope=scope,  # type: ignore[arg-type]
+            note=note,
+            edited_arguments=edited,
         )
-        if not engine.resolve_approval(event.call_id, resolution):
-            event.pane.undecide(event.call_id)
+        if not engine.resolve_approval(call.run_id, call.call_id, resolution):
             self.notify(
                 "This call is not waiting in this process any more (its run ended, or another "
                 "face decided). Resume the run from the sessions screen (F7, r).",
                 severity="warning",
             )
+            return
+        # It leaves the queue now; the log's approval.resolved confirms it a moment later.
+        self.deciding.add(call.key)
+        self._waiting_changed()
+        if scope != "once":
+            self.load_rules()
+
+    def on_approvals_pane_decide(self, event: ApprovalsPane.Decide) -> None:
+        """A key in the approvals pane (named, not ``@on``: the pane's module is imported
+        after the first frame)."""
+        self.decide(event.approval, event.how)
+
+    def _waiting_changed(self) -> None:
+        """The queue of waiting calls changed: the approvals pane, the prompt's hint, and
+        the app's y s a n e (enabled only while a call waits)."""
+        self.refresh_bindings()
+        if self.view is not None:
+            self.view.approvals.refresh_queue()
+        waiting = 0 if self._state is None else len(self._state.waiting)
+        waiting -= len(self.deciding)
+        self.status.pending = max(0, waiting)
+        hint = self.query_one("#prompt-hint", Static)
+        hint.set_class(waiting > 0, "-waiting")
+        if waiting > 0:
+            from screens.card import KEY_HINT
+
+            calls = "1 call waits" if waiting == 1 else f"{waiting} calls wait"
+            if self.compact:
+                hint.update(f"⚠ {calls} · y s a n e decide (prompt empty) · F5 the queue")
+            else:
+                hint.update(f"⚠ {calls} · with the prompt empty: {KEY_HINT} · F5 the queue")
+        else:
+            hint.update(PROMPT_HINT)
+
+    # -- saved rules ---------------------------------------------------------------------
+
+    def load_rules(self) -> None:
+        """Show the rules in force in the approvals pane (read off the UI thread)."""
+        if self.engine is not None and self.view is not None:
+            self._read_rules(self.session_id or "")
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="rules",
+        description="read the saved rules",
+        exit_on_error=False,
+    )
+    def _read_rules(self, session_id: str) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        try:
+            rules = list(engine.saved_rules(session_id))
+        except Exception as exc:  # shown, never raised into the UI
+            self.call_from_thread(
+                self.notify, str(exc), title="Could not read the rules", severity="error"
+            )
+            return
+        self.call_from_thread(self._show_rules, rules)
+
+    def _show_rules(self, rules: list[Any]) -> None:
+        self.rules = rules
+        if self.view is not None:
+            self.view.approvals.show_rules(rules)
+
+    def show_rules(self) -> None:
+        """The approvals pane, on its list of saved rules."""
+        self.action_show("approvals")
+        if self.view is not None:
+            self.view.approvals.add_class("-show-rules")
+            self.view.approvals.rules_list.focus()
+        self.load_rules()
+
+    def on_approvals_pane_remove_rule(self, event: ApprovalsPane.RemoveRule) -> None:
+        """``del`` on a rule in the approvals pane."""
+        self.remove_rule(event.rule)
+
+    @work(
+        thread=True,
+        group="remove-rule",
+        description="remove a rule",
+        exit_on_error=False,
+    )
+    def remove_rule(self, rule: Any) -> None:
+        """Remove a rule in force (a session rule, or one saved in the store): the next call
+        it matched asks again."""
+        engine = self.engine
+        if engine is None:
+            return
+        from workbench.termsafe import visible
+
+        text = visible(rule.display() if hasattr(rule, "display") else str(rule))
+        try:
+            removed = engine.remove_rule(rule, self.session_id or "")
+        except Exception as exc:
+            self.call_from_thread(
+                self.notify, str(exc), title="Could not remove the rule", severity="error"
+            )
+            return
+        message = f"Removed: {text}" if removed else f"Already gone: {text}"
+        self.call_from_thread(self.notify, message, timeout=4, markup=False)
+        self.call_from_thread(self.load_rules)
 
     async def _rules_preview(self, approval: ApprovalState) -> list[str]:
         """The rules an 'allow always' on this call would save."""
@@ -699,7 +995,8 @@ class WorkbenchApp(App[int]):
         try:
             from workbench.approvals import rules_for_decision
 
-            pending = engine.broker.get(approval.call_id) if engine.broker is not None else None
+            broker = engine.broker
+            pending = broker.get(approval.run_id, approval.call_id) if broker is not None else None
             if pending is not None and getattr(pending, "verdict", None) is not None:
                 return [r.display() for r in pending.rules_for("workspace", root=engine.root)]
             match_on = await self._match_on(approval.tool)
@@ -831,8 +1128,11 @@ class WorkbenchApp(App[int]):
         self.session_id = None
         self.state = SessionState()
         self.status.session = ""
+        self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
+        self._waiting_changed()
+        self.load_rules()
         self.action_show("chat")
 
     def action_sessions(self) -> None:
@@ -876,6 +1176,8 @@ class WorkbenchApp(App[int]):
         assert engine is not None
         state = SessionState(session_id)
         state.extend(engine.session_events(session_id))
+        # A run whose process stopped it shows as interrupted (resumable), not running.
+        state.mark_interrupted(r.id for r in engine.runs(session_id) if r.status == "interrupted")
         self.post_message(self.SessionLoaded(session_id, state, resume))
 
     @on(SessionLoaded)
@@ -884,9 +1186,12 @@ class WorkbenchApp(App[int]):
         self.state = event.state
         self.status.session = event.session_id
         self._inbox.clear()
+        self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
-        self.status.pending = len(self.state.pending_approvals())
+            self._talk_to_session_target()  # continuing a session talks to what it did
+        self._waiting_changed()
+        self.load_rules()
         self.action_show("chat")
         if event.resume:
             self._resume(event.session_id)
@@ -910,6 +1215,7 @@ class WorkbenchApp(App[int]):
                 self.notify(str(exc), title="Could not resume", severity="error")
                 continue
             self._active[handle.run_id] = handle
+            self._targets[handle.run_id] = info.target
             self.status.running = len(self._active)
             self.notify(f"Resumed {info.target} ({info.id}).", timeout=4)
             try:
@@ -918,22 +1224,52 @@ class WorkbenchApp(App[int]):
                 self._active.pop(handle.run_id, None)
                 self.status.running = len(self._active)
 
-    def open_replay(self, session_id: str, *, speed: float | None = None) -> None:
-        """Replay a stored session through the same panes (at ``speed``, snapped to the
-        nearest of 1x, 2x, 10x and instant)."""
-        from screens.replay import ReplayScreen, speed_index
+    def open_replay(
+        self,
+        session_id: str,
+        *,
+        speed: float | None = None,
+        file: Path | None = None,
+        events: list[Any] | None = None,
+    ) -> None:
+        """Replay a stored session (or the events of an export ``file``) through the same
+        panes (at ``speed``, snapped to the nearest of 1x, 2x, 10x and instant)."""
+        from screens.replay import MemorySource, ReplayScreen, speed_index
 
         if self.engine is None:
             self.notify("The engine is still loading.", timeout=3)
             return
+        source = MemorySource(events) if events is not None else None
+        fork_from = None
+        if events is not None and file is not None:
+
+            def fork_from() -> str:
+                return self._keep_replayed(session_id, file)
+
         self.push_screen(
             ReplayScreen(
                 self.engine,
                 session_id,
                 graph_source=self._graph_source,
                 speed=0 if speed is None else speed_index(speed),
+                source=source,
+                fork_from=fork_from,
             )
         )
+
+    def _keep_replayed(self, session_id: str, file: Path) -> str:
+        """The replayed export, in the store (imported now, once, to be forked)."""
+        store = getattr(self.engine, "store", None)
+        if store is None:
+            raise RuntimeError("this engine has no local store to keep the session in")
+        if store.get_session(session_id) is not None:
+            return session_id
+        from workbench.sessions import SessionExistsError, import_session
+
+        try:
+            return str(import_session(store, file).id)
+        except SessionExistsError:  # its runs are here in another session: a copy
+            return str(import_session(store, file, as_new=True).id)
 
     def action_replay_session(self) -> None:
         """Replay the session shown."""
@@ -992,13 +1328,48 @@ class WorkbenchApp(App[int]):
 
     def watch_compact(self, compact: bool) -> None:
         self.set_class(compact, "-compact")
+        if self.view is not None:  # the prompt's hint says it shorter on a small terminal
+            self._waiting_changed()
 
     # -- shutting down -------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Cancel what runs, close the engine, leave."""
+        """Leave. With runs in flight, ask first: quitting then stops them without ending
+        them (interrupted, resumable), never cancels them. An attached TUI leaves the
+        server's runs running."""
+        from screens.quit import ConfirmQuit
+
+        engine = self.engine
+        interrupt = getattr(engine, "interrupt", None)
+        if self._active and callable(interrupt):
+            if isinstance(self.screen, ConfirmQuit):
+                return
+            runs = [(run_id, self._targets.get(run_id, "")) for run_id in self._active]
+            self.push_screen(ConfirmQuit(runs), self._quit_answered)
+            return
         await self._close_engine()
         self.exit(0)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self.run_worker(self._leave_interrupted(), group="quit", exclusive=True)
+
+    async def _leave_interrupted(self) -> None:
+        engine, self.engine = self.engine, None
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        runs: list[str] = []
+        if engine is not None:
+            try:
+                runs = await engine.interrupt()  # type: ignore[attr-defined]
+            except Exception:  # leaving must not keep the terminal hostage
+                runs = []
+        message = None
+        if runs:
+            lines = [f"  workbench run --resume {r}" for r in runs]
+            message = "Left interrupted, resumable:\n" + "\n".join(lines)
+        self.exit(0, message=message)
 
     async def _close_engine(self) -> None:
         engine, self.engine = self.engine, None
@@ -1039,6 +1410,8 @@ def run_app(
     replay: str | None = None,
     replay_speed: float | None = None,
     *,
+    replay_file: Path | None = None,
+    replay_events: list[Any] | None = None,
     engine_factory: EngineFactory | None = None,
     watch_workspace: bool = True,
     warm_up: bool | None = None,
@@ -1049,6 +1422,8 @@ def run_app(
         db=db,
         replay=replay,
         replay_speed=replay_speed,
+        replay_file=replay_file,
+        replay_events=replay_events,
         engine_factory=engine_factory,
         watch_workspace=watch_workspace,
         warm_up=warm_up,

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from rich.console import Group, RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -25,85 +24,24 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from screens.card import DECIDE_KEYS, KEY_HINT, DecideHow, approval_detail, args_json
 from screens.pane import Pane
-from screens.state import ApprovalState, SessionState
-from workbench.termsafe import json_visible
+from screens.state import ApprovalState, CallKey, SessionState, call_summary
+from workbench.termsafe import visible
 
 __all__ = [
+    "DECIDE_KEYS",
     "ApprovalsPane",
     "ConfirmRulesModal",
+    "DecideHow",
     "DenyNoteModal",
     "EditArgumentsModal",
+    "RulesList",
     "approval_detail",
 ]
 
 RulesPreview = Callable[[ApprovalState], Awaitable[list[str]]]
 """Says which rules an 'allow always' would save for a call."""
-
-
-def _args_json(args: dict[str, Any]) -> str:
-    # Escapes what a terminal would obey without changing the value (edits stay exact).
-    return json_visible(json.dumps(args, indent=2, ensure_ascii=False, default=str))
-
-
-def _form_fields(form: dict[str, Any]) -> Text:
-    """The fields of an input form: name, type, required, what it is for."""
-    out = Text("\nform\n", style="bold")
-    required = set(form.get("required") or [])
-    props = form.get("properties") or {}
-    for name, spec in props.items() if isinstance(props, dict) else []:
-        spec = spec if isinstance(spec, dict) else {}
-        kind = spec.get("type", "")
-        if spec.get("enum"):
-            kind = " | ".join(str(v) for v in spec["enum"])
-        out.append(f"  • {name}", style="bold")
-        out.append(f" ({kind}{', required' if name in required else ''})")
-        about = spec.get("description") or spec.get("title")
-        if about:
-            out.append(f": {about}", style="dim")
-        out.append("\n")
-    return out
-
-
-def approval_detail(a: ApprovalState, *, wide: bool = True) -> RenderableType:
-    """What a person needs to decide: tool, who asks and why, arguments, diff or parts."""
-    from rich.syntax import Syntax
-
-    head = Text()
-    head.append(a.tool, style="bold")
-    if a.kind == "input":
-        head.append(" asks for input", style="bold yellow")
-        head.append(" (e fill in and send · y send these values · n decline)", style="dim")
-    else:
-        head.append("  asked by ")
-        head.append(a.source or "?", style="bold cyan")
-    head.append(f"\n{a.reason}", style="italic")
-    if a.status != "pending":
-        head.append(f"\n{a.decision or a.status}", style="dim")
-    parts: list[RenderableType] = [head]
-    if a.parts:
-        cmd = Text("\ncommand parts (each needs a rule):\n", style="bold")
-        for p in a.parts:
-            cmd.append(f"  • {p}\n")
-        parts.append(cmd)
-    if a.diff:
-        parts.append(Text("\ndiff", style="bold"))
-        parts.append(
-            Syntax(a.diff, "diff", theme="ansi_dark", word_wrap=True, background_color="default")
-        )
-    if a.kind == "input" and a.form:
-        parts.append(_form_fields(a.form))
-    parts.append(Text("\nvalues" if a.kind == "input" else "\narguments", style="bold"))
-    parts.append(
-        Syntax(
-            _args_json(a.arguments),
-            "json",
-            theme="ansi_dark",
-            word_wrap=True,
-            background_color="default",
-        )
-    )
-    return Group(*parts)
 
 
 def _steady_cursor(screen: ModalScreen[Any]) -> None:
@@ -168,7 +106,7 @@ class EditArgumentsModal(ModalScreen[dict[str, Any] | None]):
             )
             yield Static("JSON object. ctrl+s allows with these arguments, escape goes back.")
             yield TextArea(
-                _args_json(self.approval.arguments),
+                args_json(self.approval.arguments),
                 language=None,
                 id="edit-args",
                 show_line_numbers=True,
@@ -244,8 +182,29 @@ class ConfirmRulesModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
+class RulesList(OptionList):
+    """The rules in force; ``del`` (or ``x``) asks to remove the highlighted one."""
+
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("delete,x,backspace", "remove", "Remove rule"),
+    ]
+
+    class Remove(Message):
+        """Remove the highlighted rule, please."""
+
+    def action_remove(self) -> None:
+        """Ask to remove the highlighted rule."""
+        self.post_message(self.Remove())
+
+
 class ApprovalsPane(Vertical, Pane):
-    """The queue of pending tool calls and the details of the highlighted one."""
+    """The queue of pending tool calls (oldest first, the order they are decided in), the
+    details of the highlighted one, and the saved rules.
+
+    The pane says what a person asked for (:class:`ApprovalsPane.Decide`,
+    :class:`ApprovalsPane.RemoveRule`); the app does it, the same way as for the keys typed
+    in the chat or a lane.
+    """
 
     BINDINGS: ClassVar[list[Any]] = [
         Binding("y", "decide('once')", "Allow once"),
@@ -253,24 +212,34 @@ class ApprovalsPane(Vertical, Pane):
         Binding("a", "decide('always')", "Allow always"),
         Binding("n", "decide('deny')", "Deny"),
         Binding("e", "decide('edit')", "Edit+allow"),
+        Binding("r", "rules", "Saved rules"),
     ]
 
     @dataclass
-    class Decided(Message):
-        """A person decided on a pending call."""
+    class Decide(Message):
+        """A person asked to decide a pending call (``how``: once, session, always, deny,
+        edit)."""
 
         pane: ApprovalsPane
         """The pane."""
-        call_id: str
+        approval: ApprovalState
         """The call."""
-        decision: Literal["allow", "deny"]
-        """allow or deny."""
-        scope: Literal["once", "session", "workspace", "always"] = "once"
-        """How far an allow reaches."""
-        note: str | None = None
-        """A deny's note for the model."""
-        edited_arguments: dict[str, Any] | None = None
-        """Arguments the person changed."""
+        how: DecideHow
+        """What the key asked for."""
+
+        @property
+        def control(self) -> ApprovalsPane:
+            """The pane."""
+            return self.pane
+
+    @dataclass
+    class RemoveRule(Message):
+        """A person asked to remove a rule in force."""
+
+        pane: ApprovalsPane
+        """The pane."""
+        rule: Any
+        """The rule (a :class:`workbench.approvals.Rule`)."""
 
         @property
         def control(self) -> ApprovalsPane:
@@ -281,33 +250,45 @@ class ApprovalsPane(Vertical, Pane):
         self,
         *,
         read_only: bool = False,
-        rules_preview: RulesPreview | None = None,
+        deciding: set[CallKey] | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.read_only = read_only
         """A replay shows decisions but cannot make them."""
-        self.rules_preview = rules_preview
-        """Which rules 'allow always' would save (None: cannot say)."""
+        self.deciding: set[CallKey] = deciding if deciding is not None else set()
+        """Calls decided here whose decision the log does not show yet (shared with the
+        app: they leave the queue at once, and a second key decides the next call)."""
         self._shown: list[ApprovalState] = []
+        self._pending: list[ApprovalState] = []
         self._state: SessionState | None = None
-        self._decided: set[str] = set()
+        self._rules: list[Any] = []
 
     def compose(self) -> Any:
         yield Static("", id="approvals-head")
         with Horizontal(id="approvals-body"):
-            yield OptionList(id="approvals-queue")
+            with Vertical(id="approvals-left"):
+                yield OptionList(id="approvals-queue")
+                yield Static("", id="rules-head")
+                yield RulesList(id="rules-list")
             with VerticalScroll(id="approvals-detail"):
                 yield Static("", id="approval-detail")
 
     def on_mount(self) -> None:
+        self.set_class(self.read_only, "-read-only")
         self._redraw()
+        self._draw_rules()
         self.catch_up()
 
     @property
     def queue(self) -> OptionList:
         """The list of calls."""
         return self.query_one("#approvals-queue", OptionList)
+
+    @property
+    def rules_list(self) -> RulesList:
+        """The rules in force."""
+        return self.query_one("#rules-list", RulesList)
 
     @property
     def highlighted(self) -> ApprovalState | None:
@@ -317,6 +298,11 @@ class ApprovalsPane(Vertical, Pane):
             return None
         return self._shown[index]
 
+    @property
+    def waiting(self) -> list[ApprovalState]:
+        """The calls that wait for a decision, oldest first (as shown)."""
+        return list(self._pending)
+
     def rebuild(self, state: SessionState) -> None:
         """Draw a whole state."""
         self._state = state
@@ -325,53 +311,49 @@ class ApprovalsPane(Vertical, Pane):
     def sync(self, state: SessionState, changes: Any) -> None:
         """Draw one frame's changes."""
         self._state = state
-        for asked in changes.new_approvals:  # asked (again, after an edit): decidable again
-            self._decided.discard(asked.call_id)
         if changes.approvals:
             self._redraw()
+
+    def refresh_queue(self) -> None:
+        """Redraw after a decision made elsewhere (the chat's keys)."""
+        self._redraw()
 
     def _redraw(self) -> None:
         if not self.is_mounted:
             return
         state = self._state
-        pending = state.pending_approvals() if state else []
-        pending = [a for a in pending if a.call_id not in self._decided]
-        decided = []
+        pending = list(reversed(state.pending_approvals())) if state else []
+        pending = [a for a in pending if a.key not in self.deciding]
+        decided: list[ApprovalState] = []
         if state is not None:
             decided = sorted(
                 (a for a in state.approvals.values() if a not in pending),
                 key=lambda a: a.seq,
                 reverse=True,
             )[:20]
-        current = self.highlighted
-        self._shown = pending + decided
         queue = self.queue
-        options = []
-        for a in self._shown:
-            label = Text()
-            if a in pending:
-                label.append("⚠ ", style="bold yellow")
-                label.append(a.tool, style="bold")
-            else:
-                mark = "✓ " if a.status == "allowed" else "✗ " if a.status == "denied" else "· "
-                label.append(mark, style="green" if a.status == "allowed" else "red")
-                label.append(a.tool, style="dim")
-            label.append(f"  {a.source}", style="cyan" if a in pending else "dim")
-            options.append(Option(label, id=a.call_id))
-        queue.set_options(options)
-        if self._shown:
-            index = 0
-            if current is not None and current in self._shown:
-                index = self._shown.index(current)
+        current = self.highlighted
+        index = queue.highlighted or 0
+        self._pending = pending
+        self._shown = pending + decided
+        queue.set_options([Option(_row(a, a in pending)) for a in self._shown])
+        if pending:
+            # A waiting call stays highlighted; once decided (or when the highlight was on
+            # a decided one) the next waiting call takes its place.
+            index = pending.index(current) if current in pending else min(index, len(pending) - 1)
             queue.highlighted = index
+        elif self._shown:
+            queue.highlighted = self._shown.index(current) if current in self._shown else 0
         n = len(pending)
-        head = Text()
+        head = Text(no_wrap=True, overflow="ellipsis")
         if n:
-            head.append(f"{n} pending", style="bold yellow")
+            head.append(f"{n} waiting", style="bold yellow")
             if not self.read_only:
-                head.append("  y allow once · s session · a always · n deny · e edit", style="dim")
+                head.append(f"  {KEY_HINT} · r saved rules", style="dim")
         else:
             head.append("Nothing waits for a decision.", style="dim")
+            if not self.read_only:
+                head.append("  r saved rules", style="dim")
         self.query_one("#approvals-head", Static).update(head)
         self._show_detail()
 
@@ -384,64 +366,106 @@ class ApprovalsPane(Vertical, Pane):
         else:
             detail.update(approval_detail(a))
 
-    def action_decide(self, how: str) -> None:
+    def action_decide(self, how: DecideHow) -> None:
         """Decide on the highlighted call."""
         a = self.highlighted
         if self.read_only:
             self.notify("This is a replay: decisions are not possible here.", severity="warning")
             return
-        if a is None or a.status != "pending" or a.call_id in self._decided:
-            self.notify("No pending call is selected.", severity="warning")
+        if a is None or a.status != "pending" or a.key in self.deciding:
+            self.notify("No waiting call is selected.", severity="warning")
             return
-        if how == "once":
-            self._decide(a, "allow", "once")
-        elif how == "session":
-            self._decide(a, "allow", "session")
-        elif how == "always":
-            self._confirm_always(a)
-        elif how == "deny":
-            self.app.push_screen(
-                DenyNoteModal(a),
-                lambda note: (
-                    None if note is None else self._decide(a, "deny", "once", note=note or None)
-                ),
-            )
-        elif how == "edit":
-            self.app.push_screen(
-                EditArgumentsModal(a),
-                lambda args: (
-                    None if args is None else self._decide(a, "allow", "once", edited=args)
-                ),
-            )
+        self.post_message(self.Decide(self, a, how))
 
-    @work(
-        exclusive=True,
-        group="approval-rules",
-        description="rules an 'allow always' saves",
-        exit_on_error=False,
-    )
-    async def _confirm_always(self, a: ApprovalState) -> None:
-        rules = await self.rules_preview(a) if self.rules_preview else []
-        ok = await self.app.push_screen_wait(ConfirmRulesModal(a, rules))
-        if ok:
-            self._decide(a, "allow", "workspace")
+    # -- saved rules -----------------------------------------------------------------------
 
-    def _decide(
-        self,
-        a: ApprovalState,
-        decision: Literal["allow", "deny"],
-        scope: Literal["once", "session", "workspace", "always"],
-        *,
-        note: str | None = None,
-        edited: dict[str, Any] | None = None,
-    ) -> None:
-        if a.call_id in self._decided:
+    def show_rules(self, rules: list[Any]) -> None:
+        """The rules in force (the session's and the saved ones), each removable."""
+        self._rules = list(rules)
+        self._draw_rules()
+
+    def _draw_rules(self) -> None:
+        if not self.is_mounted:
             return
-        self._decided.add(a.call_id)
-        self.post_message(self.Decided(self, a.call_id, decision, scope, note, edited))
-        self._redraw()
+        rules_list = self.rules_list
+        index = rules_list.highlighted or 0
+        rules_list.set_options([Option(_rule_row(r)) for r in self._rules])
+        if self._rules:
+            rules_list.highlighted = min(index, len(self._rules) - 1)
+        self.set_class(not self._rules, "-no-rules")
+        head = Text("Saved rules", style="bold")
+        if self._rules:
+            head.append(f" ({len(self._rules)}) · del removes", style="dim")
+        else:
+            head.append(" · none yet ('a' or 's' saves one)", style="dim")
+        self.query_one("#rules-head", Static).update(head)
 
-    def undecide(self, call_id: str) -> None:
-        """The engine did not take a decision: show the call as pending again."""
-        self._decided.discard(call_id)
-        self._redraw()
+    def action_rules(self) -> None:
+        """Show the saved rules and move to them (and back). A small terminal shows them
+        only then."""
+        if self.read_only:
+            return
+        if self.rules_list.has_focus or (self.has_class("-show-rules") and not self._rules):
+            self.remove_class("-show-rules")
+            self.queue.focus()
+        else:
+            self.add_class("-show-rules")
+            self.rules_list.focus()
+
+    @on(OptionList.OptionHighlighted, "#rules-list")
+    def _show_rule(self) -> None:
+        index = self.rules_list.highlighted
+        if index is None or not 0 <= index < len(self._rules):
+            return
+        rule = self._rules[index]
+        text = Text(_rule_text(rule), style="bold")
+        text.append(f"\n{_scope_words(rule)}", style="dim")
+        if getattr(rule, "note", None):
+            text.append(f"\n{rule.note}", style="italic")
+        text.append("\n\ndel (or x) removes it: the next call it matched asks again.", style="dim")
+        self.query_one("#approval-detail", Static).update(text)
+
+    @on(RulesList.Remove)
+    def _remove_rule(self, event: RulesList.Remove) -> None:
+        index = self.rules_list.highlighted
+        if self.read_only or index is None or not 0 <= index < len(self._rules):
+            return
+        self.post_message(self.RemoveRule(self, self._rules[index]))
+
+
+def _row(a: ApprovalState, waiting: bool) -> Text:
+    """Two lines: the tool and who asks; what it would do (enough to tell calls apart)."""
+    label = Text()
+    if waiting:
+        label.append("⚠ ", style="bold yellow")
+        label.append(a.tool, style="bold")
+    else:
+        mark = {"allowed": "✓ ", "denied": "✗ ", "cancelled": "■ "}.get(a.status, "· ")
+        label.append(mark, style="green" if a.status == "allowed" else "red")
+        label.append(a.tool, style="dim")
+    label.append(f"  {a.source}", style="cyan" if waiting else "dim")
+    args = a.edited_arguments if a.edited_arguments is not None else a.arguments
+    summary = call_summary(args, 44)
+    if summary:
+        label.append(f"\n  {summary}", style="" if waiting else "dim")
+    return label
+
+
+def _rule_text(rule: Any) -> str:
+    display = getattr(rule, "display", None)
+    return visible(str(display()) if callable(display) else str(rule))
+
+
+def _scope_words(rule: Any) -> str:
+    return {
+        "session": "for this session (kept in this process)",
+        "workspace": "for this workspace (saved in the store)",
+        "always": "in every workspace (saved in the store)",
+    }.get(getattr(rule, "scope", ""), str(getattr(rule, "scope", "")))
+
+
+def _rule_row(rule: Any) -> Text:
+    text = Text(_rule_text(rule))
+    scope = getattr(rule, "scope", "")
+    text.append(f"  {scope}", style="dim")
+    return text

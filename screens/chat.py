@@ -13,15 +13,19 @@ from textual.widgets import Select, Static
 
 from screens.pane import Pane
 from screens.prompt import TargetChoice
-from screens.state import Item, SessionState
+from screens.state import Item, SessionState, ToolItem
 from screens.transcript import Transcript
 
 __all__ = ["ChatPane", "TargetChoice"]
 
 
 def _chat_item(state: SessionState, item: Item) -> bool:
+    """The top-level runs' items, and every call that asked a person (a member's, a
+    workflow step's): its card shows where the person is, and stays as the record."""
     run = state.runs.get(item.run_id)
-    return run is None or run.parent_run_id is None
+    if run is None or run.parent_run_id is None:
+        return True
+    return isinstance(item, ToolItem) and item.asked is not None
 
 
 class ChatPane(Vertical, Pane):
@@ -42,6 +46,8 @@ class ChatPane(Vertical, Pane):
             empty="" if read_only else "Type a prompt and press enter.",
             id="chat-transcript",
         )
+        self.choices: list[TargetChoice] = []
+        """What the picker offers."""
         self.picker: Select[str] = Select(
             [], prompt="loading…", id="target", allow_blank=True, compact=True
         )
@@ -78,11 +84,23 @@ class ChatPane(Vertical, Pane):
     def set_targets(self, choices: list[TargetChoice], default: TargetChoice | None) -> None:
         """Fill the picker (the engine loaded, or the workspace changed)."""
         current = self.target
+        self.choices = list(choices)
         self.picker.set_options([(f"{c.kind} · {c.name}", c.value) for c in choices])
         keep = current if current in choices else default
         if keep is not None and keep in choices:
             self.picker.value = keep.value
         self.picker.prompt = "choose…"
+
+    def choose(self, target: TargetChoice) -> bool:
+        """Talk to ``target`` (False when the workspace has no such target)."""
+        if target not in self.choices:
+            return False
+        self.picker.value = target.value
+        return True
+
+    def set_welcome(self, content: Any) -> None:
+        """The first screen, shown while the session is empty."""
+        self.transcript.set_empty(content)
 
     def set_info(self, text: str) -> None:
         """What is next to the picker: the model of the chosen agent."""

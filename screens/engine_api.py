@@ -70,12 +70,16 @@ class EngineLike(Protocol):
         """Cancel a run and its children."""
         ...
 
-    def resolve_approval(self, call_id: str, resolution: Any) -> bool:
-        """Decide a pending tool call."""
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Any) -> bool:
+        """Decide the pending tool call ``call_id`` of the run ``run_id``."""
         ...
 
     def saved_rules(self, session_id: str) -> list[Any]:
-        """Approval rules in force."""
+        """Approval rules in force (the session's, then the saved ones)."""
+        ...
+
+    def remove_rule(self, rule: Any, session_id: str = "") -> bool:
+        """Remove a rule in force (False: it was not there)."""
         ...
 
     async def tools_for(self, patterns: Sequence[str]) -> list[Any]:
@@ -86,8 +90,10 @@ class EngineLike(Protocol):
         """The runnable object of a name."""
         ...
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[Any]:
-        """Stored sessions, newest first."""
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[Any]:
+        """Stored sessions, newest first (only a workspace folder's, when given)."""
         ...
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Any]:

@@ -41,6 +41,11 @@ GAP_X = 3
 """Columns between boxes of one layer."""
 GAP_Y = 3
 """Rows between layers: the stub, the horizontal run, the arrow."""
+BOX_MAX_W = 44
+"""Widest a box grows to fit its label (a longer one is cut, and shown whole below the
+graph when the node is selected)."""
+RAIL_W = 4
+"""Columns kept on the right of a loop's body for the repeat's rail."""
 CONTAINER_KINDS = frozenset({"parallel", "loop", "condition", "router"})
 """Kinds drawn as a frame around their children too."""
 
@@ -176,6 +181,8 @@ class Layout:
     """The drawing (without node colours; see :meth:`Canvas.box`)."""
     back_edges: list[GraphEdge] = field(default_factory=list)
     """Edges drawn on the rail."""
+    frames: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Each container's frame around its children: (x0, y0, x1, y1), borders included."""
 
     def neighbour(self, node_id: str, dx: int, dy: int) -> str | None:
         """The node left/right in its layer or up/down nearest in column."""
@@ -301,13 +308,25 @@ class Canvas:
 
     def place_titles(self) -> None:
         """Write frame titles on their bottom borders (the top is where arrows come in),
-        where no edge crosses: drawn last, so they must fit between the lines."""
+        where no edge leaves: drawn last, in the widest free stretch of the border (cut
+        with … when even that is short; the container's own box names it in full)."""
         for x0, x1, y, title, style in self.titles:
-            text = f" {title[: x1 - x0 - 5]} "
-            for x in range(x0 + 2, x1 - len(text)):
-                if all(self.chars[y][x + i] == "┄" for i in range(len(text))):
-                    self.put(x, y, text, style)
-                    break
+            best = (0, 0)  # start, length of the longest run of plain border
+            x = x0 + 2
+            while x < x1 - 1:
+                if self.chars[y][x] != "┄":
+                    x += 1
+                    continue
+                start = x
+                while x < x1 - 1 and self.chars[y][x] == "┄":
+                    x += 1
+                if x - start > best[1]:
+                    best = (start, x - start)
+            room = best[1] - 2  # a space on each side
+            if room < 6:
+                continue
+            text = title if len(title) <= room else title[: room - 1] + "…"
+            self.put(best[0], y, f" {text} ", style)
 
     def box(
         self, p: Placed, title: str, line1: str, line2: str, style: str, selected: bool
@@ -326,6 +345,14 @@ class Canvas:
 
 
 # -- the layout ---------------------------------------------------------------------------
+
+
+def box_width(node: GraphNode) -> int:
+    """Wide enough for the node's label, its title and a status line (``◐ running 1.2kt
+    $0.01 12.3s ×3``), from :data:`BOX_W` to :data:`BOX_MAX_W`."""
+    title = node.target or "" if node.kind == "step" else f"   {node.kind}"
+    need = max(len(node.label), len(title), 22) + 4
+    return max(BOX_W, min(BOX_MAX_W, need))
 
 
 def _back_edges(ids: list[str], edges: list[GraphEdge]) -> set[int]:
@@ -450,10 +477,32 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
     n_layers = max(layer_of.values(), default=-1) + 1
     layers: list[list[Placed]] = [[] for _ in range(n_layers)]
     placed: dict[str, Placed] = {}
+    wide = {n: box_width(node_map[n]) for n in ids}
+    for e in forward:  # an edge's label sits right of the arrow, over the box it enters
+        if e.label:
+            wide[e.target] = max(wide[e.target], min(BOX_MAX_W, 2 * (len(e.label) + 3)))
     for n in topo + [n for n in ids if n not in topo]:
-        p = Placed(n, layer_of[n], len(layers[layer_of[n]]))
+        p = Placed(n, layer_of[n], len(layers[layer_of[n]]), w=wide[n])
         layers[p.layer].append(p)
         placed[n] = p
+
+    # A container's way out leaves from the bottom of its frame, after everything inside
+    # it: an "exit" edge is drawn from there, never alongside the frame.
+    frames = [c for c in desc if node_map[c].kind in CONTAINER_KINDS and desc[c]]
+    last_layer = {c: max(layer_of[d] for d in desc[c]) for c in frames}
+
+    def exits(e: GraphEdge) -> bool:
+        return e.source in last_layer and e.target not in inside[e.source]
+
+    # A loop's repeat stays inside the loop: it runs up a rail inside the frame's right
+    # side, back to the first step of the body.
+    inner_back: dict[str, GraphEdge] = {}
+    outer_back: list[GraphEdge] = []
+    for e in back:
+        if e.target in last_layer and e.source in inside[e.target]:
+            inner_back.setdefault(e.target, e)
+        else:
+            outer_back.append(e)
 
     # Long edges get dummies; succ/pred on Placed objects (by id()).
     succ_p: dict[int, list[int]] = defaultdict(list)
@@ -461,8 +510,9 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
     chains: list[tuple[GraphEdge, list[Placed]]] = []
     for e in forward:
         a, b = placed[e.source], placed[e.target]
+        start_layer = last_layer[e.source] + 1 if exits(e) else a.layer + 1
         chain = [a]
-        for li in range(a.layer + 1, b.layer):
+        for li in range(start_layer, b.layer):
             d = Placed("", li, len(layers[li]), w=1, dummy=True)
             layers[li].append(d)
             chain.append(d)
@@ -470,6 +520,11 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
         for u, v in zip(chain, chain[1:], strict=False):
             succ_p[id(u)].append(id(v))
             pred_p[id(v)].append(id(u))
+        if exits(e):  # ordered below the container's last row
+            for kid in desc[e.source]:
+                if layer_of[kid] == last_layer[e.source]:
+                    succ_p[id(placed[kid])].append(id(chain[1]))
+                    pred_p[id(chain[1])].append(id(placed[kid]))
         chains.append((e, chain))
 
     # Barycentre ordering, containers kept together by a secondary key.
@@ -511,51 +566,107 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
         for i, p in enumerate(layer):
             p.order = i
 
+    # Room: a step inside loops with a repeat keeps a rail's width on its right for each;
+    # below a layer where frames close, a row for every frame closing there.
+    def ancestors(n: str) -> list[str]:
+        out, parent = [], node_map[n].parent
+        while parent is not None and parent in node_map:
+            out.append(parent)
+            parent = node_map[parent].parent
+        return out
+
+    margin = {n: RAIL_W * sum(1 for c in ancestors(n) if c in inner_back) for n in ids}
+    closing: dict[int, int] = defaultdict(int)
+    depth_at_close: dict[str, int] = {}
+    for c in sorted(frames, key=lambda c: len(ancestors(c)), reverse=True):
+        nested = [k for k in frames if k in inside[c] and last_layer[k] == last_layer[c]]
+        depth_at_close[c] = 1 + max((depth_at_close[k] for k in nested), default=0)
+        closing[last_layer[c]] = max(closing[last_layer[c]], depth_at_close[c])
+
     # Coordinates: each layer centred.
-    widths = [sum(p.w for p in layer) + GAP_X * max(0, len(layer) - 1) for layer in layers]
+    def span(p: Placed) -> int:
+        return p.w + (0 if p.dummy else margin.get(p.id, 0))
+
+    widths = [sum(span(p) for p in layer) + GAP_X * max(0, len(layer) - 1) for layer in layers]
     inner_w = max(widths, default=BOX_W)
     pad = 2
-    rails = len(back)
+    rails = len(outer_back)
     width = inner_w + 2 * pad + (3 * rails + 8 if rails else 0)
+    y = 1
     for li, layer in enumerate(layers):
         x = pad + (inner_w - widths[li]) // 2
         for p in layer:
             p.x = x
-            p.y = 1 + li * (BOX_H + GAP_Y)
-            x += p.w + GAP_X
-    height = 1 + n_layers * (BOX_H + GAP_Y)
+            p.y = y
+            x += span(p) + GAP_X
+        y += BOX_H + GAP_Y + max(0, closing.get(li, 0) - 1)
+    height = y
     canvas = Canvas(max(width, BOX_W + 4), max(height, BOX_H + 2))
 
-    # Container frames first (everything else draws over them).
-    for cid, kids in desc.items():
-        if node_map[cid].kind not in CONTAINER_KINDS:
-            continue
-        ps = [placed[k] for k in kids]
+    # Container frames, innermost first (an outer frame encloses the inner ones).
+    def rails_within(n: str, c: str) -> int:
+        """Rail widths kept right of ``n`` for the loops between it and ``c`` (``c`` too)."""
+        chain = ancestors(n)
+        upto = chain[: chain.index(c) + 1] if c in chain else chain
+        return RAIL_W * sum(1 for loop in upto if loop in inner_back)
+
+    box_of: dict[str, tuple[int, int, int, int]] = {}
+    for c in sorted(frames, key=lambda c: len(ancestors(c)), reverse=True):
+        ps = [placed[k] for k in desc[c]]
         x0 = min(p.x for p in ps) - 1
-        x1 = max(p.x + p.w for p in ps)
+        x1 = max(p.x + p.w + rails_within(p.id, c) for p in ps)
         y0 = min(p.y for p in ps) - 1
         y1 = max(p.y + BOX_H for p in ps)
-        canvas.frame(x0, y0, x1, y1, f"{node_map[cid].kind} {node_map[cid].label}", "group")
+        for k in frames:
+            if k in inside[c] and k in box_of:
+                kx0, _ky0, kx1, ky1 = box_of[k]
+                x0, x1, y1 = min(x0, kx0 - 1), max(x1, kx1 + 1), max(y1, ky1 + 1)
+        box_of[c] = (x0, y0, x1, y1)
+    for c in sorted(frames, key=lambda c: len(ancestors(c))):  # inner borders drawn last
+        x0, y0, x1, y1 = box_of[c]
+        canvas.frame(x0, y0, x1, y1, f"{node_map[c].kind} {node_map[c].label}", "group")
 
-    # Forward edges, segment by segment.
+    # Forward edges, segment by segment; a container's exit leaves its frame's bottom.
     for e, chain in chains:
-        for u, v in zip(chain, chain[1:], strict=False):
-            y_from = u.y + (BOX_H if not u.dummy else BOX_H)
+        for i, (u, v) in enumerate(zip(chain, chain[1:], strict=False)):
             y_to = v.y - 1
-            mid = y_from + 1
-            canvas.route(u.cx, y_from, v.cx, mid, y_to)
+            if i == 0 and exits(e):
+                x0, _y0, x1, fy1 = box_of[e.source]
+                fx = v.cx if x0 < v.cx < x1 else (x0 + x1) // 2
+                canvas.put(fx, fy1, "┬", "group")
+                canvas.route(fx, fy1 + 1, v.cx, fy1 + 1, y_to)
+            else:
+                y_from = u.y + BOX_H
+                canvas.route(u.cx, y_from, v.cx, y_from + 1, y_to)
             if v.dummy:
                 canvas.vline(v.cx, v.y - 1, v.y + BOX_H)
         last = chain[-1]
         canvas.put(last.cx, last.y - 1, "▼", "edge")
         if e.label:
-            canvas.put(last.cx + 2, last.y - 1, e.label[:12], "edge-label")
+            canvas.put(last.cx + 2, last.y - 1, e.label[: max(4, last.w - 2)], "edge-label")
 
-    # Back-edges on rails at the right.
+    # A loop's repeat: up a rail inside its frame, into the first step of its body.
+    for c, e in inner_back.items():
+        x0, y0, x1, y1 = box_of[c]
+        a = placed[e.source]
+        body = [f.target for f in forward if f.source == c and f.target in inside[c]]
+        b = placed[body[0]] if body else placed[e.source]
+        rail = x1 - 2
+        ya, yb = a.y + 2, b.y + 1
+        canvas.hline(ya, a.x + a.w, rail)
+        canvas.vline(rail, yb, ya)
+        canvas.hline(yb, b.x + b.w, rail)
+        canvas.line_bits(rail, ya, _UP | _LEFT)
+        canvas.line_bits(rail, yb, _DOWN | _LEFT)
+        canvas.put(b.x + b.w, yb, "◀", "edge")
+        if ya - yb >= 2:  # the frame names the loop; the rail says it goes round
+            canvas.put(rail - 1, (ya + yb) // 2, "↺", "edge-label")
+
+    # Any other back-edge on rails at the right.
     rail0 = pad + inner_w + 3
-    for k, e in enumerate(back):
+    for i, e in enumerate(outer_back):
         a, b = placed[e.source], placed[e.target]
-        rail = rail0 + 3 * k
+        rail = rail0 + 3 * i
         ya, yb = a.y + 2, b.y + 1
         canvas.hline(ya, a.x + a.w, rail)
         canvas.vline(rail, yb, ya)
@@ -567,4 +678,11 @@ def layout_graph(nodes: Iterable[GraphNode], edges: Iterable[GraphEdge], sweeps:
         canvas.put(rail + 1, (ya + yb) // 2, label[: width - rail - 1], "edge-label")
 
     canvas.place_titles()
-    return Layout(nodes=node_map, placed=placed, layers=layers, canvas=canvas, back_edges=back)
+    return Layout(
+        nodes=node_map,
+        placed=placed,
+        layers=layers,
+        canvas=canvas,
+        back_edges=back,
+        frames=box_of,
+    )

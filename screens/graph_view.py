@@ -55,6 +55,7 @@ __all__ = [
     "GraphSource",
     "GraphView",
     "NodeTranscriptScreen",
+    "active_node",
     "graph_path",
     "graph_steps",
     "node_lines",
@@ -71,6 +72,8 @@ STATUS_TEXT = {
     "skipped": "⊘ skipped",
     "cancelled": "■ cancelled",
     "approval": "⚠ approval",
+    "notrun": "· not run",
+    "stopped": "■ stopped",
 }
 """How a node's state reads."""
 
@@ -85,9 +88,19 @@ KIND_ICON = {
 """Marks the primitive in a box's title."""
 
 
-def node_lines(node: GraphNode, step: StepState | None, now_ts: float) -> tuple[str, str, str, str]:
-    """Title, label, status line and style name of a node's box."""
-    status = step.status if step else "waiting"
+def node_lines(
+    node: GraphNode, step: StepState | None, now_ts: float, ended: str | None = None
+) -> tuple[str, str, str, str]:
+    """Title, label, status line and style name of a node's box.
+
+    ``ended``: how the workflow run ended, once it has: a node it never reached reads
+    "not run", one it left in flight "stopped" (never "waiting" or "running" any more).
+    """
+    status: str = step.status if step else "waiting"
+    if ended is not None and status == "waiting":
+        status = "notrun"
+    elif ended is not None and status in ("running", "approval"):
+        status = "stopped"
     if node.kind == "step":
         title = node.target or ""
     else:
@@ -106,7 +119,8 @@ def node_lines(node: GraphNode, step: StepState | None, now_ts: float) -> tuple[
             bits.append(format_duration(dur))
         if step.runs > 1:
             bits.append(f"×{step.runs}")
-    return title, node.label, " ".join(bits), f"node-{status}"
+    style = {"notrun": "skipped", "stopped": "cancelled"}.get(status, status)
+    return title, node.label, " ".join(bits), f"node-{style}"
 
 
 _ITERATION = re.compile(r"#\d+(?=/|$)")
@@ -139,6 +153,26 @@ def graph_steps(wf: WorkflowState) -> dict[str, StepState]:
     return out
 
 
+def active_node(steps: dict[str, StepState], placed: Any) -> str | None:
+    """The node a run is at: one waiting for a decision first, else the step (not a
+    container) that started last among those running; None when nothing runs."""
+    live = [
+        (p, st) for p, st in steps.items() if p in placed and st.status in ("approval", "running")
+    ]
+    if not live:
+        return None
+
+    def rank(item: tuple[str, StepState]) -> tuple[int, int, float]:
+        path, st = item
+        return (
+            st.status == "approval",
+            st.kind in ("step", "function"),
+            st.started_ts or 0.0,
+        )
+
+    return max(live, key=rank)[0]
+
+
 class GraphCanvas(ScrollView, can_focus=True):
     """Draws a :class:`Layout`; arrows move the selection, enter opens a node."""
 
@@ -162,10 +196,14 @@ class GraphCanvas(ScrollView, can_focus=True):
         Binding("left", "move(-1, 0)", "Left", show=False),
         Binding("right", "move(1, 0)", "Right", show=False),
         Binding("enter", "open", "Open node"),
+        Binding("f", "follow", "Follow run"),
     ]
 
     selected: reactive[str | None] = reactive(None)
     """The selected node's id."""
+    following: reactive[bool] = reactive(True)
+    """The selection follows the run (the node working now, or waiting for a decision);
+    moving it by hand stops that until ``f``."""
 
     @dataclass
     class Open(Message):
@@ -200,6 +238,7 @@ class GraphCanvas(ScrollView, can_focus=True):
         self.layout_: Layout | None = None
         self.steps: dict[str, StepState] = {}
         self.now_ts = 0.0
+        self.ended: str | None = None
         self._strips: list[Strip] = []
         self._styles: dict[str, Style] = {}
 
@@ -210,10 +249,13 @@ class GraphCanvas(ScrollView, can_focus=True):
             self.selected = self.layout_.first()
         self.redraw()
 
-    def set_steps(self, steps: dict[str, StepState], now_ts: float) -> None:
-        """New node states."""
+    def set_steps(
+        self, steps: dict[str, StepState], now_ts: float, ended: str | None = None
+    ) -> None:
+        """New node states (``ended``: how the workflow run ended, once it has)."""
         self.steps = steps
         self.now_ts = now_ts
+        self.ended = ended
         self.redraw()
 
     def _style(self, name: str) -> Style:
@@ -254,7 +296,9 @@ class GraphCanvas(ScrollView, can_focus=True):
         try:
             for node_id, p in lay.placed.items():
                 node = lay.nodes[node_id]
-                title, label, line2, style = node_lines(node, self.steps.get(node_id), self.now_ts)
+                title, label, line2, style = node_lines(
+                    node, self.steps.get(node_id), self.now_ts, self.ended
+                )
                 canvas.box(p, title, label, line2, style, node_id == self.selected)
         finally:
             canvas.chars, canvas.styles = saved
@@ -292,25 +336,46 @@ class GraphCanvas(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         return self._strips[index].crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
+    def watch_following(self, following: bool) -> None:
+        self.post_message(self.Selected(self, self.selected))
+
     def watch_selected(self, node_id: str | None) -> None:
         self.redraw()
-        lay = self.layout_
-        if lay is not None and node_id in lay.placed:
-            p = lay.placed[node_id]
-            self.scroll_to_region(Region(p.x - 1, p.y - 1, p.w + 2, BOX_H + 2), animate=False)
+        self.scroll_to_selected()
         self.post_message(self.Selected(self, node_id))
 
+    def scroll_to_selected(self) -> None:
+        """Bring the selected node into view (once the canvas has a size: a hidden pane
+        scrolls when it is shown)."""
+        lay = self.layout_
+        node_id = self.selected
+        if lay is None or node_id not in lay.placed or not self.size.area:
+            return
+        p = lay.placed[node_id]
+        self.scroll_to_region(Region(p.x - 1, p.y - 1, p.w + 2, BOX_H + 2), animate=False)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.scroll_to_selected)
+
+    def on_show(self) -> None:
+        self.call_after_refresh(self.scroll_to_selected)
+
     def action_move(self, dx: int, dy: int) -> None:
-        """Move the selection."""
+        """Move the selection (and stop following the run)."""
         lay = self.layout_
         if lay is None:
             return
+        self.following = False
         if self.selected is None:
             self.selected = lay.first()
             return
         nxt = lay.neighbour(self.selected, dx, dy)
         if nxt is not None:
             self.selected = nxt
+
+    def action_follow(self) -> None:
+        """Follow the run again (or stop following it)."""
+        self.following = not self.following
 
     def action_open(self) -> None:
         """Open the selected node's transcript."""
@@ -327,6 +392,7 @@ class GraphCanvas(ScrollView, can_focus=True):
             if p.x <= x < p.x + p.w and p.y <= y < p.y + BOX_H:
                 if self.selected == node_id and event.chain >= 2:
                     self.action_open()
+                self.following = False
                 self.selected = node_id
                 return
 
@@ -413,9 +479,12 @@ class GraphView(Vertical, Pane):
         self._update()
 
     def _update(self) -> None:
+        heads = self.query("#graph-head")
+        if not heads:  # not composed yet (or going away): drawn when it mounts
+            return
         wf = self._wf()
         state = self._state
-        head = self.query_one("#graph-head", Static)
+        head = heads.first(Static)
         if wf is None or state is None:
             head.update(
                 "No workflow has run in this session yet. Choose a workflow in the chat pane (F2)."
@@ -425,6 +494,7 @@ class GraphView(Vertical, Pane):
         run = state.runs.get(wf.run_id)
         if self._graph_for != wf.run_id:
             self._graph_for = wf.run_id
+            self.canvas.following = True  # a new run: follow it
             self._from_events = True
             self._known_paths = -1
             if self.graph_source is not None:
@@ -433,9 +503,19 @@ class GraphView(Vertical, Pane):
             self._known_paths = len(wf.steps)
             nodes, edges = graph_from_paths([(p, s.kind) for p, s in graph_steps(wf).items()])
             self.canvas.set_graph(nodes, edges)
-        self.canvas.set_steps(graph_steps(wf), state.last_ts)
-        done = sum(1 for s in wf.steps.values() if s.status in ("done", "skipped"))
-        total = len(self.canvas.layout_.placed) if self.canvas.layout_ else len(wf.steps)
+        steps = graph_steps(wf)
+        ended = run.status if run is not None and run.ended else None
+        self.canvas.set_steps(steps, state.last_ts, ended)
+        lay = self.canvas.layout_
+        placed = lay.placed if lay is not None else steps
+        if self.canvas.following and run is not None and not run.ended:
+            active = active_node(steps, placed)
+            if active is not None and active != self.canvas.selected:
+                self.canvas.selected = active  # scrolls it into view
+        # Nodes and executions apart: a loop's body runs several times, one node each.
+        done = sum(1 for p, st in steps.items() if p in placed and st.status in ("done", "skipped"))
+        started = sum(1 for p, st in steps.items() if p in placed and st.runs)
+        executions = sum(st.runs for st in wf.steps.values())
         text = Text()
         text.append(f"workflow {wf.name}", style="bold")
         if run is not None:
@@ -445,8 +525,11 @@ class GraphView(Vertical, Pane):
                 text.append(f" · {format_tokens(tokens)} tokens")
             if run.cost:
                 text.append(f" · {format_cost(run.cost)}")
-        text.append(f" · {done}/{total} steps", style="dim")
-        text.append("   arrows move · enter opens a node", style="dim")
+        text.append(f" · {done}/{len(placed)} nodes done", style="dim")
+        if executions > started:  # a loop ran its body again
+            text.append(f" · {executions} executions", style="dim")
+        follow = "on" if self.canvas.following else "off"
+        text.append(f"   arrows move · enter opens · f follows the run ({follow})", style="dim")
         head.update(text)
         self._detail(self.canvas.selected)
 
@@ -465,7 +548,10 @@ class GraphView(Vertical, Pane):
 
     @on(GraphCanvas.Selected)
     def _selected(self, event: GraphCanvas.Selected) -> None:
-        self._detail(event.node_id)
+        if self._wf() is not None:
+            self._update()  # the head says whether the selection follows the run
+        else:
+            self._detail(event.node_id)
 
     def _detail(self, node_id: str | None) -> None:
         detail = self.query_one("#graph-detail", Static)
@@ -479,6 +565,8 @@ class GraphView(Vertical, Pane):
         text = Text()
         text.append(node_id, style="bold")
         text.append(f" ({node.kind})")
+        if node.label and node.label != node_id.rsplit("/", 1)[-1]:
+            text.append(f" {node.label}")  # in full: a box cuts a long one
         if step is not None:
             if step.error:
                 text.append(f" — {step.error}", style="red")

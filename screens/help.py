@@ -27,9 +27,31 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("F9", "MCP servers: state, tools, resources, prompts (r restart, enter attach)"),
             ("ctrl+n", "new session"),
             ("ctrl+r", "replay this session"),
-            ("ctrl+c", "cancel the run in flight (not the app)"),
+            ("ctrl+c", "copy the selected text; with none, cancel the run in flight"),
+            ("ctrl+o", "copy the last answer"),
             ("escape", "back to the prompt / close a dialog"),
-            ("ctrl+q", "quit"),
+            ("ctrl+q", "quit (with a run in flight, asks; the run stays resumable)"),
+        ],
+    ),
+    (
+        "Copy",
+        [
+            ("mouse drag", "select text in the chat, a lane or a node's transcript"),
+            ("ctrl+c", "copy the selection (OSC 52: the terminal's clipboard)"),
+            ("ctrl+o", "copy the last answer (as written, Markdown and all)"),
+            ("c", "copy the focused message, or a tool call's result (tab or click focuses)"),
+        ],
+    ),
+    (
+        "Waiting calls",
+        [
+            ("y s a n e", "decide the oldest waiting call, from the chat, a lane or the graph"),
+            ("", "(in the prompt only while it is empty: typed text never decides)"),
+            ("y", "allow once"),
+            ("s", "allow for this session"),
+            ("a", "allow always: shows the rules to save, asks to confirm"),
+            ("n", "deny, with an optional note for the model"),
+            ("e", "edit the arguments (JSON, ctrl+s to allow)"),
         ],
     ),
     (
@@ -44,14 +66,12 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "Approvals",
+        "Approvals (F5)",
         [
-            ("↑ ↓", "choose a pending call (newest first)"),
-            ("y", "allow once"),
-            ("s", "allow for this session"),
-            ("a", "allow always: shows the rules to save, asks to confirm"),
-            ("n", "deny, with an optional note for the model"),
-            ("e", "edit the arguments (JSON, ctrl+s to allow)"),
+            ("↑ ↓", "choose a waiting call (oldest first); y s a n e decide it"),
+            ("", "after a decision the next waiting call is selected"),
+            ("r", "the saved rules (and back)"),
+            ("del  x", "remove the selected rule: the next call it matched asks again"),
         ],
     ),
     (
@@ -65,7 +85,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Workflow graph",
         [
-            ("← → ↑ ↓", "move the selection"),
+            ("← → ↑ ↓", "move the selection (it stops following the run)"),
+            ("f", "follow the run again: the node at work stays selected and in view"),
             ("enter / double click", "open the node's transcript"),
         ],
     ),
@@ -77,6 +98,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "resume unfinished runs"),
             ("p", "replay"),
             ("d", "delete (asks first)"),
+            ("a", "this workspace's sessions / every workspace's"),
         ],
     ),
     (

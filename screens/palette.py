@@ -38,6 +38,11 @@ def commands_for(app: WorkbenchApp) -> list[Command]:
         ),
         ("Show usage", partial(run, "show('usage')"), "Tokens and cost per agent (F6)"),
         (
+            "Show saved rules",
+            app.show_rules,
+            "The approval rules in force, each removable (F5, r)",
+        ),
+        (
             "Browse sessions",
             partial(run, "sessions"),
             "Open, resume, replay or delete a session (F7)",
@@ -54,6 +59,18 @@ def commands_for(app: WorkbenchApp) -> list[Command]:
         ("Keys", partial(run, "help"), "Every key (F1 or ?)"),
         ("Quit", partial(run, "quit"), "Leave Workbench (ctrl+q)"),
     ]
+    from workbench.termsafe import visible
+
+    for rule in app.rules:
+        text = visible(rule.display() if hasattr(rule, "display") else str(rule))
+        scope = getattr(rule, "scope", "")
+        cmds.append(
+            (
+                f"Remove rule: {text}",
+                partial(app.remove_rule, rule),
+                f"Stop applying this {scope} rule: the next call it matched asks again",
+            )
+        )
     engine = app.engine
     if engine is not None:
         ws = engine.workspace

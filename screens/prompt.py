@@ -8,13 +8,17 @@ Pasted text keeps its newlines. It is part of the first frame: typing works at o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
-__all__ = ["NEWLINE_KEYS", "PromptInput", "TargetChoice"]
+__all__ = ["DECIDE_KEYS", "NEWLINE_KEYS", "PromptInput", "TargetChoice"]
+
+DECIDE_KEYS = frozenset("ysane")
+"""Keys that decide the oldest waiting call when typed into the empty prompt."""
 
 NEWLINE_KEYS = frozenset({"ctrl+j", "shift+enter", "alt+enter", "ctrl+enter"})
 """Keys that insert a newline instead of sending (ctrl+j is the one every terminal sends)."""
@@ -41,7 +45,13 @@ class PromptInput(TextArea):
             """The input it came from."""
             return self.prompt_input
 
-    def __init__(self, *, id: str | None = None, placeholder: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        placeholder: str = "",
+        decide: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(
             id=id,
             soft_wrap=True,
@@ -53,6 +63,9 @@ class PromptInput(TextArea):
         )
         self.sent: list[str] = []
         """Prompts sent, oldest first (the history up and down walk)."""
+        self.decide = decide
+        """Given ``y s a n e`` typed into the empty prompt; True when it decided a waiting
+        call (the key is then not typed). Text in a non-empty prompt never decides."""
         self._history_index: int | None = None
         self._draft = ""
 
@@ -64,6 +77,16 @@ class PromptInput(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        if (
+            self.decide is not None
+            and key in DECIDE_KEYS
+            and not self.text
+            and not self.read_only
+            and self.decide(key)
+        ):
+            event.stop()
+            event.prevent_default()
+            return
         if key == "enter":
             event.stop()
             event.prevent_default()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -41,7 +42,15 @@ from screens.session_view import SessionView
 from screens.state import SessionState
 from screens.status import StatusBar
 
-__all__ = ["SPEEDS", "EventSource", "ReplayScreen", "Timeline", "source_for", "speed_index"]
+__all__ = [
+    "SPEEDS",
+    "EventSource",
+    "MemorySource",
+    "ReplayScreen",
+    "Timeline",
+    "source_for",
+    "speed_index",
+]
 
 SPEEDS: tuple[float, ...] = (1.0, 2.0, 10.0, float("inf"))
 """1x, 2x, 10x, instant."""
@@ -94,6 +103,24 @@ class _EngineSource:
 
     def page(self, after_seq: int, limit: int) -> list[Any]:
         return [e for e in self._all() if e.seq > after_seq][:limit]
+
+
+class MemorySource:
+    """A session's events held in memory: an exported JSONL file replayed as it is, without
+    importing it anywhere."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+        self._seqs = [e.seq for e in events]
+
+    def total(self) -> int:
+        return self._seqs[-1] if self._seqs else 0
+
+    def page(self, after_seq: int, limit: int) -> list[Any]:
+        import bisect
+
+        start = bisect.bisect_right(self._seqs, after_seq)
+        return self._events[start : start + limit]
 
 
 def source_for(engine: EngineLike, session_id: str) -> EventSource:
@@ -289,6 +316,7 @@ class ReplayScreen(Screen[None]):
         autoplay: bool = True,
         speed: int = 0,
         source: EventSource | None = None,
+        fork_from: Callable[[], str] | None = None,
         frame_interval: float = 1 / 30,
     ) -> None:
         super().__init__()
@@ -298,6 +326,9 @@ class ReplayScreen(Screen[None]):
         """The session replayed."""
         self.source = source or source_for(engine, session_id)
         """Where the events come from."""
+        self.fork_from = fork_from
+        """Puts the replayed session in the store and says its id (a replayed file is
+        imported when it is forked, not before); called in a worker thread."""
         self.state = SessionState(session_id)
         """What has been replayed so far."""
         self.view = SessionView(read_only=True, graph_source=graph_source, id="replay-view")
@@ -549,7 +580,8 @@ class ReplayScreen(Screen[None]):
     def _fork(self, position: int) -> None:
         at = last_message_seq(self.source, position) or position
         try:  # the local engine forks in its store; an attached one asks its server
-            new = self.engine.fork_session(self.session_id, at_seq=at)
+            stored = self.fork_from() if self.fork_from is not None else self.session_id
+            new = self.engine.fork_session(stored, at_seq=at)
         except Exception as exc:  # shown, never raised into the UI
             self.post_message(self.Forked(None, at, str(exc)))
             return

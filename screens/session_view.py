@@ -13,10 +13,10 @@ from textual.containers import Vertical
 from textual.lazy import Lazy
 from textual.widgets import TabbedContent, TabPane
 
-from screens.approvals import ApprovalsPane, RulesPreview
+from screens.approvals import ApprovalsPane
 from screens.chat import ChatPane
 from screens.graph_view import GraphSource, GraphView
-from screens.state import Changes, SessionState
+from screens.state import CallKey, Changes, SessionState
 from screens.team_view import TeamView
 from screens.usage import UsageView
 
@@ -39,7 +39,7 @@ class SessionView(Vertical):
         self,
         *,
         read_only: bool = False,
-        rules_preview: RulesPreview | None = None,
+        deciding: set[CallKey] | None = None,
         graph_source: GraphSource | None = None,
         id: str | None = None,
     ) -> None:
@@ -49,9 +49,7 @@ class SessionView(Vertical):
         self.chat = ChatPane(read_only=read_only, id="chat")
         self.team = TeamView(id="team")
         self.graph = GraphView(graph_source=graph_source, id="graph")
-        self.approvals = ApprovalsPane(
-            read_only=read_only, rules_preview=rules_preview, id="approvals"
-        )
+        self.approvals = ApprovalsPane(read_only=read_only, deciding=deciding, id="approvals")
         self.usage = UsageView(id="usage")
         self._pending = -1
 
@@ -100,6 +98,8 @@ class SessionView(Vertical):
 
     def show(self, tab: str) -> None:
         """Switch to a tab (chat, team, graph, approvals, usage) and focus its pane."""
+        if not self.is_mounted:
+            return
         tabs = self.query_one(TabbedContent)
         tabs.active = f"tab-{tab}"
         target: Any = {

@@ -4,11 +4,14 @@ Typing in the search box filters by title and id at once, and searches every ses
 messages, tool calls and tool results (the store's full-text search, in a worker) a moment
 later: sessions found that way show the matching excerpt. ``enter`` opens a session in the
 main view (new prompts continue it), ``r`` also resumes its unfinished runs, ``p`` replays
-it, ``d`` deletes it after asking.
+it, ``d`` deletes it after asking. It lists the sessions of the app's workspace; ``a``
+shows every workspace's (with a workspace column), and continuing a session that ran in
+another workspace asks first.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from textual.worker import get_current_worker
 from screens.engine_api import EngineLike
 from workbench.termsafe import visible
 
-__all__ = ["ConfirmDelete", "SessionsScreen", "format_when"]
+__all__ = ["ConfirmDelete", "ConfirmOtherWorkspace", "SessionsScreen", "format_when"]
 
 
 def format_when(ts: float) -> str:
@@ -69,8 +72,57 @@ class ConfirmDelete(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class ConfirmOtherWorkspace(ModalScreen[bool]):
+    """Continue a session that ran in another workspace? y / n."""
+
+    BINDINGS: ClassVar[list[Any]] = [
+        Binding("y", "answer(True)", "Continue here"),
+        Binding("n,escape", "answer(False)", "Back"),
+    ]
+
+    def __init__(self, session_id: str, theirs: str, ours: str) -> None:
+        super().__init__(classes="confirm-modal")
+        self.session_id = session_id
+        self.theirs = visible(theirs)  # from the store: an imported session says anything
+        self.ours = ours
+
+    def compose(self) -> Any:
+        with Vertical(classes="dialog"):
+            yield Static(
+                Text(f"Session {self.session_id} ran in another workspace", style="bold"),
+                classes="title",
+            )
+            body = Text()
+            body.append("It ran in   ")
+            body.append(self.theirs or "(unknown)", style="bold")
+            body.append("\nThis is     ")
+            body.append(self.ours, style="bold")
+            body.append(
+                "\n\nContinued here, its next runs use this workspace's agents, tools, rules "
+                "and files. To continue it where it ran: workbench -w "
+                f"{self.theirs or 'DIR'}"
+            )
+            yield Static(body)
+            with Horizontal(classes="buttons"):
+                yield Button("Continue here (y)", variant="warning", id="yes")
+                yield Button("Back (n)", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        """Answer."""
+        self.dismiss(yes)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and os.path.abspath(a) == os.path.abspath(b)
+
+
 class SessionsScreen(Screen[tuple[str, str] | None]):
-    """Stored sessions, newest first. Dismisses with (action, session id)."""
+    """The stored sessions of this workspace (``a``: of every workspace), newest first.
+    Dismisses with (action, session id)."""
 
     CSS_PATH: ClassVar[CSSPathType | None] = [Path(__file__).parent / "sessions.tcss"]
     AUTO_FOCUS = "#sessions-table"
@@ -81,6 +133,7 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         Binding("r", "choose('resume')", "Resume"),
         Binding("p", "choose('replay')", "Replay"),
         Binding("d", "delete", "Delete"),
+        Binding("a", "toggle_all", "All workspaces"),
     ]
 
     SEARCH_DELAY = 0.25
@@ -96,12 +149,21 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         """Matching sessions with excerpts (:class:`workbench.store.SearchHit`)."""
 
     def __init__(
-        self, engine: EngineLike, *, current: str | None = None, limit: int = 1000
+        self,
+        engine: EngineLike,
+        *,
+        current: str | None = None,
+        limit: int = 1000,
+        workspace: str | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.current = current
         self.limit = limit
+        self.workspace = workspace if workspace is not None else str(engine.root)
+        """The workspace folder the app is on: its sessions are listed first."""
+        self.every_workspace = False
+        """List the sessions of every workspace (with a workspace column)."""
         self.sessions: list[Any] = []
         """Every session loaded."""
         self.shown: list[Any] = []
@@ -111,7 +173,7 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         self._hits_for = ""
 
     def compose(self) -> Any:
-        yield Static(Text("Sessions", style="bold"), id="sessions-title")
+        yield Static(self._title(), id="sessions-title")
         yield Input(
             placeholder="/ search titles, ids, messages and tool calls", id="sessions-filter"
         )
@@ -124,14 +186,38 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
             id="sessions-hint",
         )
 
-    def on_mount(self) -> None:
+    def _title(self) -> Text:
+        text = Text("Sessions", style="bold")
+        if self.every_workspace:
+            text.append(" of every workspace", style="bold")
+            text.append("  a: only this one", style="dim")
+        else:
+            text.append(f" of {Path(self.workspace).name or self.workspace}", style="bold")
+            text.append(f"  {self.workspace} · a: every workspace", style="dim")
+        return text
+
+    def _columns(self) -> None:
         table = self.query_one(DataTable)
+        table.clear(columns=True)
         table.add_column("", key="mark", width=1)
         table.add_column("session", key="id")
         table.add_column("title", key="title")
+        if self.every_workspace:
+            table.add_column("workspace", key="workspace")
         table.add_column("runs", key="runs")
         table.add_column("updated", key="updated")
-        table.loading = True
+
+    def on_mount(self) -> None:
+        self._columns()
+        self.query_one(DataTable).loading = True
+        self._load()
+
+    def action_toggle_all(self) -> None:
+        """This workspace's sessions, or every workspace's."""
+        self.every_workspace = not self.every_workspace
+        self.query_one("#sessions-title", Static).update(self._title())
+        self._columns()
+        self.query_one(DataTable).loading = True
         self._load()
 
     @work(
@@ -142,7 +228,8 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         exit_on_error=False,
     )
     def _load(self) -> None:
-        sessions = self.engine.sessions(limit=self.limit)
+        workspace = None if self.every_workspace else self.workspace
+        sessions = self.engine.sessions(limit=self.limit, workspace=workspace)
         self.app.call_from_thread(self._loaded, sessions)
 
     def _loaded(self, sessions: list[Any]) -> None:
@@ -154,6 +241,8 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
     def _fill(self, query: str) -> None:
         q = query.strip().lower()
         hits = self.hits if q and self._hits_for == q else {}
+        if not self.every_workspace:
+            hits = {k: h for k, h in hits.items() if _same_folder(h.workspace, self.workspace)}
         self.shown = [
             s
             for s in self.sessions
@@ -161,7 +250,13 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         ]
         known = {s.id for s in self.shown}
         extra = [  # found by the search, but older than the sessions loaded
-            SimpleNamespace(id=h.session_id, title=h.title, updated_at=h.updated_at, run_count="")
+            SimpleNamespace(
+                id=h.session_id,
+                title=h.title,
+                updated_at=h.updated_at,
+                run_count="",
+                workspace=h.workspace,
+            )
             for h in hits.values()
             if h.session_id not in known and h.session_id not in {x.id for x in self.sessions}
         ]
@@ -178,24 +273,28 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
                 for part, matched in hit.parts():
                     title.append(visible(re.sub(r"\s+", " ", part)), "bold" if matched else "dim")
                 title.truncate(160)
-            table.add_row(
-                "●" if s.id == self.current else "",
-                s.id,
-                title,
-                str(getattr(s, "run_count", "")),
-                format_when(s.updated_at),
-                key=s.id,
-            )
+            cells: list[Any] = ["●" if s.id == self.current else "", s.id, title]
+            if self.every_workspace:
+                where = getattr(s, "workspace", "") or ""
+                here = _same_folder(where, self.workspace)
+                name = visible(Path(where).name) or "?"
+                cells.append(Text(name, style="" if here else "yellow"))
+            cells += [str(getattr(s, "run_count", "")), format_when(s.updated_at)]
+            table.add_row(*cells, key=s.id)
         if not self.shown:
             self.query_one("#sessions-hint", Static).update(
                 "No sessions match."
                 if q
-                else "No sessions yet: send a prompt from the chat (escape)."
+                else (
+                    "No sessions yet: send a prompt from the chat (escape)."
+                    if self.every_workspace
+                    else "No sessions in this workspace yet · a: every workspace · escape back"
+                )
             )
         else:
             self.query_one("#sessions-hint", Static).update(
                 f"{len(self.shown)} of {len(self.sessions)} · enter open · r resume · p replay · "
-                "d delete · / search · escape back"
+                "d delete · / search · a every workspace · escape back"
             )
 
     @on(Input.Changed, "#sessions-filter")
@@ -258,11 +357,19 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
             return None
         return self.shown[table.cursor_row]
 
-    def action_choose(self, action: str) -> None:
-        """Open, resume or replay the highlighted session."""
+    @work(exclusive=True, group="choose-session", description="open a session")
+    async def action_choose(self, action: str) -> None:
+        """Open, resume or replay the highlighted session. Continuing (open, resume) a
+        session of another workspace asks first: its next runs would use this one's."""
         s = self.selected
-        if s is not None:
-            self.dismiss((action, s.id))
+        if s is None:
+            return
+        where = getattr(s, "workspace", "") or ""
+        if action in ("open", "resume") and where and not _same_folder(where, self.workspace):
+            ok = await self.app.push_screen_wait(ConfirmOtherWorkspace(s.id, where, self.workspace))
+            if not ok:
+                return
+        self.dismiss((action, s.id))
 
     @on(DataTable.RowSelected, "#sessions-table")
     def _row_selected(self) -> None:

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workbench.termsafe import safe_event
+from workbench.termsafe import safe_event, visible
 
 __all__ = [
     "AgentUsage",
     "ApprovalState",
     "AssistantItem",
+    "CallKey",
     "Changes",
     "EndItem",
     "Item",
@@ -34,14 +35,23 @@ __all__ = [
     "ToolItem",
     "UserItem",
     "WorkflowState",
+    "call_summary",
     "format_cost",
     "format_duration",
     "format_tokens",
 ]
 
-RunStatus = Literal["running", "completed", "failed", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 StepStatus = Literal["waiting", "running", "done", "failed", "skipped", "cancelled", "approval"]
-ToolStatus = Literal["requested", "awaiting", "running", "done", "failed", "denied"]
+ToolStatus = Literal[
+    "requested", "awaiting", "running", "done", "failed", "denied", "cancelled", "interrupted"
+]
+ApprovalStatus = Literal["pending", "allowed", "denied", "abandoned", "cancelled", "interrupted"]
+
+CallKey = tuple[str, str]
+"""``(run_id, call_id)``: what names a tool call. A model's call ids are unique within one
+run only (the ``test`` model and several local servers number them ``call_t2_0``, ...), so
+two runs of a session, two members of a team or two parallel steps may repeat one."""
 
 
 def format_tokens(n: int) -> str:
@@ -74,6 +84,26 @@ def format_duration(ms: float | None) -> str:
     if s < 60:
         return f"{s:.1f}s"
     return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+_SUMMARY_KEYS = ("cmd", "command", "path", "query", "q", "url", "pattern", "expression", "text")
+"""Arguments that say what a call does, in the order they are looked for."""
+
+
+def call_summary(arguments: dict[str, Any], width: int = 60) -> str:
+    """One line that tells two calls of a tool apart: the command, path, query or URL if
+    there is one, else ``key=value`` pairs; cut to ``width`` characters."""
+    picked = [arguments[k] for k in _SUMMARY_KEYS if isinstance(arguments.get(k), str)]
+    if picked:
+        text = str(picked[0])
+    else:
+        text = " ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
+        )
+    # One line (newlines and tabs become spaces), and nothing a terminal would obey: the
+    # arguments are kept exact in the state, so they are made visible here.
+    text = visible(" ".join(text.split()))
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- transcript items -------------------------------------------------------------------
@@ -155,6 +185,18 @@ class ToolItem(Item):
     progress: str | None = None
     """What a running call last said of its progress (``3/10 indexing``), or that it
     waits for the person's input."""
+    asked: ApprovalState | None = None
+    """The approval it asked for, if it asked (the card a person decides on)."""
+
+    @property
+    def key(self) -> CallKey:
+        """``(run_id, call_id)``: the call's identity in the session."""
+        return (self.run_id, self.call_id)
+
+    @property
+    def settled(self) -> bool:
+        """The call reached an end: done, failed, denied or cancelled."""
+        return self.status in ("done", "failed", "denied", "cancelled", "interrupted")
 
 
 @dataclass(slots=True, eq=False)
@@ -322,14 +364,22 @@ class ApprovalState:
     """Shell command parts."""
     diff: str | None = None
     """Unified diff of a file edit."""
-    status: Literal["pending", "allowed", "denied", "abandoned"] = "pending"
-    """Pending until decided (abandoned when its run ended first)."""
+    status: ApprovalStatus = "pending"
+    """Pending until decided (abandoned when its run ended first, cancelled when its run
+    was cancelled)."""
     decision: str | None = None
     """How it was decided, in words."""
     kind: str = "tool"
     """``tool``, or ``input``: a running tool asks the person for the values of a form."""
     form: dict[str, Any] | None = None
     """For ``input``: the form's JSON schema (``arguments`` holds its values)."""
+    edited_arguments: dict[str, Any] | None = None
+    """The arguments a person allowed instead of the model's (``e``)."""
+
+    @property
+    def key(self) -> CallKey:
+        """``(run_id, call_id)``: decisions refer to it."""
+        return (self.run_id, self.call_id)
 
 
 @dataclass(slots=True)
@@ -417,8 +467,10 @@ class SessionState:
         """Every run, by id, in start order."""
         self.items: list[Item] = []
         """Every transcript item in creation order."""
-        self.approvals: dict[str, ApprovalState] = {}
-        """Approvals by call id."""
+        self.approvals: dict[CallKey, ApprovalState] = {}
+        """Approvals by ``(run_id, call_id)``."""
+        self.waiting: dict[CallKey, ApprovalState] = {}
+        """The approvals still pending, oldest first."""
         self.workflows: dict[str, WorkflowState] = {}
         """Workflow runs by run id."""
         self.usage: dict[str, AgentUsage] = {}
@@ -433,7 +485,12 @@ class SessionState:
         """Events applied."""
         self._uid = 0
         self._messages: dict[str, AssistantItem] = {}
-        self._tools: dict[str, ToolItem] = {}
+        self._tools: dict[CallKey, ToolItem] = {}
+        # Per run, what may still be open when it ends (so ending a run costs its own items,
+        # not the session's).
+        self._run_tools: dict[str, list[ToolItem]] = {}
+        self._run_approvals: dict[str, list[ApprovalState]] = {}
+        self._run_messages: dict[str, list[AssistantItem]] = {}
         self._run_steps: dict[str, StepState] = {}
 
     # -- queries ---------------------------------------------------------------------------
@@ -448,11 +505,7 @@ class SessionState:
 
     def pending_approvals(self) -> list[ApprovalState]:
         """Approvals waiting for a decision, newest first."""
-        return sorted(
-            (a for a in self.approvals.values() if a.status == "pending"),
-            key=lambda a: (a.seq, a.ts),
-            reverse=True,
-        )
+        return list(reversed(self.waiting.values()))
 
     def descendants(self, run_id: str) -> Iterator[RunState]:
         """The runs below ``run_id``, depth first."""
@@ -508,6 +561,33 @@ class SessionState:
             total.cost = _add_cost(total.cost, u.cost)
             total.calls += u.calls
         return total
+
+    def mark_interrupted(self, run_ids: Iterable[str]) -> None:
+        """Runs whose process stopped them without ending them (the store says
+        ``interrupted``): not in flight, resumable. Their waiting calls cannot be decided
+        until the run is resumed (which asks them again)."""
+        for run_id in run_ids:
+            run = self.runs.get(run_id)
+            if run is None or run.ended:
+                continue
+            run.status = "interrupted"
+            run.streaming = False
+            run.waiting = 0
+            self.changes.runs.add(run_id)
+            for a in self._run_approvals.get(run_id, ()):
+                if a.status == "pending":
+                    a.status = "interrupted"
+                    a.decision = "interrupted: resume the run to decide (F7, r)"
+                    self.waiting.pop(a.key, None)
+                    self.changes.approvals = True
+            for t in self._run_tools.get(run_id, ()):
+                if not t.settled:
+                    t.status = "interrupted"
+                    self.changes.touch(t)
+            for msg in self._run_messages.get(run_id, ()):
+                if not msg.done:
+                    msg.done = True
+                    self.changes.touch(msg)
 
     def take_changes(self) -> Changes:
         """The changes since the last call; starts a new batch."""
@@ -619,18 +699,22 @@ class SessionState:
                 run.cost = ev.cost
         if status == "failed":
             run.error = ev.error
-        for a in self.approvals.values():
-            if a.run_id == ev.run_id and a.status == "pending":
-                a.status = "abandoned"
-                a.decision = f"abandoned: run {status}"
+        # Nothing of an ended run is left waiting: its open calls end with it (cancelled
+        # with a cancelled run; otherwise they never ran to a result).
+        for a in self._run_approvals.get(ev.run_id, ()):
+            if a.status == "pending":
+                a.status = "cancelled" if status == "cancelled" else "abandoned"
+                a.decision = f"{a.status}: run {status}"
+                self.waiting.pop(a.key, None)
                 self.changes.approvals = True
-        for t in self._tools.values():
-            if t.run_id == ev.run_id and t.status in ("requested", "awaiting", "running"):
-                t.status = "failed"
-                t.error = t.error or f"run {status}"
+        for t in self._run_tools.get(ev.run_id, ()):
+            if not t.settled:
+                t.status = "cancelled" if status == "cancelled" else "failed"
+                if status != "cancelled":
+                    t.error = t.error or f"no result: the run {status} first"
                 self.changes.touch(t)
-        for msg in self._messages.values():
-            if msg.run_id == ev.run_id and not msg.done:
+        for msg in self._run_messages.get(ev.run_id, ()):
+            if not msg.done:
                 msg.done = True
                 self.changes.touch(msg)
         run.waiting = 0
@@ -659,8 +743,7 @@ class SessionState:
     def _on_delta(self, ev: Any) -> None:
         msg = self._messages.get(ev.message_id)
         if msg is None:
-            msg = self._new(AssistantItem, ev, message_id=ev.message_id)
-            self._messages[ev.message_id] = msg
+            msg = self._new_message(ev)
             run = self._run(ev)
             if run is not None:
                 run.streaming = True
@@ -678,8 +761,7 @@ class SessionState:
         msg = self._messages.get(ev.message_id)
         if msg is None:
             if ev.content or not ev.tool_calls:
-                msg = self._new(AssistantItem, ev, message_id=ev.message_id)
-                self._messages[ev.message_id] = msg
+                msg = self._new_message(ev)
         else:
             self.changes.touch(msg)
         if msg is not None:
@@ -710,35 +792,48 @@ class SessionState:
             u.calls += 1
             self.changes.usage = True
         for call in ev.tool_calls:
-            tool = self._new(
-                ToolItem, ev, call_id=call.id, tool=call.tool, arguments=call.arguments
-            )
-            self._tools[call.id] = tool
+            # A new model turn: a new call, even if the model reuses an id it gave before.
+            self._new_tool(ev, call.id, call.tool, call.arguments)
+
+    def _new_message(self, ev: Any) -> AssistantItem:
+        msg: AssistantItem = self._new(AssistantItem, ev, message_id=ev.message_id)
+        self._messages[ev.message_id] = msg
+        self._run_messages.setdefault(ev.run_id, []).append(msg)
+        return msg
+
+    def _new_tool(self, ev: Any, call_id: str, tool: str, arguments: dict[str, Any]) -> ToolItem:
+        item: ToolItem = self._new(
+            ToolItem, ev, call_id=call_id, tool=tool, arguments=dict(arguments)
+        )
+        self._tools[(ev.run_id, call_id)] = item
+        self._run_tools.setdefault(ev.run_id, []).append(item)
+        return item
 
     def _tool(self, ev: Any) -> ToolItem:
-        tool = self._tools.get(ev.call_id)
+        """The call an event is about: ``(run_id, call_id)``, never the call id alone."""
+        tool = self._tools.get((ev.run_id, ev.call_id))
         if tool is None:
-            tool = self._new(
-                ToolItem,
-                ev,
-                call_id=ev.call_id,
-                tool=ev.tool,
-                arguments=getattr(ev, "arguments", {}),
-            )
-            self._tools[ev.call_id] = tool
+            tool = self._new_tool(ev, ev.call_id, ev.tool, getattr(ev, "arguments", {}))
         else:
             self.changes.touch(tool)
         return tool
 
+    def tool_item(self, key: CallKey) -> ToolItem | None:
+        """The transcript item of a call (the latest, if a run reused the id)."""
+        return self._tools.get(key)
+
     def _asking_tool(self, ev: Any) -> ToolItem | None:
-        """For an input request (an MCP elicitation): the running call that asks."""
+        """For an input request (an MCP elicitation, call id ``<call>#input<n>``): the
+        running call of the same run that asks."""
         if getattr(ev, "kind", "tool") != "input" and "#input" not in ev.call_id:
             return None
-        return self._tools.get(ev.call_id.split("#", 1)[0])
+        return self._tools.get((ev.run_id, ev.call_id.split("#", 1)[0]))
 
     def _on_approval_required(self, ev: Any) -> None:
         asking = self._asking_tool(ev)
+        tool: ToolItem | None = None
         if asking is not None:
+            # An input request: the call keeps running; its question is in the approvals.
             asking.progress = "waits for your input (approvals)"
             self.changes.touch(asking)
         elif getattr(ev, "kind", "tool") != "input":
@@ -758,7 +853,19 @@ class SessionState:
             kind=getattr(ev, "kind", "tool"),
             form=getattr(ev, "form", None),
         )
-        self.approvals[ev.call_id] = approval
+        old = self.approvals.get(approval.key)
+        if old is not None and old.status == "pending":
+            # Asked again (a resumed run re-offers its pending call): one waiting call.
+            self._run_approvals[ev.run_id].remove(old)
+            run = self.runs.get(ev.run_id)
+            if run is not None:
+                run.waiting = max(0, run.waiting - 1)
+        self.approvals[approval.key] = approval
+        self.waiting.pop(approval.key, None)
+        self.waiting[approval.key] = approval
+        self._run_approvals.setdefault(ev.run_id, []).append(approval)
+        if tool is not None:
+            tool.asked = approval
         self.changes.approvals = True
         self.changes.new_approvals.append(approval)
         run = self._run(ev)
@@ -778,11 +885,14 @@ class SessionState:
         words += f" by {ev.decided_by}"
         if ev.note:
             words += f": {ev.note}"
-        approval = self.approvals.get(ev.call_id)
+        approval = self.approvals.get((ev.run_id, ev.call_id))
         if approval is not None:
             was_pending = approval.status == "pending"
+            self.waiting.pop(approval.key, None)
             approval.status = "allowed" if ev.decision == "allow" else "denied"
             approval.decision = words
+            if ev.edited_arguments is not None:
+                approval.edited_arguments = dict(ev.edited_arguments)
             self.changes.approvals = True
             run = self._run(ev)
             if run is not None and was_pending:

@@ -31,7 +31,13 @@ __all__ = ["Lane", "TeamView", "run_label"]
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 """Frames of the working marker."""
 
-STATUS_ICON = {"completed": "✓", "failed": "✗", "cancelled": "■", "running": "●"}
+STATUS_ICON = {
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "■",
+    "running": "●",
+    "interrupted": "⏸",
+}
 """A run's status at a glance."""
 
 
@@ -41,7 +47,13 @@ def run_label(run: RunState, frame: int = -1) -> Text:
         icon = "⚠" if run.waiting else (SPINNER[frame % len(SPINNER)] if frame >= 0 else "●")
     else:
         icon = STATUS_ICON[run.status]
-    style = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "bold yellow"}
+    style = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "yellow",
+        "running": "bold yellow",
+        "interrupted": "yellow",
+    }
     text = Text()
     text.append(f"{icon} ", style="magenta" if run.waiting else style[run.status])
     if run.kind != "agent":

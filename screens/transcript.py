@@ -15,13 +15,16 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.events import Click
+from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
+from screens.card import KEY_HINT, approval_detail
 from screens.state import (
     AssistantItem,
     Changes,
@@ -31,6 +34,7 @@ from screens.state import (
     SessionState,
     ToolItem,
     UserItem,
+    call_summary,
     format_cost,
     format_duration,
     format_tokens,
@@ -39,6 +43,7 @@ from workbench.termsafe import json_visible, visible
 
 __all__ = [
     "AssistantMessage",
+    "CopyRequested",
     "EndLine",
     "ItemFilter",
     "NoteLine",
@@ -69,8 +74,27 @@ class ItemWidget:
         """Redraw from :attr:`item`."""
 
 
-class UserMessage(Static, ItemWidget):
-    """The user's prompt (or a task a parent run gave)."""
+class CopyRequested(Message):
+    """A focused message asks to be copied (``c``); the app puts it on the clipboard."""
+
+    def __init__(self, text: str, what: str) -> None:
+        super().__init__()
+        self.text = text
+        """What to copy."""
+        self.what = what
+        """What it is, in words (for the notification)."""
+
+
+class UserMessage(Static, ItemWidget, can_focus=True):
+    """The user's prompt (or a task a parent run gave); ``c`` copies it when focused."""
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy message")]
+
+    def action_copy(self) -> None:
+        """Copy the prompt."""
+        item = self.item
+        assert isinstance(item, UserItem)
+        self.post_message(CopyRequested(item.text, "the prompt"))
 
     def __init__(self, item: UserItem) -> None:
         self.item = item
@@ -122,15 +146,94 @@ def next_cut(text: str, limit: int = SEGMENT) -> int | None:
     return None
 
 
-class AssistantMessage(Vertical, ItemWidget):
-    """An assistant message as Markdown (rich's renderer), drawn in segments."""
+class MarkdownSegment(Static):
+    """A piece of an assistant message, as Markdown.
+
+    While it streams it is drawn by rich's Markdown renderer (the fast path: one render a
+    frame). Once finished it is drawn as styled text rendered from that Markdown, once per
+    width, so that it can be selected with the mouse and copied (Textual selects text, not
+    a rich renderable).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(classes="segment")
+        self._markdown: Any = None
+        self._live = True
+        self._drawn: tuple[int, Text] | None = None
+
+    def set_markdown(self, markdown: Any, *, live: bool = True) -> None:
+        """Draw this Markdown (a :class:`screens.markdown.TextMarkdown`); ``live`` while it
+        may still grow."""
+        self._markdown = markdown
+        self._live = live
+        self._drawn = None
+        self.refresh(layout=True)
+
+    def finish(self) -> None:
+        """It will not change any more: draw it as selectable text."""
+        if self._live:
+            self._live = False
+            self._drawn = None
+            self.refresh(layout=True)
+
+    @property
+    def markup_text(self) -> str:
+        """The Markdown source."""
+        return str(getattr(self._markdown, "markup", ""))
+
+    def _text_at(self, width: int) -> Text:
+        """The Markdown rendered at ``width`` columns, as styled text (cached)."""
+        if self._drawn is not None and self._drawn[0] == width:
+            return self._drawn[1]
+        text = Text(end="", no_wrap=True)
+        if self._markdown is not None:
+            console = self.app.console
+            lines = console.render_lines(
+                self._markdown, console.options.update_width(width), pad=False, new_lines=False
+            )
+            for i, line in enumerate(lines):
+                if i:
+                    text.append("\n")
+                for segment in line:
+                    if not segment.control:
+                        text.append(segment.text, segment.style)
+            text.rstrip()
+        self._drawn = (width, text)
+        return text
+
+    def render(self) -> Any:
+        if self._markdown is None:
+            return Text()
+        if self._live:
+            return self._markdown
+        return self._text_at(self.content_size.width or max(20, self.app.size.width - 4))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if self._live or self._markdown is None:
+            return super().get_content_height(container, viewport, width)
+        text = self._text_at(max(1, width))
+        return text.plain.count("\n") + 1 if text.plain else 0
+
+
+class AssistantMessage(Vertical, ItemWidget, can_focus=True):
+    """An assistant message as Markdown (rich's renderer, raw HTML off: the model's text is
+    shown as written, ``<tags>`` and all), drawn in segments; ``c`` copies it (as written,
+    Markdown and all) when focused."""
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy message")]
+
+    def action_copy(self) -> None:
+        """Copy the message's text."""
+        item = self.item
+        assert isinstance(item, AssistantItem)
+        self.post_message(CopyRequested(item.text, f"{item.source}'s message"))
 
     def __init__(self, item: AssistantItem) -> None:
         super().__init__(classes="-streaming" if not item.done else "")
         self.item = item
         self._frozen = 0
         self._shown = ""
-        self._segments: list[Static] = []
+        self._segments: list[MarkdownSegment] = []
         self._header = Static(self._header_text(), classes="header", markup=False)
 
     def _header_text(self) -> Content:
@@ -163,16 +266,18 @@ class AssistantMessage(Vertical, ItemWidget):
             new = self._draw(item.text)
             if new:
                 self.mount_all(new)
+        elif item.done and self._segments:
+            self._segments[-1].finish()  # the stream ended: selectable from now on
 
     @property
     def shown_text(self) -> str:
         """The text drawn so far."""
         return self._shown
 
-    def _draw(self, text: str) -> list[Static]:
+    def _draw(self, text: str) -> list[MarkdownSegment]:
         """Draw ``text``: the open (last) segment takes the new text; segments that fill up
         are closed and new ones created. Returns the widgets to mount."""
-        from rich.markdown import Markdown
+        from screens.markdown import TextMarkdown
 
         if not text.startswith(self._shown[: self._frozen]):
             # Rewritten, not extended (a final text that differs from the stream): redraw.
@@ -181,19 +286,21 @@ class AssistantMessage(Vertical, ItemWidget):
             self._segments.clear()
             self._frozen = 0
         self._shown = text
-        created: list[Static] = []
+        created: list[MarkdownSegment] = []
         if not self._segments:
-            created.append(Static(classes="segment"))
+            created.append(MarkdownSegment())
             self._segments.append(created[-1])
         while True:
             tail = text[self._frozen :]
             cut = next_cut(tail)
             piece = tail if cut is None else tail[:cut]
-            self._segments[-1].update(Markdown(piece.rstrip()))
+            last = self._segments[-1]
+            finished = cut is not None or bool(getattr(self.item, "done", False))
+            last.set_markdown(TextMarkdown(piece.rstrip()), live=not finished)
             if cut is None:
                 return created
             self._frozen += cut
-            created.append(Static(classes="segment"))
+            created.append(MarkdownSegment())
             self._segments.append(created[-1])
 
 
@@ -204,20 +311,50 @@ _TOOL_ICONS: dict[str, str] = {
     "done": "✓",
     "failed": "✗",
     "denied": "⊘",
+    "cancelled": "■",
+    "interrupted": "⏸",
 }
 
 
 class ToolBlock(Collapsible, ItemWidget):
-    """A tool call inline in a transcript: arguments, result or error, duration."""
+    """A tool call inline in a transcript: arguments, result or error, duration.
+
+    While the call waits for a decision it opens as a card: who asks and why, the
+    command's parts or the file's diff, the arguments, and the keys that decide it. Once
+    decided it folds back to one line that says how it was decided.
+    """
+
+    BINDINGS: ClassVar[list[Any]] = [Binding("c", "copy", "Copy result")]
+
+    def action_copy(self) -> None:
+        """Copy the call's result (or its error, or its arguments while it has neither)."""
+        item = self.item
+        assert isinstance(item, ToolItem)
+        if item.output is not None:
+            self.post_message(CopyRequested(item.output, f"the result of {item.tool}"))
+        elif item.error is not None:
+            self.post_message(CopyRequested(item.error, f"the error of {item.tool}"))
+        else:
+            self.post_message(CopyRequested(_json(item.arguments), f"the arguments of {item.tool}"))
 
     def __init__(self, item: ToolItem) -> None:
         self.item = item
+        self._card = Static(classes="card")
+        self._keys = Static(KEY_HINT, classes="approval-keys", markup=False)
         self._args = Static(classes="args", markup=False)
         self._result = Static(classes="result", markup=False)
+        self._opened_as_card = False
         # Textual passes the title on to Content.from_text, which takes Content too (a str
         # would be parsed as markup); only its annotation says str.
         title = self._title_text()
-        super().__init__(self._args, self._result, title=title, collapsed=True)  # type: ignore[arg-type]
+        super().__init__(
+            self._card,
+            self._keys,
+            self._args,
+            self._result,
+            title=title,  # type: ignore[arg-type]
+            collapsed=item.status != "awaiting",
+        )
         self._fill()
 
     def _title_text(self) -> Content:
@@ -225,11 +362,17 @@ class ToolBlock(Collapsible, ItemWidget):
         assert isinstance(item, ToolItem)
         bits = [f"{_TOOL_ICONS[item.status]} {item.tool}"]
         if item.status == "awaiting":
-            bits.append("awaiting approval")
-        elif item.status == "running":
+            bits.append(f"{item.source} asks")
+        summary = call_summary(item.arguments, 40)
+        if summary:
+            bits.append(summary)
+        if item.status == "running":
+            # What a running tool last said (progress), or that it waits for input.
             bits.append(f"running {item.progress}" if item.progress else "running")
-        elif item.status == "denied":
-            bits.append("denied")
+        elif item.status in ("denied", "cancelled"):
+            bits.append(item.status)
+        elif item.status == "interrupted":
+            bits.append("interrupted: resume the run (F7, r)")
         if item.duration_ms is not None and item.status in ("done", "failed"):
             bits.append(format_duration(item.duration_ms))
         if item.status == "failed" and item.error:
@@ -240,6 +383,13 @@ class ToolBlock(Collapsible, ItemWidget):
     def _fill(self) -> None:
         item = self.item
         assert isinstance(item, ToolItem)
+        card = item.status == "awaiting" and item.asked is not None
+        self._card.display = card
+        self._keys.display = card
+        self._args.display = not card
+        if card:
+            assert item.asked is not None
+            self._card.update(approval_detail(item.asked, header=False))
         args = Text("arguments\n", style="bold")
         args.append(_json(item.arguments))
         self._args.update(args)
@@ -253,11 +403,22 @@ class ToolBlock(Collapsible, ItemWidget):
             result.append("result\n", style="bold")
             out = item.output if len(item.output) <= 4000 else item.output[:4000] + " …"
             result.append(out)
-        else:
+        elif not card:
             result.append("(no result yet)", style="dim")
+        self._result.display = not card
         self._result.update(result)
         for status in _TOOL_ICONS:
             self.set_class(item.status == status, f"-{status}")
+        # A waiting call opens as a card; once decided, the card folds (unless the person
+        # opened it themselves).
+        if card and self.collapsed:
+            self.collapsed = False
+            self._opened_as_card = True
+        elif card:
+            self._opened_as_card = self._opened_as_card or not self.collapsed
+        elif self._opened_as_card:
+            self._opened_as_card = False
+            self.collapsed = True
 
     def update_item(self) -> None:
         self.title = self._title_text()  # type: ignore[assignment]  # Content, as in __init__
@@ -311,7 +472,7 @@ class Transcript(VerticalScroll):
         super().__init__(id=id, classes=classes)
         self.match = match
         """Which items belong here."""
-        self.empty_text = empty
+        self.empty_text: Any = empty
         """Shown while there is nothing."""
         self._widgets: dict[int, Widget] = {}
         self._hidden: list[Item] = []
@@ -319,6 +480,10 @@ class Transcript(VerticalScroll):
         self._empty = Static(empty, classes="empty", markup=False)
         self._state: SessionState | None = None
         self._unmounted: list[Item] = []
+        # Every item that matched (shown, hidden or waiting to mount): an item that starts
+        # to match later (a member's call that asks for a decision, in the chat) is added
+        # when it changes.
+        self._seen: set[int] = set()
 
     def compose(self) -> Any:
         yield self._more
@@ -350,6 +515,7 @@ class Transcript(VerticalScroll):
         self._widgets.clear()
         self._unmounted.clear()
         items = [i for i in state.items if self.match(state, i)]
+        self._seen = {i.uid for i in items}
         self._hidden = items[: -self.window] if len(items) > self.window else []
         self._mount_items(items[len(self._hidden) :])
         self._update_more()
@@ -358,11 +524,16 @@ class Transcript(VerticalScroll):
     def sync(self, state: SessionState, changes: Changes) -> None:
         """Apply one frame's changes."""
         self._state = state
+        new = [i for i in changes.new_items if self.match(state, i)]
+        fresh = {i.uid for i in changes.new_items}
         for uid, item in changes.updated.items():
             w = self._widgets.get(uid)
             if isinstance(w, ItemWidget) and w.shown_version != item.version:
                 w.update_item()
-        new = [i for i in changes.new_items if self.match(state, i)]
+            elif (
+                w is None and uid not in self._seen and uid not in fresh and self.match(state, item)
+            ):
+                new.append(item)
         if new:
             self._mount_items(new)
             overflow = len(self._widgets) - 2 * self.window
@@ -376,6 +547,7 @@ class Transcript(VerticalScroll):
     def _mount_items(self, items: list[Item]) -> None:
         if not items:
             return
+        self._seen.update(i.uid for i in items)
         if not self.is_mounted:
             self._unmounted.extend(items)  # mounted with the transcript itself
             return
@@ -386,6 +558,12 @@ class Transcript(VerticalScroll):
             widgets.append(w)
         self.mount_all(widgets)
         self._empty.display = False
+
+    def set_empty(self, content: Any) -> None:
+        """What shows while there is nothing (text, or any renderable)."""
+        self.empty_text = content
+        self._empty.update(content)
+        self._update_more()
 
     def _update_more(self) -> None:
         n = len(self._hidden)

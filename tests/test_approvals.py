@@ -967,7 +967,7 @@ class TestRulesForDecision:
 def pending(
     call_id: str, session_id: str = "s1", created_at: float | None = None
 ) -> PendingApproval:
-    p = PendingApproval(call_id, "shell.run", {"cmd": "ls"}, session_id=session_id)
+    p = PendingApproval(call_id, "shell.run", {"cmd": "ls"}, session_id=session_id, run_id="r1")
     if created_at is not None:
         p.created_at = created_at
     return p
@@ -977,7 +977,7 @@ async def started(broker: ApprovalBroker, p: PendingApproval) -> asyncio.Task[Re
     task = asyncio.create_task(broker.request(p))
     for _ in range(10):
         await asyncio.sleep(0)
-        if broker.get(p.call_id) is not None:
+        if broker.get(p.run_id, p.call_id) is not None:
             break
     return task
 
@@ -991,23 +991,23 @@ class TestBroker:
         task = await started(broker, p)
         assert broker.pending() == [p]
         assert p.future is not None and not p.resolved
-        assert broker.resolve("c1", Resolution("allow", "session")) is True
+        assert broker.resolve("r1", "c1", Resolution("allow", "session")) is True
         assert broker.pending() == []
         assert await task == Resolution("allow", "session")
         assert p.resolved
-        assert broker.resolve("c1", Resolution("deny")) is False
+        assert broker.resolve("r1", "c1", Resolution("deny")) is False
         assert seen == [("added", "c1"), ("removed", "c1")]
 
     async def test_resolve_unknown(self) -> None:
-        assert ApprovalBroker().resolve("nope", Resolution("allow")) is False
+        assert ApprovalBroker().resolve("r1", "nope", Resolution("allow")) is False
 
     async def test_deny_with_note_and_edited_arguments(self) -> None:
         broker = ApprovalBroker()
         task = await started(broker, pending("c1"))
-        broker.resolve("c1", Resolution("allow", edited_arguments={"cmd": "ls -la"}))
+        broker.resolve("r1", "c1", Resolution("allow", edited_arguments={"cmd": "ls -la"}))
         assert (await task).edited_arguments == {"cmd": "ls -la"}
         task = await started(broker, pending("c2"))
-        broker.resolve("c2", Resolution("deny", note="not now", decided_by="web"))
+        broker.resolve("r1", "c2", Resolution("deny", note="not now", decided_by="web"))
         res = await task
         assert (res.decision, res.note, res.decided_by) == ("deny", "not now", "web")
 
@@ -1021,7 +1021,7 @@ class TestBroker:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert broker.pending() == []
-        assert broker.resolve("c1", Resolution("allow")) is False
+        assert broker.resolve("r1", "c1", Resolution("allow")) is False
         assert seen == ["added", "removed"]
         assert p.future is not None and p.future.cancelled()
 
@@ -1030,7 +1030,7 @@ class TestBroker:
         task = await started(broker, pending("c1"))
         results: list[bool] = []
         thread = threading.Thread(
-            target=lambda: results.append(broker.resolve("c1", Resolution("allow")))
+            target=lambda: results.append(broker.resolve("r1", "c1", Resolution("allow")))
         )
         thread.start()
         res = await asyncio.wait_for(task, 5)
@@ -1042,7 +1042,7 @@ class TestBroker:
         broker = ApprovalBroker()
         task = await started(broker, pending("c1"))
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(broker.resolve, "c1", Resolution("allow")) for _ in range(8))
+            *(asyncio.to_thread(broker.resolve, "r1", "c1", Resolution("allow")) for _ in range(8))
         )
         assert sorted(outcomes) == [False] * 7 + [True]
         assert (await task).decision == "allow"
@@ -1056,9 +1056,9 @@ class TestBroker:
         tasks = [await started(broker, p) for p in (a, b, c, d)]
         assert [p.call_id for p in broker.pending()] == ["b", "d", "c", "a"]
         assert [p.call_id for p in broker.pending("s1")] == ["d", "c", "a"]
-        assert broker.get("c") is c and broker.get("zz") is None
+        assert broker.get("r1", "c") is c and broker.get("r1", "zz") is None
         for p in (a, b, c, d):
-            broker.resolve(p.call_id, Resolution("deny"))
+            broker.resolve(p.run_id, p.call_id, Resolution("deny"))
         await asyncio.gather(*tasks)
 
     async def test_duplicate_call_id(self) -> None:
@@ -1067,8 +1067,26 @@ class TestBroker:
         with pytest.raises(ValueError):
             await broker.request(pending("c1"))
         assert len(broker.pending()) == 1
-        broker.resolve("c1", Resolution("allow"))
+        broker.resolve("r1", "c1", Resolution("allow"))
         await task
+
+    async def test_the_same_call_id_in_two_runs_is_two_calls(self) -> None:
+        """Models number their calls (``call_t2_0`` in every run): a decision names the run."""
+        broker = ApprovalBroker()
+        a = PendingApproval("call_t2_0", "shell.run", {"cmd": "ls"}, session_id="s1", run_id="ra")
+        b = PendingApproval("call_t2_0", "shell.run", {"cmd": "pwd"}, session_id="s1", run_id="rb")
+        ta, tb = await started(broker, a), await started(broker, b)
+        assert {(p.run_id, p.call_id) for p in broker.pending()} == {
+            ("ra", "call_t2_0"),
+            ("rb", "call_t2_0"),
+        }
+        assert broker.get("rb", "call_t2_0") is b and broker.get("rc", "call_t2_0") is None
+        assert broker.resolve("rc", "call_t2_0", Resolution("allow")) is False
+        assert broker.resolve("rb", "call_t2_0", Resolution("deny", note="b")) is True
+        assert (await tb).note == "b" and not ta.done()
+        assert [p.run_id for p in broker.pending()] == ["ra"]
+        assert broker.resolve("ra", "call_t2_0", Resolution("allow")) is True
+        assert (await ta).decision == "allow"
 
     async def test_auto_decider(self) -> None:
         asked: list[str] = []
@@ -1087,7 +1105,7 @@ class TestBroker:
         assert seen == [] and broker.pending() == []
         task = await started(broker, pending("c1"))  # None: a person decides
         assert [p.call_id for p in broker.pending()] == ["c1"]
-        broker.resolve("c1", Resolution("deny"))
+        broker.resolve("r1", "c1", Resolution("deny"))
         assert (await task).decision == "deny"
         assert asked == ["w1", "c1"]
 
@@ -1110,14 +1128,14 @@ class TestBroker:
         seen: list[str] = []
         unsubscribe = broker.subscribe(lambda kind, p: seen.append(kind))
         task = await started(broker, pending("c1"))
-        broker.resolve("c1", Resolution("allow"))
+        broker.resolve("r1", "c1", Resolution("allow"))
         await task
         assert seen == ["added", "removed"]
         assert "approval listener failed" in caplog.text
         unsubscribe()
         unsubscribe()
         task = await started(broker, pending("c2"))
-        broker.resolve("c2", Resolution("allow"))
+        broker.resolve("r1", "c2", Resolution("allow"))
         await task
         assert seen == ["added", "removed"]
 

@@ -352,3 +352,108 @@ def test_anything_more_than_a_bare_workbench_goes_to_the_full_parser(
     monkeypatch.setattr(cli, "build_parser", full_parser)
     with pytest.raises(Built):
         cli.run_cli(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "workspace", "db"),
+    [
+        (["-w", "A", "run", "hi"], "A", None),
+        (["run", "-w", "B", "hi"], "B", None),
+        (["-w", "A", "run", "-w", "B", "hi"], "B", None),  # the last one given wins
+        (["--db", "sqlite:///x.db", "sessions", "list"], None, "sqlite:///x.db"),
+        (["sessions", "--db", "sqlite:///x.db", "list"], None, "sqlite:///x.db"),
+        (["sessions", "list", "--db", "sqlite:///x.db"], None, "sqlite:///x.db"),
+        (["-w", "A", "--db", "sqlite:///x.db", "rules", "rm", "r_1"], "A", "sqlite:///x.db"),
+        (["rules", "rm", "r_1", "-w", "A"], "A", None),
+        (["-w", "A", "doctor"], "A", None),
+        (["-w", "A", "tools"], "A", None),
+        (["-w", "A", "replay", "s_1"], "A", None),
+        (["-w", "A", "knowledge", "add"], "A", None),
+        (["knowledge", "add", "-w", "A"], "A", None),
+        (["-w", "A", "serve"], "A", None),
+    ],
+)
+def test_workspace_and_db_before_or_after_the_subcommand_are_honoured(
+    argv: list[str], workspace: str | None, db: str | None
+) -> None:
+    from workbench.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (str(args.workspace) if args.workspace else None, args.db) == (workspace, db)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-w", "ws", "init", "x"], "-w does not apply to 'init'"),
+        (["--db", "sqlite:///x.db", "init", "x"], "--db does not apply to 'init'"),
+        (["--db", "sqlite:///x.db", "attach", "http://127.0.0.1:1"], "--db does not apply"),
+        (["-w", "ws", "attach", "http://127.0.0.1:1"], "-w does not apply to 'attach'"),
+        (["--db", "sqlite:///x.db", "knowledge", "add"], "knowledge base lives in the workspace"),
+    ],
+)
+def test_flags_that_do_not_apply_are_refused_clearly(argv: list[str], message: str) -> None:
+    out = wb(*argv)
+    assert out.returncode == 2
+    assert message in " ".join(out.stderr.split()), out.stderr
+
+
+def test_workspace_before_run_is_the_workspace_the_run_uses(
+    demo: Path, db_url: str, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"WORKBENCH_DB": ""}
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "-w", str(demo), "--db", db_url]
+        + ["run", "--approve", "all", "count these words"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "mytools:word_count" in out.stdout  # the workspace's own tool, not the default
+    with Store.open(db_url) as store:
+        (session,) = store.list_sessions()
+    assert session.workspace == str(demo)
+    missing = wb("-w", str(tmp_path / "nope"), "--db", db_url, "run", "hi")
+    assert missing.returncode == 2 and "no such workspace" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sessions", "export", "{sid}"],
+        ["sessions", "export", "{sid}", "--format", "md"],
+        ["sessions", "show", "{sid}", "--json"],
+        ["sessions", "show", "{sid}"],
+        ["replay", "{sid}", "--plain", "--speed", "0"],
+    ],
+    ids=["export", "export-md", "show-json", "show", "replay-plain"],
+)
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    db_url: str, command: list[str]
+) -> None:
+    """``workbench sessions export ID | head``: no BrokenPipeError traceback."""
+    sample = Path(__file__).resolve().parents[1] / "sample_workspaces/code-review/sessions"
+    imported = wb("sessions", "import", str(sample / "review.test-model.jsonl"), "--db", db_url)
+    assert imported.returncode == 0, imported.stderr
+    sid = imported.stdout.split()[-1]
+    argv = [a.format(sid=sid) for a in command]
+    # The export is larger than a pipe's buffer: the reader is gone before it is written.
+    head = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert head.stdin is not None
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *argv, "--db", db_url],
+        stdout=head.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    head.stdin.close()
+    assert head.wait(10) == 0
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 1), proc.returncode

@@ -145,7 +145,7 @@ async def test_an_edit_a_deny_rule_matches_is_denied(
             p = engine.broker.pending()[0]
             assert p.arguments == {"cmd": "echo hi"}
             engine.resolve_approval(
-                p.call_id, Resolution("allow", edited_arguments={"cmd": "rm -f victim"})
+                p.run_id, p.call_id, Resolution("allow", edited_arguments={"cmd": "rm -f victim"})
             )
             outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok
@@ -177,7 +177,9 @@ async def test_an_edit_an_ask_rule_matches_asks_again_with_the_edit_shown(
             handle = await start_and_wait_pending(engine)
             first = engine.broker.pending()[0]
             engine.resolve_approval(
-                first.call_id, Resolution("allow", edited_arguments={"cmd": "touch made"})
+                first.run_id,
+                first.call_id,
+                Resolution("allow", edited_arguments={"cmd": "touch made"}),
             )
             for _ in range(2000):
                 again = engine.broker.pending()
@@ -188,7 +190,7 @@ async def test_an_edit_an_ask_rule_matches_asks_again_with_the_edit_shown(
                 raise AssertionError("the edit was not asked again")
             assert not (root / "made").exists()  # not run on the first allow
             assert "edited the arguments" in again[0].reason and "touch *" in again[0].reason
-            engine.resolve_approval(again[0].call_id, Resolution("allow"))
+            engine.resolve_approval(again[0].run_id, again[0].call_id, Resolution("allow"))
             outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok
     assert (root / "made").exists()
@@ -214,7 +216,7 @@ async def test_an_edit_no_rule_matches_runs_as_the_person_allowed_it(
             handle = await start_and_wait_pending(engine)
             p = engine.broker.pending()[0]
             engine.resolve_approval(
-                p.call_id, Resolution("allow", edited_arguments={"cmd": "echo edited"})
+                p.run_id, p.call_id, Resolution("allow", edited_arguments={"cmd": "echo edited"})
             )
             await asyncio.wait_for(handle.wait(), 30)
     result = next(e for e in seen if isinstance(e, ToolResult))
@@ -250,7 +252,7 @@ def test_an_edit_over_rest_is_judged_by_the_rules(
                     break
                 time.sleep(0.02)
             r = client.post(
-                f"/api/approvals/{pending[0]['call_id']}",
+                f"/api/approvals/{pending[0]['run_id']}/{pending[0]['call_id']}",
                 json={"decision": "allow", "edited_arguments": {"cmd": "rm -f victim"}},
             )
             assert r.status_code == 200, r.text
@@ -391,7 +393,8 @@ async def test_rerun_replays_this_stores_own_decisions(
         root = workspace(write_workspace, srv.base_url, "          default: ask")
         async with Engine.open(root, db_url) as engine:
             handle = await start_and_wait_pending(engine)
-            engine.resolve_approval(engine.broker.pending()[0].call_id, Resolution("allow"))
+            first = engine.broker.pending()[0]
+            engine.resolve_approval(first.run_id, first.call_id, Resolution("allow"))
             await asyncio.wait_for(handle.wait(), 30)
             report = await lib.rerun_session(engine, handle.session_id)
     assert marks(root) == ["one", "one"]  # decided by a person here: replayed
@@ -532,7 +535,7 @@ async def test_resume_offers_a_call_that_may_have_run_again_and_runs_it_when_all
             assert p.interrupted and "may already have run" in p.reason
             assert p.arguments == {"name": "once"}
             assert marks(root) == ["once"]
-            engine.resolve_approval(p.call_id, Resolution("allow"))
+            engine.resolve_approval(p.run_id, p.call_id, Resolution("allow"))
             outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok
     assert marks(root) == ["once", "once"]  # run again because a person said so
@@ -639,7 +642,7 @@ async def test_resume_with_call_ids_reused_across_turns_runs_the_last_turns_call
                 await asyncio.sleep(0.01)
             (p,) = engine.broker.pending()
             assert p.arguments == {"name": "second"} and not p.interrupted
-            engine.resolve_approval(p.call_id, Resolution("allow"))
+            engine.resolve_approval(p.run_id, p.call_id, Resolution("allow"))
             outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok and outcome.output == "both marked"
     assert marks(root) == ["second"]

@@ -320,7 +320,9 @@ async def test_approval_inside_parallel_is_asked_again_after_a_restart(
         pending = engine.broker.pending()
         assert [p.call_id for p in pending] == [asked.call_id]
         assert pending[0].tool == "tools:word_count" and pending[0].arguments == {"text": "a b c"}
-        engine.resolve_approval(asked.call_id, Resolution(decision="allow", scope="once"))
+        engine.resolve_approval(
+            asked.run_id, asked.call_id, Resolution(decision="allow", scope="once")
+        )
         outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok, outcome.error
     assert outcome.output == "## a\ncounted 3\n\n## b\nCOUNT"
@@ -419,3 +421,51 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Subprocesses inherit the test's isolated directories, nothing else of note."""
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     monkeypatch.delenv("WORKBENCH_DB", raising=False)
+
+
+# -- stopped without ending (quitting the TUI with a run in flight) -----------------------
+
+
+async def test_an_interrupted_run_is_left_resumable_not_cancelled(
+    write_workspace: WriteWorkspace, tmp_path: Path
+) -> None:
+    """Engine.interrupt: no run.cancelled, every run marked interrupted, and resume offers
+    the waiting calls again (two members wait on the same call id: the test model's)."""
+    root = write_workspace(
+        """
+        models: {default: test}
+        agents:
+          left: {tools: ["tools:word_count"]}
+          right: {tools: ["tools:word_count"]}
+        teams:
+          pair: {mode: broadcast, members: [left, right]}
+        approvals: {default: ask}
+        """,
+        {"tools.py": TOOLS_PY},
+    )
+    url = f"sqlite:///{tmp_path}/wb.db"
+    engine = Engine.open(root, url)
+    handle = await engine.start_run("pair", "count")
+    for _ in range(1000):
+        if len(engine.broker.pending()) == 2:
+            break
+        await asyncio.sleep(0.01)
+    asked = {(p.run_id, p.call_id) for p in engine.broker.pending()}
+    assert len(asked) == 2 and len({c for _, c in asked}) == 1
+    assert await engine.interrupt() == [handle.run_id]
+    with Store.open(url) as store:
+        events = store.events(handle.session_id)
+        runs = store.list_runs(handle.session_id)
+    assert not [e for e in events if e.type in ("run.cancelled", "run.failed", "run.completed")]
+    assert {r.status for r in runs} == {"interrupted"} and len(runs) == 3
+    async with Engine.open(root, url) as again:
+        resumed = await again.resume(handle.run_id)
+        for _ in range(1000):
+            if len(again.broker.pending()) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert {(p.run_id, p.call_id) for p in again.broker.pending()} == asked
+        for p in again.broker.pending():
+            again.resolve_approval(p.run_id, p.call_id, Resolution("allow"))
+        outcome = await asyncio.wait_for(resumed.wait(), 30)
+    assert outcome.ok, outcome.error

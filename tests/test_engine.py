@@ -431,7 +431,9 @@ async def test_ask_policy_waits_for_the_broker(
         assert first.tool == "tools:word_count" and first.arguments == {"text": "one two"}
         run = engine.store.get_run(handle.run_id)
         assert run is not None and run.status == "waiting"
-        engine.resolve_approval(first.call_id, Resolution(decision="allow", scope="session"))
+        engine.resolve_approval(
+            first.run_id, first.call_id, Resolution(decision="allow", scope="session")
+        )
         outcome = await handle.wait()  # the second call is allowed by the session rule
     assert outcome.ok
     resolved = [e for e in seen if isinstance(e, ApprovalResolved)]
@@ -515,3 +517,48 @@ async def test_max_tool_rounds_forces_an_answer(
     last = fake_model.chat_requests[-1]
     assert not last.tools  # no tools offered once the bound is reached
     assert "tool rounds" in json.dumps(last.messages[-1])
+
+
+async def test_a_rule_removed_elsewhere_stops_applying_at_the_next_call(
+    write_workspace: WriteWorkspace, db_url: str
+) -> None:
+    """``workbench rules rm`` in another process: the running engine asks again at once."""
+    import subprocess
+    import sys
+
+    root = write_workspace(
+        """
+        agents:
+          demo: {model: test, tools: ["tools:word_count"]}
+        approvals: {default: ask}
+        """,
+        {"tools.py": TOOLS_PY},
+    )
+    async with Engine.open(root, db_url) as engine:
+        engine.broker.auto_decider = lambda p: Resolution("allow", "workspace")
+        first, seen = await run_collect(engine, "demo", "count")
+        assert first.ok and sum(isinstance(e, ApprovalRequired) for e in seen) == 1
+        (rule,) = engine.store.list_rules(str(root))
+        engine.broker.auto_decider = lambda p: Resolution("deny", note="asked again")
+        seen.clear()
+        again = await engine.run("demo", "count")  # the saved rule decides: nobody is asked
+        assert again.ok and not any(isinstance(e, ApprovalRequired) for e in seen)
+        out = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "-w", str(root), "--db", db_url]
+            + ["rules", "rm", rule.id],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        seen.clear()
+        third = await engine.run("demo", "count")
+        denied = [e for e in seen if isinstance(e, ApprovalResolved)]
+        assert third.ok and [(e.decision, e.note) for e in denied] == [("deny", "asked again")]
+        # A rule the engine removes itself (the TUI's rules list) is gone for the next call.
+        engine.broker.auto_decider = lambda p: Resolution("allow", "session")
+        await engine.run("demo", "count", session_id=denied[0].session_id)
+        (session_rule,) = engine.saved_rules(denied[0].session_id)
+        assert session_rule.scope == "session"
+        assert engine.remove_rule(session_rule, denied[0].session_id) is True
+        assert engine.saved_rules(denied[0].session_id) == []
+        assert engine.remove_rule(session_rule, denied[0].session_id) is False

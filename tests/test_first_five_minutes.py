@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -253,7 +254,12 @@ def test_5_doctor_says_how_to_configure_a_model(tour: Tour) -> None:
         text=True,
         timeout=60,
     )
-    assert "Found OPENAI_API_KEY in the environment: try default: openai/gpt-4o" in keyed.stdout
+    # Which provider keys the environment has: names only, each with a model to try.
+    assert "provider keys: none in the environment" in " ".join(out.split())
+    keyed_out = " ".join(keyed.stdout.split())
+    assert "provider keys: in the environment: OPENAI_API_KEY (e.g. openai/gpt-4o)" in keyed_out
+    assert "sk-not-a-real-key" not in keyed.stdout
+    assert "ollama: " in keyed_out and "not contacted (--offline)" in keyed_out
 
 
 def test_5b_doctor_notices_a_local_ollama(tour: Tour) -> None:
@@ -288,10 +294,22 @@ def test_5b_doctor_notices_a_local_ollama(tour: Tour) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert (
-        f"Ollama answers at {base} with llama3:latest: try default: ollama/llama3:latest"
-        in r.stdout
+    out = " ".join(r.stdout.split())
+    assert f"ollama: answers at {base} with llama3:latest (e.g. ollama/llama3:latest)" in out
+    # Nothing listening (a port just closed) is an answer too, at once, not a wait.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    r = subprocess.run(
+        [*console_script(), "doctor", "-w", str(tour.home / "fresh")],
+        cwd=tour.home,
+        env={**tour.env, "OLLAMA_API_BASE": nobody},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert f"ollama: nothing answers at {nobody}" in " ".join(r.stdout.split())
 
 
 def test_6_configure_a_model_then_doctor_reaches_it(tour: Tour) -> None:
@@ -300,6 +318,8 @@ def test_6_configure_a_model_then_doctor_reaches_it(tour: Tour) -> None:
     assert r.returncode == 0, r.stdout
     assert f"openai/tiny at {tour.model_url()} answers" in r.stdout
     assert "only the offline `test` model" not in r.stdout
+    # Keys and a local Ollama are reported with a real model configured too.
+    assert "provider keys:" in r.stdout and "ollama:" in r.stdout
 
 
 def test_7_fork_the_session_and_continue_it_on_that_model(tour: Tour) -> None:

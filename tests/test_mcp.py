@@ -406,7 +406,7 @@ async def test_a_servers_idempotent_hint_does_not_rerun_an_interrupted_call(
                 await asyncio.sleep(0.01)
             (p,) = engine.broker.pending()
             assert p.interrupted and "may already have run" in p.reason
-            engine.resolve_approval(p.call_id, Resolution("deny", note="it ran"))
+            engine.resolve_approval(p.run_id, p.call_id, Resolution("deny", note="it ran"))
             outcome = await asyncio.wait_for(handle.wait(), 30)
             assert outcome.ok
             results = [

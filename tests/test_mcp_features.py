@@ -520,9 +520,9 @@ async def test_an_elicitation_is_a_form_in_the_approvals_queue(
             loop = asyncio.get_running_loop()
             loop.call_soon(
                 engine.resolve_approval,
+                p.run_id,
                 p.call_id,
                 Resolution(decision, edited_arguments=edited),  # type: ignore[arg-type]
-                p.run_id,
             )
 
         engine.broker.subscribe(on_change)

@@ -395,3 +395,38 @@ def test_rerun_of_an_export_file_is_a_regression_test(tmp_path: Path, db_url: st
     assert "-README.md:4: with a deliberate bug" in changed.stdout
     assert "+README.md:4: with a known bug" in changed.stdout
     assert "tool results differ" in changed.stdout
+
+
+def test_the_readme_rerun_example_is_identical_on_a_fresh_init(tmp_path: Path, db_url: str) -> None:
+    """README, "Configuring a model": init the workspace and its recording, re-run it, twice,
+    with Python writing bytecode as it does for a user: importing review_flow.py must not
+    leave a __pycache__ in the workspace that files.list then reports as a change."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(COLUMNS="200", WORKBENCH_DB=db_url)
+
+    def wb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "workbench.cli", *args],
+            capture_output=True,
+            text=True,
+            input="",
+            timeout=180,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    assert wb("init", "review", "--template", "code-review").returncode == 0
+    assert wb("init", "recorded", "--template", "code-review", "--with-sessions").returncode == 0
+    for _ in range(2):
+        r = wb(
+            "sessions",
+            "rerun",
+            "recorded/sessions/review.test-model.jsonl",
+            "-w",
+            "review",
+            "--approve",
+            "all",
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "identical: 15 tool results and 1 answer as recorded" in r.stdout
+    assert not (tmp_path / "review" / "__pycache__").exists()

@@ -639,15 +639,18 @@ def test_replay_opens_the_tui_on_the_session_or_on_an_imported_file(
         db: str | None = None,
         replay: str | None = None,
         replay_speed: float | None = None,
+        replay_file: Path | None = None,
+        replay_events: list[object] | None = None,
     ) -> int:
-        replayed = events_of(str(db), str(replay))  # while the store exists
+        replayed = replay_events if replay_file else events_of(str(db), str(replay))
         opened.append(
             {
                 "workspace": workspace,
                 "db": db,
                 "replay": replay,
                 "replay_speed": replay_speed,
-                "events": len(replayed),
+                "events": len(replayed or []),
+                "file": replay_file,
             }
         )
         return 0
@@ -662,12 +665,15 @@ def test_replay_opens_the_tui_on_the_session_or_on_an_imported_file(
         "replay": recorded,
         "replay_speed": 10.0,
         "events": total,
+        "file": None,
     }
     export = tmp_path / "s.jsonl"
     with Store.open(db_url) as s:
         export.write_text(lib.export_session(s, recorded, "jsonl"))
-    assert run_cli(["replay", str(export), "--speed", "0"]) == 0
-    # every event of the file, and the import's record that they came from elsewhere
-    assert opened[-1]["replay"] == recorded and opened[-1]["events"] == total + 1
-    assert opened[-1]["db"] != db_url and opened[-1]["replay_speed"] == math.inf
+    assert run_cli(["replay", "--db", db_url, str(export), "--speed", "0"]) == 0
+    assert opened[-1]["replay"] == recorded and opened[-1]["events"] == total
+    # The file is replayed from memory on the store given (it used to go into a throwaway
+    # store, where whatever was typed after the replay was lost).
+    assert opened[-1]["db"] == db_url and opened[-1]["file"] == export
+    assert opened[-1]["replay_speed"] == math.inf
     assert run_cli(["replay", "--db", db_url, "s_nope"]) == 2

@@ -644,7 +644,9 @@ async def test_a_member_waiting_for_approval_keeps_the_others_results(
         assert len(pending) == 1 and pending[0].source == "counter"
         member_run = runs_of(seen)[pending[0].run_id]
         assert member_run.parent_run_id == handle.run_id  # asked from inside the member's run
-        engine.resolve_approval(pending[0].call_id, Resolution(decision="deny", note="not today"))
+        engine.resolve_approval(
+            pending[0].run_id, pending[0].call_id, Resolution(decision="deny", note="not today")
+        )
         outcome = await asyncio.wait_for(handle.wait(), 30)
     assert outcome.ok and outcome.output == "COMBINED"
     combine = last_user(requests_of(fake_model, "boss")[0].json or {})

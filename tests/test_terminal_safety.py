@@ -291,7 +291,7 @@ def test_the_tui_state_holds_no_control_sequence() -> None:
 
 
 def test_tui_json_of_arguments_is_escaped_and_exact() -> None:
-    from screens.approvals import _args_json
+    from screens.card import args_json as _args_json
     from screens.transcript import _json
 
     for render in (_args_json, _json):

@@ -2390,32 +2390,23 @@ class ApprovalBroker:
                 fut.cancel()
             self._notify("removed", p)
 
-    def _key(self, call_id: str, run_id: str | None) -> tuple[str, str] | None:
-        """The pending entry meant (call the lock held); None when none or ambiguous."""
-        if run_id is not None:
-            key = (run_id, call_id)
-            return key if key in self._pending else None
-        keys = [k for k in self._pending if k[1] == call_id]
-        return keys[0] if len(keys) == 1 else None
-
-    def resolve(self, call_id: str, resolution: Resolution, run_id: str | None = None) -> bool:
+    def resolve(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
         """Decide on a pending call. Safe from any thread.
 
         Args:
-            call_id: The call's id.
+            run_id: The run that asks.
+            call_id: The call's id (unique within its run only: never guess the run).
             resolution: The decision.
-            run_id: The run that asks; needed only when several runs wait on the same
-                call id (without it such a call is not decided: never guess which).
 
         Returns:
-            False if no such call is pending (unknown, already resolved, withdrawn, or
-            ambiguous without ``run_id``).
+            False if no such call is pending (unknown, already resolved or withdrawn).
         """
+        key = (run_id, call_id)
         with self._lock:
-            key = self._key(call_id, run_id)
-            if key is None:
+            entry = self._pending.get(key)
+            if entry is None:
                 return False
-            p, loop, _ = self._pending[key]
+            p, loop, _ = entry
             fut = p.future
             if fut is None or fut.done():
                 return False
@@ -2435,11 +2426,10 @@ class ApprovalBroker:
                 return False
         return True
 
-    def get(self, call_id: str, run_id: str | None = None) -> PendingApproval | None:
-        """The pending call with this id (of this run), if any and not ambiguous."""
+    def get(self, run_id: str, call_id: str) -> PendingApproval | None:
+        """The pending call ``call_id`` of the run ``run_id``, if any."""
         with self._lock:
-            key = self._key(call_id, run_id)
-            entry = self._pending.get(key) if key is not None else None
+            entry = self._pending.get((run_id, call_id))
         return entry[0] if entry else None
 
     def pending(self, session_id: str | None = None) -> list[PendingApproval]:

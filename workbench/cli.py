@@ -36,6 +36,7 @@ class CliError(Exception):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    """``-w`` and ``--db`` of the bare command (before any subcommand): their defaults."""
     p.add_argument(
         "-w", "--workspace", type=Path, default=None, help="workspace folder (default: .)"
     )
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_init_parser(sub)
 
     run = sub.add_parser("run", help="run an agent, team or workflow and stream it")
-    _common(run)
+    _late_common(run)
     who = run.add_mutually_exclusive_group()
     who.add_argument("--agent", help="agent name (default: the first agent)")
     who.add_argument("--team", help="team name")
@@ -91,22 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
         "sessions",
         help="list, show, delete, export, import, fork, re-run, search or prune sessions",
     )
-    _common(sessions)
+    _late_common(sessions)
     ssub = sessions.add_subparsers(dest="action", metavar="ACTION")
     sl = ssub.add_parser("list", help="newest first")
     sl.add_argument("--limit", type=int, default=30)
     sl.add_argument("--json", action="store_true")
+    _late_common(sl)
     ss = ssub.add_parser("show", help="print a session's transcript")
     ss.add_argument("id")
     ss.add_argument("--json", action="store_true", help="print its events as JSON lines")
+    _late_common(ss)
     sd = ssub.add_parser("delete", help="delete a session")
     sd.add_argument("id")
+    _late_common(sd)
     _session_actions(ssub)
 
     replay = sub.add_parser(
         "replay", help="replay a stored session (or an exported .jsonl file) in the TUI or as text"
     )
-    _common(replay)
+    _late_common(replay)
     replay.add_argument("target", metavar="ID|FILE", help="a session id, or a JSONL export")
     replay.add_argument(
         "--speed",
@@ -120,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     doctor = sub.add_parser("doctor", help="check the workspace, keys and endpoints")
-    _common(doctor)
+    _late_common(doctor)
     doctor.add_argument("--offline", action="store_true", help="do not contact model endpoints")
     doctor.add_argument(
         "--versions",
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list every tool the workspace can use, with its policy, and each toolkit's and "
         "MCP server's state",
     )
-    _common(tools)
+    _late_common(tools)
     tools.add_argument(
         "--wait",
         type=float,
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="serve the workspace over HTTP: REST + SSE, OpenAI-compatible chat, MCP"
     )
-    _common(serve)
+    _late_common(serve)
     _serve_options(serve)
 
     attach = sub.add_parser("attach", help="open the TUI on a running 'workbench serve'")
@@ -161,38 +165,52 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--token", default=None, help="its API token (default: $WORKBENCH_TOKEN)")
 
     knowledge = sub.add_parser("knowledge", help="the workspace's knowledge base (LanceDB)")
-    _common(knowledge)
+    _late_common(knowledge, db=False)
     ksub = knowledge.add_subparsers(dest="action", metavar="ACTION")
     ka = ksub.add_parser(
         "add", help="ingest files (text, Markdown, code, PDF); unchanged files are skipped"
     )
-    ka.add_argument("-w", "--workspace", type=Path, default=None, dest="workspace_k")
+    _late_common(ka, db=False)
     ka.add_argument(
         "paths", nargs="*", type=Path, help="files or folders (default: the knowledge: sources)"
     )
     ks = ksub.add_parser("search", help="search the knowledge base as knowledge.search does")
-    ks.add_argument("-w", "--workspace", type=Path, default=None, dest="workspace_k")
+    _late_common(ks, db=False)
     ks.add_argument("--limit", type=int, default=5, help="how many passages (default 5)")
     ks.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     ks.add_argument("--json", action="store_true", help="print the hits as JSON")
     ks.add_argument("query", nargs="+", help="what to look for")
 
     rules = sub.add_parser("rules", help="saved approval rules")
-    _common(rules)
+    _late_common(rules)
     rsub = rules.add_subparsers(dest="action", metavar="ACTION")
-    rsub.add_parser("list", help="list rules")
+    _late_common(rsub.add_parser("list", help="list rules"))
     rr = rsub.add_parser("rm", help="remove a rule")
     rr.add_argument("id")
+    _late_common(rr)
     return parser
 
 
-def _late_common(p: argparse.ArgumentParser) -> None:
-    """``-w`` and ``--db`` after an action too (``sessions export ID --db URL``); SUPPRESS
-    keeps them from resetting what was given before the action."""
+def _late_common(p: argparse.ArgumentParser, *, db: bool = True) -> None:
+    """``-w`` and ``--db`` on a subcommand or an action (``workbench run -w DIR``,
+    ``sessions export ID --db URL``). SUPPRESS keeps a subparser from resetting what was given
+    before it: ``workbench -w DIR run ...`` is honoured, and the last one given wins."""
     import argparse
 
-    p.add_argument("-w", "--workspace", type=Path, default=argparse.SUPPRESS, help="workspace")
-    p.add_argument("--db", default=argparse.SUPPRESS, help="SQLAlchemy URL of the store")
+    p.add_argument(
+        "-w",
+        "--workspace",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="workspace folder (default: .)",
+    )
+    if db:
+        p.add_argument(
+            "--db",
+            default=argparse.SUPPRESS,
+            help="SQLAlchemy URL of the store (default: $WORKBENCH_DB, else SQLite in the "
+            "user data dir)",
+        )
 
 
 def _session_actions(ssub: Any) -> None:
@@ -271,9 +289,31 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+EXIT_BROKEN_PIPE = 1
+"""The reader of our output went away (``workbench sessions export ID | head``): exit
+quietly, with the code rich's console uses for the same (the Python docs' recipe)."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``workbench`` script."""
-    sys.exit(run_cli(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        code = run_cli(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit with a traceback
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    """The reader left: what is still buffered goes nowhere (no "Exception ignored ...
+    BrokenPipeError" at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _bare(argv: list[str]) -> SimpleNamespace | None:
@@ -321,6 +361,7 @@ def run_cli(argv: list[str]) -> int:
         setup_logging()
     try:
         command = getattr(args, "command", None)
+        _refuse_flags(command, args)
         if command is None:
             if getattr(args, "serve", False):
                 return cmd_serve(args)  # type: ignore[arg-type]
@@ -380,6 +421,28 @@ def _read_only_note(store: Any) -> None:
     """Say on stderr that the store could only be opened for reading, and why."""
     if store.read_only is not None:
         _note(f"{store.read_only.message}: the store is open read-only (showing what it holds)")
+
+
+_NO_WORKSPACE_FLAG: dict[str, str] = {
+    "init": "init makes the folder it is given: workbench init DIR",
+    "attach": "attach opens the server's workspace, not a local one",
+}
+_NO_DB_FLAG: dict[str, str] = {
+    "init": "init writes files only, no store",
+    "attach": "attach uses the server's store",
+    "knowledge": "the knowledge base lives in the workspace (.workbench/lancedb), not the store",
+}
+
+
+def _refuse_flags(command: str | None, args: Any) -> None:
+    """``-w`` and ``--db`` before a subcommand they do not apply to: a clear error, not a
+    silent no-op (``workbench --db URL attach ...`` would otherwise look as if it worked)."""
+    if command is None:
+        return
+    if getattr(args, "workspace", None) is not None and command in _NO_WORKSPACE_FLAG:
+        raise CliError(f"-w does not apply to '{command}': {_NO_WORKSPACE_FLAG[command]}")
+    if getattr(args, "db", None) is not None and command in _NO_DB_FLAG:
+        raise CliError(f"--db does not apply to '{command}': {_NO_DB_FLAG[command]}")
 
 
 def _err(msg: str) -> None:
@@ -575,7 +638,7 @@ class _Prompter:
             self.printer.hold()
             try:
                 res = await self._ask(p)
-                self.engine.resolve_approval(p.call_id, res)
+                self.engine.resolve_approval(p.run_id, p.call_id, res)
             finally:
                 self.printer.release()
 
@@ -1004,14 +1067,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if found is None:
                 raise CliError(f"no session '{args.target}' (see: workbench sessions list)")
             return _replay_tui(args, args.db, found.id, found.workspace, speed)
-        import tempfile
-
-        # The TUI replays from a store: the file goes into a throwaway one.
-        with tempfile.TemporaryDirectory(prefix="workbench-replay-") as folder:
-            url = f"sqlite:///{Path(folder) / 'replay.db'}"
-            with Store.open(url) as store:
-                info = lib.import_session(store, path)
-            return _replay_tui(args, url, info.id, info.workspace, speed)
+        # The file is replayed from memory, the TUI on the real store: what is typed after
+        # the replay is kept (a fork imports the file first).
+        header, events = lib.read_archive(path)
+        return _replay_tui(
+            args, args.db, header.session_id, header.workspace, speed, file=path, events=events
+        )
     except lib.SessionsError as exc:
         raise CliError(str(exc)) from None
 
@@ -1022,13 +1083,23 @@ def _replay_tui(
     session_id: str,
     recorded_in: str,
     speed: float | None,
+    *,
+    file: Path | None = None,
+    events: list[Any] | None = None,
 ) -> int:
     workspace = args.workspace
     if workspace is None and not Path("workbench.yaml").is_file():
         # Outside a workspace: the one the session ran in, if it is here (workflow graphs).
         if recorded_in and (Path(recorded_in) / "workbench.yaml").is_file():
             workspace = Path(recorded_in)
-    return _run_tui(workspace=workspace, db=db, replay=session_id, replay_speed=speed)
+    return _run_tui(
+        workspace=workspace,
+        db=db,
+        replay=session_id,
+        replay_speed=speed,
+        replay_file=file,
+        replay_events=events,
+    )
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
@@ -1237,17 +1308,16 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def cmd_knowledge(args: argparse.Namespace) -> int:
     from workbench.knowledge import cmd_knowledge_add, cmd_knowledge_search
 
-    workspace = getattr(args, "workspace_k", None) or args.workspace
     if args.action == "search":
         return cmd_knowledge_search(
-            workspace, " ".join(args.query), args.limit, args.source, as_json=args.json
+            args.workspace, " ".join(args.query), args.limit, args.source, as_json=args.json
         )
     if args.action != "add":
         raise CliError(
             "usage: workbench knowledge add [-w DIR] [PATH...] | "
             "workbench knowledge search [-w DIR] QUERY..."
         )
-    return cmd_knowledge_add(workspace, list(args.paths))
+    return cmd_knowledge_add(args.workspace, list(args.paths))
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -219,21 +219,18 @@ class RemoteBroker:
         items = sorted(self._pending.values(), key=lambda p: p.created_at, reverse=True)
         return [p for p in items if session_id is None or p.session_id == session_id]
 
-    def get(self, call_id: str, run_id: str | None = None) -> PendingApproval | None:
-        """The pending call with this id (of this run), if any and not ambiguous."""
-        found = [
-            p for p in self._pending.values() if p.call_id == call_id and run_id in (None, p.run_id)
-        ]
-        return found[0] if len(found) == 1 else None
+    def get(self, run_id: str, call_id: str) -> PendingApproval | None:
+        """The pending call ``call_id`` of the run ``run_id``, if any."""
+        return self._pending.get((run_id, call_id))
 
     def subscribe(self, callback: BrokerListener) -> Callable[[], None]:
         """Call ``callback(kind, pending)`` when a call is added or removed."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
-    def resolve(self, call_id: str, resolution: Resolution, run_id: str | None = None) -> bool:
+    def resolve(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
         """Decide a pending call (sent to the server in the background)."""
-        return self._engine.resolve_approval(call_id, resolution, run_id)
+        return self._engine.resolve_approval(run_id, call_id, resolution)
 
     def session_rules(self, session_id: str) -> list[Any]:
         """Session rules live on the server that runs the session: none here."""
@@ -494,6 +491,21 @@ class RemoteEngine:
             ]
             self._rules_cache = (now, rules)
         return list(self._rules_cache[1])
+
+    def remove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """Remove a saved rule on the server (blocking). Session rules stay on the server
+        that runs the session: not removable from here (False)."""
+        if rule.scope == "session" or not rule.id:
+            return False
+        try:
+            self._request_sync("DELETE", f"/api/rules/{rule.id}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        finally:
+            self._rules_cache = None
+        return True
 
     async def tools_for(self, patterns: Sequence[str]) -> list[RemoteTool]:
         """The server's tools matching the patterns (``toolkit.tool``, globs)."""
@@ -772,34 +784,26 @@ class RemoteEngine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(
-        self, call_id: str, resolution: Resolution, run_id: str | None = None
-    ) -> bool:
-        """Decide a pending call; returns at once (False if no such call is pending).
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
+        """Decide the pending call ``call_id`` of the run ``run_id``; returns at once (False
+        if no such call is pending).
 
         The call leaves :attr:`broker` at once; the server's events confirm it.
 
         Args:
-            call_id: The call.
+            run_id: The run that asks.
+            call_id: The call (unique within its run only).
             resolution: The decision.
-            run_id: The run that asks, when several runs wait on the same call id.
         """
-        p = self.broker.get(call_id, run_id)
-        if p is not None:
-            run_id = p.run_id
-            self.broker._remove(p.run_id, p.call_id)
-        else:  # not listed yet: known from the events of a watched session?
-            asked = [r for r, c in self._asked if c == call_id and run_id in (None, r)]
-            if len(asked) != 1:
-                return False
-            run_id = asked[0]
+        if self.broker.get(run_id, call_id) is not None:
+            self.broker._remove(run_id, call_id)
+        elif (run_id, call_id) not in self._asked:
+            return False  # neither listed nor known from the events of a watched session
         self._asked.pop((run_id, call_id), None)
-        self._spawn(self.aresolve_approval(call_id, resolution, run_id=run_id))
+        self._spawn(self.aresolve_approval(run_id, call_id, resolution))
         return True
 
-    async def aresolve_approval(
-        self, call_id: str, resolution: Resolution, *, run_id: str | None = None
-    ) -> bool:
+    async def aresolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
         """Decide a pending call and wait for the server's answer (True once taken up)."""
         body: dict[str, Any] = {
             "decision": resolution.decision,
@@ -808,19 +812,37 @@ class RemoteEngine:
             "edited_arguments": resolution.edited_arguments,
             "decided_by": resolution.decided_by,
         }
-        if run_id is not None:
-            body["run_id"] = run_id
-        data = await self._request("POST", f"/api/approvals/{call_id}", json=body)
+        data = await self._request("POST", f"/api/approvals/{run_id}/{call_id}", json=body)
         return bool(data["resolved"])
 
     # -- sessions ----------------------------------------------------------------------
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, newest first (blocking)."""
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, newest first (blocking); only those of the ``workspace`` folder when
+        given (filtered here, from the server's pages)."""
         from workbench.store import SessionInfo
 
-        data = self._request_sync("GET", "/api/sessions", params={"limit": limit, "offset": offset})
-        return [SessionInfo(**d) for d in data]
+        if workspace is None:
+            data = self._request_sync(
+                "GET", "/api/sessions", params={"limit": limit, "offset": offset}
+            )
+            return [SessionInfo(**d) for d in data]
+        out: list[SessionInfo] = []
+        page, skipped, at = 200, 0, 0
+        while len(out) < limit:
+            data = self._request_sync("GET", "/api/sessions", params={"limit": page, "offset": at})
+            for d in data:
+                if d.get("workspace") == workspace:
+                    if skipped < offset:
+                        skipped += 1
+                    elif len(out) < limit:
+                        out.append(SessionInfo(**d))
+            if len(data) < page:
+                break
+            at += page
+        return out
 
     async def asessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
         """Sessions, newest first."""

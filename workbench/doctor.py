@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ __all__ = [
     "check_setup",
     "version_checks",
     "model_setup_help",
+    "ollama_check",
     "ollama_models",
     "repair_store",
+    "provider_keys_check",
     "run_doctor",
 ]
 
@@ -119,26 +122,7 @@ def model_setup_help(offline: bool = False) -> str:
         "  Any OpenAI-compatible server (vLLM, llama.cpp, LM Studio): default: "
         '{model: openai/NAME, api_base: "http://127.0.0.1:8000/v1", api_key: "none"}'
     )
-    found = [
-        (provider, key)
-        for provider in PROVIDER_EXAMPLES
-        for key in PROVIDER_KEYS[provider]
-        if os.environ.get(key)
-    ]
-    for provider, key in found:
-        lines.append(
-            f"Found {key} in the environment: try default: {PROVIDER_EXAMPLES[provider][1]}"
-        )
-    if not offline:
-        base = os.environ.get("OLLAMA_API_BASE", OLLAMA_DEFAULT_BASE)
-        served = ollama_models(base)
-        if served:
-            lines.append(
-                f"Ollama answers at {base} with {', '.join(served[:5])}: try default: "
-                f"ollama/{served[0]}"
-            )
-        elif served is not None:
-            lines.append(f"Ollama answers at {base} but has no model yet: ollama pull llama3")
+    lines.append("What this machine already has is below (provider keys, ollama).")
     return "\n".join(lines)
 
 
@@ -242,6 +226,47 @@ def version_checks() -> list[Check]:
     return checks
 
 
+def provider_keys_check(environ: Mapping[str, str] | None = None) -> Check:
+    """Which providers' keys the environment has (names only, never values), each with a
+    model string that would use it."""
+    env = os.environ if environ is None else environ
+    found = []
+    for provider, keys in PROVIDER_KEYS.items():
+        key = next((k for k in keys if env.get(k)), None)
+        if key is None:
+            continue
+        example = PROVIDER_EXAMPLES.get(provider)
+        found.append(f"{key} (e.g. {example[1]})" if example else key)
+    if not found:
+        names = ", ".join(PROVIDER_KEYS[p][0] for p in PROVIDER_EXAMPLES)
+        return Check("provider keys", True, f"none in the environment (litellm reads {names}, ...)")
+    return Check("provider keys", True, "in the environment: " + ", ".join(found))
+
+
+def ollama_check(offline: bool = False, timeout: float = 0.5) -> Check:
+    """Whether a local Ollama answers (at ``OLLAMA_API_BASE``, else 127.0.0.1:11434), with
+    a short timeout: nothing listening is an answer too, not a wait."""
+    base = os.environ.get("OLLAMA_API_BASE", OLLAMA_DEFAULT_BASE)
+    if offline:
+        return Check("ollama", True, f"{base} not contacted (--offline)")
+    served = ollama_models(base, timeout=timeout)
+    if served is None:
+        return Check(
+            "ollama",
+            True,
+            f"nothing answers at {base} (`ollama serve` starts it; OLLAMA_API_BASE if it "
+            "listens elsewhere)",
+        )
+    if not served:
+        return Check("ollama", True, f"answers at {base}, no model pulled yet: ollama pull llama3")
+    more = f" and {len(served) - 5} more" if len(served) > 5 else ""
+    return Check(
+        "ollama",
+        True,
+        f"answers at {base} with {', '.join(served[:5])}{more} (e.g. ollama/{served[0]})",
+    )
+
+
 def check_setup(root: Path | None, db: str | None, offline: bool = False) -> list[Check]:
     """Run every check and return the report lines."""
     from workbench.registry import PluginError, available_toolkits, load_toolkit
@@ -337,6 +362,8 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
 
     if all(spec.model in ("test", "replay") for _, spec in specs.values()):
         checks.append(Check("models", True, model_setup_help(offline=offline), warn=True))
+    checks.append(provider_keys_check())
+    checks.append(ollama_check(offline))
 
     checks.extend(_check_mcp_servers(ws, offline=offline))
     used_kits = sorted(

@@ -154,8 +154,9 @@ class Engine:
         self._closing: set[asyncio.Task[None]] = set()
         self._retired: list[Toolkit] = []
         self._status_listeners: list[Callable[[ToolkitStatus], None]] = []
-        self._rules_cache: list[Rule] | None = None
         self._agents: dict[tuple[str, str | None], Agent] = {}
+        self._started: dict[str, str] = {}  # run id -> session, every run this engine started
+        self._interrupting = False
         self.model_override: str | None = None
         store.default_workspace = str(self.root)
 
@@ -266,6 +267,29 @@ class Engine:
             await asyncio.gather(*self._closing, return_exceptions=True)
         self.store.close()
 
+    async def interrupt(self) -> list[str]:
+        """Stop every run in flight without ending it, then close: no ``run.cancelled`` is
+        written, every run (children too) is marked ``interrupted``, and :meth:`resume`
+        continues each top-level one from its last checkpoint, a pending approval offered
+        again (what quitting the TUI with a run in flight does, when the person agrees).
+
+        Returns:
+            The ids of the top-level runs that were in flight.
+        """
+        top = self.running()
+        self._interrupting = True
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        # What was appended before the stop is written first (a run.started among it must
+        # not set a run back to running after it is marked).
+        await asyncio.to_thread(self.store.flush)
+        await asyncio.to_thread(self.store.interrupt_runs, list(self._started))
+        self._started.clear()
+        await self.aclose()
+        return top
+
     # -- Services ----------------------------------------------------------------------
 
     async def publish(self, event: EventBase, *, durable: bool = False) -> Event:
@@ -275,6 +299,14 @@ class Engine:
         milliseconds), except for ``durable=True`` events: a run's terminal event waits, so
         when a run returns its whole log is stored.
         """
+        if self._interrupting:
+            # Stopping without ending (interrupt): nothing more is written, as if this
+            # process had died here; the runs resume from what the log holds.
+            return event  # type: ignore[return-value]
+        if event.type == "run.started":
+            self._started[event.run_id] = event.session_id
+        elif event.type in TERMINAL_TYPES:
+            self._started.pop(event.run_id, None)
         if not durable:
             self.store.append_nowait(event, self._stored)
             return event  # type: ignore[return-value]
@@ -300,21 +332,26 @@ class Engine:
         self._fanout.send(stored)  # type: ignore[arg-type]
 
     def saved_rules(self, session_id: str) -> list[Rule]:
+        """The rules in force for a session: its session rules, then the rules saved in the
+        store for this workspace (and every ``always`` rule).
+
+        The store is read on every call, not cached: a rule removed by ``workbench rules rm``,
+        by another process or over the server stops applying at the next tool call.
+        """
         from workbench.approvals import Rule
 
-        if self._rules_cache is None:
-            self._rules_cache = [
-                Rule(
-                    tool=r.tool,
-                    pattern=r.pattern,
-                    decision=r.decision,
-                    scope="always" if r.scope == "always" else "workspace",
-                    id=r.id,
-                    note=r.note,
-                )
-                for r in self.store.list_rules(str(self.root))
-            ]
-        return self.broker.session_rules(session_id) + self._rules_cache
+        saved = [
+            Rule(
+                tool=r.tool,
+                pattern=r.pattern,
+                decision=r.decision,
+                scope="always" if r.scope == "always" else "workspace",
+                id=r.id,
+                note=r.note,
+            )
+            for r in self.store.list_rules(str(self.root))
+        ]
+        return self.broker.session_rules(session_id) + saved
 
     def save_rules(self, session_id: str, rules: Sequence[Rule], scope: str) -> None:
         if scope == "session":
@@ -331,11 +368,13 @@ class Engine:
                 decision=r.decision,
                 note=r.note,
             )
-        self._rules_cache = None
 
-    def forget_rules(self) -> None:
-        """Drop the cached saved rules (after ``workbench rules rm``)."""
-        self._rules_cache = None
+    def remove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """Remove a rule in force: a session rule from this process, a saved one from the
+        store (by its id). False when it was not there (removed meanwhile)."""
+        if rule.scope == "session":
+            return self.broker.remove_session_rule(session_id, rule)
+        return rule.id is not None and self.store.delete_rule(rule.id)
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -881,17 +920,21 @@ class Engine:
 
     # -- approvals ---------------------------------------------------------------------
 
-    def resolve_approval(
-        self, call_id: str, resolution: Resolution, run_id: str | None = None
-    ) -> bool:
-        """Decide a pending tool call (any face may); ``run_id`` when call ids repeat."""
-        return self.broker.resolve(call_id, resolution, run_id=run_id)
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
+        """Decide the pending tool call ``call_id`` of the run ``run_id`` (any face may).
+
+        A call id is unique within its run only (models number them), so a decision always
+        names the run too. False when that call is not waiting in this process.
+        """
+        return self.broker.resolve(run_id, call_id, resolution)
 
     # -- sessions ----------------------------------------------------------------------
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, newest first."""
-        return self.store.list_sessions(limit=limit, offset=offset)
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, newest first (only those of the ``workspace`` folder, when given)."""
+        return self.store.list_sessions(limit=limit, offset=offset, workspace=workspace)
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
         """A session's stored events."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -217,6 +218,13 @@ def load_module_tool(root: Path, spec: str) -> Tool:
     return made.renamed(f"{module_name}:{func_name}", where)
 
 
+class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
+    """A workspace module's loader that never writes its bytecode cache."""
+
+    def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
+        return None
+
+
 def _import_workspace_module(root: Path, module_name: str, path: Path) -> ModuleType:
     real_root = os.path.realpath(root)
     digest = hashlib.sha1(real_root.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -228,7 +236,10 @@ def _import_workspace_module(root: Path, module_name: str, path: Path) -> Module
     cached = sys.modules.get(unique)
     if cached is not None and getattr(cached, "__workbench_mtime__", None) == mtime:
         return cached
-    module_spec = importlib.util.spec_from_file_location(unique, path)
+    # Read without writing __pycache__ into the workspace: it would show in files.list,
+    # git status and a re-run's comparison of tool results.
+    loader = _NoBytecodeLoader(unique, str(path))
+    module_spec = importlib.util.spec_from_file_location(unique, path, loader=loader)
     if module_spec is None or module_spec.loader is None:
         raise PluginError(f"cannot import {path}: not a Python module")
     module = importlib.util.module_from_spec(module_spec)

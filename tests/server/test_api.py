@@ -70,7 +70,7 @@ def test_health_ready_and_openapi(client: httpx.Client) -> None:
         "/api/sessions/{session_id}/export",
         "/api/sessions/{session_id}/stream",
         "/api/approvals",
-        "/api/approvals/{call_id}",
+        "/api/approvals/{run_id}/{call_id}",
         "/api/approvals/stream",
         "/api/catalogue",
         "/api/tools",
@@ -133,8 +133,7 @@ def test_a_team_run_stream_includes_its_members(client: httpx.Client) -> None:
             runs.add(ev.run_id)
             if ev.type == "approval.required":
                 r = client.post(
-                    f"/api/approvals/{ev.call_id}",
-                    json={"decision": "allow", "run_id": ev.run_id},
+                    f"/api/approvals/{ev.run_id}/{ev.call_id}", json={"decision": "allow"}
                 )
                 assert r.json()["resolved"] is True
             if ev.type in TERMINAL_TYPES and ev.run_id == body["run_id"]:
@@ -300,7 +299,9 @@ def test_approve_once(client: httpx.Client) -> None:
     pending = pending_for(client, body["run_id"])
     assert pending["tool"] == "tools:word_count" and pending["arguments"] == {"text": "test"}
     assert pending["session_id"] == body["session_id"] and pending["source"] == "helper"
-    r = client.post(f"/api/approvals/{pending['call_id']}", json={"decision": "allow"})
+    r = client.post(
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}", json={"decision": "allow"}
+    )
     assert r.json() == {
         "call_id": pending["call_id"],
         "run_id": body["run_id"],
@@ -320,7 +321,7 @@ def test_deny_with_a_note(client: httpx.Client) -> None:
     body = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
     pending = pending_for(client, body["run_id"])
     client.post(
-        f"/api/approvals/{pending['call_id']}",
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}",
         json={"decision": "deny", "note": "not today", "decided_by": "reviewer"},
     )
     events = read_until(
@@ -344,7 +345,7 @@ def test_edit_the_arguments_then_allow(client: httpx.Client) -> None:
     body = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
     pending = pending_for(client, body["run_id"])
     client.post(
-        f"/api/approvals/{pending['call_id']}",
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}",
         json={"decision": "allow", "edited_arguments": {"text": "one two three"}},
     )
     events = read_until(
@@ -359,7 +360,8 @@ def test_allow_for_the_session_then_always(client: httpx.Client) -> None:
     body = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
     pending = pending_for(client, body["run_id"])
     client.post(
-        f"/api/approvals/{pending['call_id']}", json={"decision": "allow", "scope": "session"}
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}",
+        json={"decision": "allow", "scope": "session"},
     )
     read_until(client, f"/api/runs/{body['run_id']}/stream", lambda e: e.type in TERMINAL_TYPES)
     # the same session asks no more
@@ -369,7 +371,8 @@ def test_allow_for_the_session_then_always(client: httpx.Client) -> None:
     other = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
     pending = pending_for(client, other["run_id"])
     client.post(
-        f"/api/approvals/{pending['call_id']}", json={"decision": "allow", "scope": "always"}
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}",
+        json={"decision": "allow", "scope": "always"},
     )
     read_until(client, f"/api/runs/{other['run_id']}/stream", lambda e: e.type in TERMINAL_TYPES)
     rules = client.get("/api/rules").json()
@@ -377,17 +380,25 @@ def test_allow_for_the_session_then_always(client: httpx.Client) -> None:
         ("tools:word_count", "allow", "always")
     ]
     assert run_to_end(client, "helper", "no questions")["status"] == "completed"
+    # removed over the server: the next run asks again
+    assert client.delete(f"/api/rules/{rules[0]['id']}").json() == {"deleted": rules[0]["id"]}
+    assert client.delete(f"/api/rules/{rules[0]['id']}").status_code == 404
+    assert client.get("/api/rules").json() == []
+    asked = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
+    assert pending_for(client, asked["run_id"])["tool"] == "tools:word_count"
+    client.post(f"/api/runs/{asked['run_id']}/cancel")
 
 
 def test_bad_decisions_are_refused(client: httpx.Client) -> None:
-    assert client.post("/api/approvals/call_x", json={"decision": "allow"}).status_code == 404
-    r = client.post("/api/approvals/call_x", json={"decision": "maybe"})
+    r = client.post("/api/approvals/r_x/call_x", json={"decision": "allow"})
+    assert r.status_code == 404 and "r_x" in r.json()["error"]["message"]
+    r = client.post("/api/approvals/r_x/call_x", json={"decision": "maybe"})
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"
     assert "decision" in r.json()["error"]["message"]
     body = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
     pending = pending_for(client, body["run_id"])
     r = client.post(
-        f"/api/approvals/{pending['call_id']}",
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}",
         json={"decision": "deny", "edited_arguments": {"text": "x"}},
     )
     assert r.status_code == 422
@@ -402,7 +413,10 @@ def test_approvals_stream_snapshot_added_removed(client: httpx.Client) -> None:
         body = client.post("/api/runs", json={"target": "helper", "input": "count"}).json()
         added = next(messages)
         assert added.event == "added" and added.json["run_id"] == body["run_id"]
-        client.post(f"/api/approvals/{added.json['call_id']}", json={"decision": "allow"})
+        client.post(
+            f"/api/approvals/{added.json['run_id']}/{added.json['call_id']}",
+            json={"decision": "allow"},
+        )
         removed = next(messages)
         assert removed.event == "removed" and removed.json["call_id"] == added.json["call_id"]
 
@@ -491,7 +505,9 @@ def test_metrics_in_prometheus_text_format(client: httpx.Client) -> None:
     assert 'workbench_runs{state="completed"} 1' in m
     assert 'workbench_runs{state="waiting"} 1' in m
     assert "workbench_pending_approvals 1" in m
-    client.post(f"/api/approvals/{pending['call_id']}", json={"decision": "allow"})
+    client.post(
+        f"/api/approvals/{pending['run_id']}/{pending['call_id']}", json={"decision": "allow"}
+    )
     read_until(client, f"/api/runs/{body['run_id']}/stream", lambda e: e.type in TERMINAL_TYPES)
     m = client.get("/metrics").text
     assert 'workbench_tool_calls_total{tool="tools:word_count",decision="allow"} 1' in m
@@ -514,12 +530,19 @@ def test_runs_that_repeat_a_call_id_are_decided_apart(client: httpx.Client) -> N
     b = client.post("/api/runs", json={"target": "helper", "input": "two"}).json()
     pa, pb = pending_for(client, a["run_id"]), pending_for(client, b["run_id"])
     assert pa["call_id"] == pb["call_id"]
+    # a call id alone names no call: the old address is gone, not guessed at
     r = client.post(f"/api/approvals/{pa['call_id']}", json={"decision": "allow"})
-    assert r.status_code == 409 and "give run_id" in r.json()["error"]["message"]
+    assert r.status_code in (404, 405)
+    # nor does a body that tries to name the run beside the address
+    r = client.post(
+        f"/api/approvals/{a['run_id']}/{pa['call_id']}",
+        json={"decision": "allow", "run_id": b["run_id"]},
+    )
+    assert r.status_code == 422
     for run, note in ((b, "second"), (a, "first")):
         r = client.post(
-            f"/api/approvals/{pa['call_id']}",
-            json={"decision": "deny", "note": note, "run_id": run["run_id"]},
+            f"/api/approvals/{run['run_id']}/{pa['call_id']}",
+            json={"decision": "deny", "note": note},
         )
         assert r.json()["resolved"] is True
         events = read_until(

@@ -46,7 +46,10 @@ async def test_the_tui_runs_and_approves_through_a_server(make_server: MakeServe
         await wait_for(pilot, lambda: app.engine is not None)
         engine = app.engine
         assert isinstance(engine, RemoteEngine)
-        # a plain answer, streamed from the server into the chat
+        # a plain answer, streamed from the server into the chat (the app opens on the
+        # workspace's workflow: say whom to talk to)
+        await wait_for(pilot, lambda: app.view is not None and app.view.chat.choices)
+        app.choose_target("agent", "chat")
         await send(pilot, "hello server")
         await wait_for(
             pilot, lambda: app.state.runs and not app.state.running() and not app._active

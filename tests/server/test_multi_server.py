@@ -121,7 +121,7 @@ def test_two_servers_share_runs_approvals_cancel_and_streams(
             seen.append(msg.parsed)
             if seen[-1].type == "approval.required":
                 decided = b.post(
-                    f"/api/approvals/{pending[0]['call_id']}",
+                    f"/api/approvals/{rid}/{pending[0]['call_id']}",
                     json={"decision": "allow", "edited_arguments": {"text": "one two"}},
                 ).json()
                 assert decided == {

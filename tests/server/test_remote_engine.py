@@ -99,20 +99,20 @@ async def test_approve_through_the_remote_broker(remote: RemoteEngine) -> None:
         handle.session_id,
     )
     assert p.future is not None and not p.resolved
-    assert remote.resolve_approval(p.call_id, Resolution("allow", edited_arguments={"text": "a b"}))
+    assert remote.resolve_approval(
+        p.run_id, p.call_id, Resolution("allow", edited_arguments={"text": "a b"})
+    )
     outcome = await asyncio.wait_for(handle.wait(), 10)
     assert outcome.output == "[test model] Tool results: 2"
     assert [k for k, _ in changes] == ["added", "removed"] and p.resolved
-    assert not remote.resolve_approval(p.call_id, Resolution("allow"))  # nothing pending now
+    assert not remote.resolve_approval(p.run_id, p.call_id, Resolution("allow"))  # none now
 
 
 async def test_deny_with_a_note_and_wait_for_the_answer(remote: RemoteEngine) -> None:
     handle = await remote.start_run("helper", "count")
     await until(lambda: remote.broker.pending())
     p = remote.broker.pending()[0]
-    taken = await remote.aresolve_approval(
-        p.call_id, Resolution("deny", note="no"), run_id=p.run_id
-    )
+    taken = await remote.aresolve_approval(p.run_id, p.call_id, Resolution("deny", note="no"))
     assert taken is True
     outcome = await asyncio.wait_for(handle.wait(), 10)
     assert outcome.ok  # the model hears the refusal and answers
@@ -140,7 +140,8 @@ async def test_sessions_runs_replay_and_delete(remote: RemoteEngine) -> None:
     await a.wait()
     b = await remote.start_run("duo", "second")
     await until(lambda: remote.broker.pending())
-    remote.resolve_approval(remote.broker.pending()[0].call_id, Resolution("allow"))
+    first = remote.broker.pending()[0]
+    remote.resolve_approval(first.run_id, first.call_id, Resolution("allow"))
     await b.wait()
     sessions = await asyncio.to_thread(remote.sessions)
     assert [s.id for s in sessions] == [b.session_id, a.session_id]
@@ -228,3 +229,22 @@ async def test_search_and_fork_through_the_server(remote: RemoteEngine, db_url: 
     with pytest.raises(RemoteError, match="999") as beyond:
         await asyncio.to_thread(remote.fork_session, a.session_id, at_seq=999)
     assert beyond.value.status == 400
+
+
+async def test_a_saved_rule_is_listed_and_removed_through_the_server(
+    remote: RemoteEngine,
+) -> None:
+    handle = await remote.start_run("helper", "count")
+    await until(lambda: remote.broker.pending())
+    p = remote.broker.pending()[0]
+    assert await remote.aresolve_approval(p.run_id, p.call_id, Resolution("allow", "always"))
+    await asyncio.wait_for(handle.wait(), 10)
+    (rule,) = await asyncio.to_thread(remote.saved_rules, "")
+    assert (rule.tool, rule.scope) == ("tools:word_count", "always")
+    assert await asyncio.to_thread(remote.remove_rule, rule) is True
+    assert await asyncio.to_thread(remote.saved_rules, "") == []  # not served from a cache
+    assert await asyncio.to_thread(remote.remove_rule, rule) is False
+    again = await remote.start_run("helper", "count")  # the server asks again at once
+    await until(lambda: any(x.run_id == again.run_id for x in remote.broker.pending()))
+    remote.cancel(again.run_id)
+    await asyncio.wait_for(again.wait(), 10)

@@ -61,8 +61,15 @@ def tui_workspace(tmp_path: Path) -> Path:
     return root
 
 
-def real_app(root: Path, db: str, **kw: Any) -> WorkbenchApp:
-    """The app on a real engine (opened in the app's worker, like in production)."""
+def real_app(
+    root: Path, db: str, *, talk_to: tuple[str, str] | None = ("agent", "helper"), **kw: Any
+) -> WorkbenchApp:
+    """The app on a real engine (opened in the app's worker, like in production).
+
+    ``talk_to``: the target :func:`wait_engine` chooses once the engine is open (the app
+    opens on a workspace's workflow, else team, else agent; most tests talk to the
+    ``helper`` agent); None keeps the app's own choice.
+    """
 
     def factory() -> Any:
         from workbench.engine import Engine
@@ -72,7 +79,9 @@ def real_app(root: Path, db: str, **kw: Any) -> WorkbenchApp:
     kw.setdefault("animate", False)
     kw.setdefault("watch_workspace", False)
     kw.setdefault("warm_up", False)
-    return WorkbenchApp(root, db, engine_factory=factory, **kw)
+    app = WorkbenchApp(root, db, engine_factory=factory, **kw)
+    app._test_talk_to = talk_to  # type: ignore[attr-defined]
+    return app
 
 
 async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 10.0) -> None:
@@ -85,8 +94,13 @@ async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 10
 
 
 async def wait_engine(pilot: Any) -> None:
-    """Until the engine is open."""
-    await wait_for(pilot, lambda: pilot.app.engine is not None)
+    """Until the engine is open (and the target the test talks to is chosen)."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.engine is not None)
+    talk_to = getattr(app, "_test_talk_to", None)
+    if talk_to is not None and talk_to[1] in getattr(app.engine.workspace, f"{talk_to[0]}s", {}):
+        await wait_for(pilot, lambda: app.view is not None and app.view.chat.choices)
+        app.choose_target(*talk_to)
 
 
 def events_of(app: WorkbenchApp) -> list[Any]:

@@ -638,7 +638,7 @@ class FakeEngine:
         self.stored = dict(sessions or {})
         self.delay = delay
         self.listeners: list[Callable[[Any], None]] = []
-        self.resolutions: list[tuple[str, Any]] = []
+        self.resolutions: list[tuple[str, str, Any]] = []
         self.cancelled: list[str] = []
         self.started: list[tuple[str, str, str | None]] = []
         self.closed = False
@@ -700,8 +700,8 @@ class FakeEngine:
         task.cancel()
         return True
 
-    def resolve_approval(self, call_id: str, resolution: Any) -> bool:
-        self.resolutions.append((call_id, resolution))
+    def resolve_approval(self, run_id: str, call_id: str, resolution: Any) -> bool:
+        self.resolutions.append((run_id, call_id, resolution))
         return True
 
     def saved_rules(self, session_id: str) -> list[Any]:
@@ -717,7 +717,9 @@ class FakeEngine:
 
         return _Wf()
 
-    def sessions(self, limit: int = 50, offset: int = 0) -> list[FakeSession]:
+    def sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[FakeSession]:
         out = []
         for i, (sid, script) in enumerate(self.stored.items()):
             first = script.events[0]
@@ -732,6 +734,7 @@ class FakeEngine:
                     len(script.events),
                 )
             )
+        out = [s for s in out if workspace is None or s.workspace == workspace]
         return sorted(out, key=lambda s: s.updated_at, reverse=True)[offset : offset + limit]
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:

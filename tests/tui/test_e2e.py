@@ -79,10 +79,11 @@ def model_server(tmp_path: Path) -> Iterator[str]:
 class Tmux:
     """One tmux server of our own (its own socket), one window running a plain shell."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, size: tuple[int, int] = (120, 40)) -> None:
         self.socket = f"wb-e2e-{uuid.uuid4().hex[:8]}"
         self.env = env
         self.cwd = cwd
+        self.size = size
 
     def run(self, *args: str) -> str:
         out = subprocess.run(
@@ -101,9 +102,9 @@ class Tmux:
             "-s",
             "e2e",
             "-x",
-            "120",
+            str(self.size[0]),
             "-y",
-            "40",
+            str(self.size[1]),
             "-c",
             str(self.cwd),
             "env",
@@ -180,19 +181,133 @@ def test_prompt_approve_answer_quit(tmp_path: Path, model_server: str) -> None:
         assert tmux.alternate_on() == "1"
         tmux.type("Summarise the notes please")
         tmux.keys("Enter")
-        tmux.wait(lambda s: "awaiting approval" in s)
-        tmux.keys("F5")
-        tmux.wait(lambda s: "1 pending" in s)
-        time.sleep(0.5)  # the queue takes the focus on the next refresh
+        # The call shows as a card in the chat; one key (the prompt is empty) allows it.
+        tmux.wait(lambda s: "helper asks" in s and "y allow once" in s)
         tmux.keys("y")
-        tmux.wait(lambda s: "Nothing waits for a decision" in s)
-        tmux.keys("F2")
         screen = tmux.wait(lambda s: ANSWER in s and "done in" in s)
+        assert "call waits" not in screen
         assert "files.write" in screen
         assert (ws / "notes.txt").read_text() == "summary\n"
         tmux.keys("C-q")
         screen = tmux.wait(lambda s: "EXIT=0" in s, timeout=15)
         assert tmux.alternate_on() == "0"
         assert screen.rstrip().splitlines()[-1].startswith("SHELL-READY$")
+    finally:
+        tmux.kill()
+
+
+# -- each sample workspace, on the test model, from the TUI ------------------------------
+
+SAMPLES = ROOT / "sample_workspaces"
+
+# What each sample is about (the target it opens on), a prompt, and what the run's end reads.
+SHOWCASE = {
+    "research-desk": ("team desk", "What should a brief on agent evaluation cover?", "desk done"),
+    "code-review": ("workflow review", "Review repo/ and fix what fails.", "review done"),
+    "debate": ("team council", "Should our team adopt a four-day week?", "council done"),
+}
+
+PENDING = ("call waits", "calls wait", "asks ·", "◐ running", "⚠ approval", "⟳", "○ waiting")
+"""What a screen must not show once the run has ended: a waiting call (the prompt's hint,
+a card), a running node or tool, a node still 'waiting'."""
+
+
+def tui_env(tmp_path: Path, workbench: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    return {
+        "PATH": f"{Path(workbench).parent}:{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "WORKBENCH_DB": f"sqlite:///{tmp_path / 'wb.db'}",
+        "WORKBENCH_LOG": str(tmp_path / "wb.log"),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "TMUX_TMPDIR": str(tmp_path),
+    }
+
+
+def sample_copy(name: str, tmp_path: Path) -> Path:
+    """A copy of a sample workspace that never reaches the network: web search goes
+    through a proxy on a closed local port (it fails at once, as a tool error) and asks
+    first, so the research desk has calls to approve."""
+    ws = tmp_path / name
+    shutil.copytree(SAMPLES / name, ws, ignore=shutil.ignore_patterns("sessions", "__pycache__"))
+    yaml = ws / "workbench.yaml"
+    text = yaml.read_text()
+    if name == "research-desk":
+        text = text.replace(
+            "allow: [web.search, knowledge.search, memory.recall, memory.remember]",
+            "allow: [knowledge.search, memory.recall, memory.remember]",
+        )
+        text = text.replace(
+            "  web:\n    timeout: 10",
+            "  web:\n    timeout: 5\n    proxy: http://127.0.0.1:9",
+        )
+        assert "proxy: http://127.0.0.1:9" in text and "allow: [knowledge.search" in text
+    yaml.write_text(text)
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("sample", "size"),
+    [
+        ("research-desk", (120, 40)),
+        ("code-review", (120, 40)),
+        ("debate", (120, 40)),
+        ("code-review", (80, 24)),
+    ],
+    ids=["research-desk", "code-review", "debate", "code-review-80x24"],
+)
+def test_each_sample_runs_its_showcase_from_the_tui_one_key_per_approval(
+    tmp_path: Path, sample: str, size: tuple[int, int]
+) -> None:
+    workbench = _workbench()
+    ws = sample_copy(sample, tmp_path)
+    target, prompt, done = SHOWCASE[sample]
+    tmux = Tmux(tui_env(tmp_path, workbench), ws, size)
+    tmux.start()
+    try:
+        tmux.wait(lambda s: "SHELL-READY$" in s)
+        tmux.type(f"{workbench} && echo EXIT=$?")
+        tmux.keys("Enter")
+        # It opens on what the sample is about, and says so.
+        first = tmux.wait(lambda s: f"Talking to {target}" in s, timeout=60)
+        assert "[test model]" in first
+        tmux.type(prompt)
+        tmux.keys("Enter")
+        approved = 0
+        deadline = time.monotonic() + 150
+        while True:
+            screen = tmux.screen()
+            if done in screen:
+                break
+            if "call waits" in screen or "calls wait" in screen:
+                tmux.keys("y")  # one key each, from the chat, the prompt empty
+                approved += 1
+                time.sleep(0.4)
+                continue
+            assert time.monotonic() < deadline, f"the run never ended:\n{screen}"
+            time.sleep(0.2)
+        assert approved > 0 or sample == "debate"
+        time.sleep(0.5)
+        # Nothing is left pending: not in the chat, a lane, the graph or the queue.
+        for key, shown in (
+            ("F2", f"to {target.split()[0]} ·"),  # the chat's target bar
+            ("F3", "Prev lane"),  # the footer of the team pane
+            ("F4", "Follow run"),  # the footer of the graph
+            ("F5", "Nothing waits for a decision"),
+        ):
+            tmux.keys(key)
+            screen = tmux.wait(lambda s, shown=shown: shown in s, timeout=10)
+            time.sleep(0.3)
+            screen = tmux.screen()
+            left = [p for p in PENDING if p in screen]
+            assert not left, f"{key} still shows {left}:\n{screen}"
+        tmux.keys("C-q")
+        screen = tmux.wait(lambda s: "EXIT=0" in s, timeout=20)
     finally:
         tmux.kill()

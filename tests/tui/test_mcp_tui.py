@@ -203,9 +203,12 @@ def test_state_shows_progress_unavailable_and_input_requests() -> None:
             form={"type": "object", "properties": {"name": {"type": "string"}}},
         )
     )
-    approval = state.approvals["call_t2_0#input1"]
+    # Keyed by (run_id, call_id) like every call since main's issue 13.
+    approval = state.approvals[("r1", "call_t2_0#input1")]
     assert approval.kind == "input" and approval.form is not None
+    assert state.pending_approvals() == [approval]
     assert tools[0].progress == "waits for your input (approvals)"
+    assert tools[0].asked is None and tools[0].status == "running"  # the call still runs
     assert len([i for i in state.items if isinstance(i, ToolItem)]) == 1
     state.apply(
         _ev(

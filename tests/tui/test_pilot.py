@@ -37,6 +37,13 @@ async def send(pilot: Any, text: str) -> None:
     await pilot.press("enter")
 
 
+async def send_on(pilot: Any, text: str) -> None:
+    """Send a prompt without leaving the pane shown."""
+    app = pilot.app
+    app.send_prompt(text)
+    await pilot.pause()
+
+
 async def ask_and_open_approvals(pilot: Any, text: str = "write it") -> None:
     app: WorkbenchApp = pilot.app
     await send(pilot, text)
@@ -190,8 +197,20 @@ async def test_pending_approval_notifies_and_rings(tui_workspace: Path, db_url: 
         await wait_for(pilot, lambda: app.state.pending_approvals())
         await pilot.pause(0.1)
         assert rang == [True]
-        assert any("files.write" in n.message for n in app._notifications)
+        # In the chat the card and the prompt's hint say it: no toast over them (changed
+        # on purpose: a toast per call piled up over the cards at 80x24).
+        assert not any("files.write" in n.message for n in app._notifications)
+        assert "1 call waits" in str(app.query_one("#prompt-hint").render())
         assert app.view.active == "chat"  # the user is not moved
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app._active)
+        # Where nothing shows it (the usage pane), a toast does.
+        await pilot.press("f6")
+        await send_on(pilot, "again")
+        await wait_for(pilot, lambda: len(app.state.approvals) == 2)
+        await pilot.pause(0.1)
+        assert rang == [True, True]
+        assert any("files.write" in n.message for n in app._notifications)
 
 
 async def test_ctrl_c_cancels_the_run_not_the_app(tui_workspace: Path, db_url: str) -> None:
@@ -240,9 +259,11 @@ async def test_input_typed_before_the_engine_is_ready_is_sent_when_ready(
         assert app.view.chat.queued == 1
         gate.set()
         await wait_engine(pilot)
-        await wait_for(pilot, lambda: app.state.pending_approvals())
+        await wait_for(pilot, lambda: app.session_id and of_type(events_of(app), "run.completed"))
         assert app.view.chat.queued == 0
         assert of_type(events_of(app), "message.completed")[0].content == "early bird"
+        # Sent to what the workspace opens on: its workflow (it went to the first agent).
+        assert of_type(events_of(app), "run.started")[0].target == "brief"
         assert app.status.engine == "workspace ws"
 
 

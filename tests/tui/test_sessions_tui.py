@@ -88,3 +88,53 @@ def test_speed_index_snaps_to_the_replay_speeds() -> None:
         math.inf,
         math.inf,
     ]
+
+
+async def test_the_browser_lists_this_workspaces_sessions_and_warns_before_crossing(
+    tui_workspace: Path, db_url: str, tmp_path: Path
+) -> None:
+    from screens.sessions import ConfirmOtherWorkspace
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "workbench.yaml").write_text(
+        "models: {default: test}\nagents:\n  plain: {instructions: Answer.}\n"
+    )
+    mine = await record(tui_workspace, db_url, "plain", "here, in this workspace")
+    theirs = await record(other, db_url, "plain", "over there")
+    app = real_app(tui_workspace, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        await pilot.press("f7")
+        await wait_for(
+            pilot,
+            lambda: type(app.screen).__name__ == "SessionsScreen" and app.screen.sessions,  # type: ignore[attr-defined]
+        )
+        screen: Any = app.screen
+        assert [s.id for s in screen.shown] == [mine]
+        table = screen.query_one("DataTable")
+        assert "workspace" not in [str(c.label) for c in table.columns.values()]
+        await pilot.press("a")  # every workspace, with a workspace column
+        await wait_for(pilot, lambda: len(screen.shown) == 2)
+        assert [str(c.label) for c in table.columns.values()][3] == "workspace"
+        assert str(table.get_row(theirs)[3]) == "other"
+        assert str(table.get_row(mine)[3]) == "ws"
+        table.move_cursor(row=[s.id for s in screen.shown].index(theirs))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmOtherWorkspace))
+        assert str(other) in " ".join(str(w.render()) for w in app.screen.query("Static"))
+        await pilot.press("n")  # back: nothing opened
+        await pilot.pause(0.1)
+        assert app.screen is screen and app.session_id is None
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmOtherWorkspace))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.session_id == theirs)
+        # One of this workspace's opens without a question.
+        await pilot.press("f7")
+        await wait_for(
+            pilot,
+            lambda: type(app.screen).__name__ == "SessionsScreen" and app.screen.sessions,  # type: ignore[attr-defined]
+        )
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.session_id == mine)

@@ -33,7 +33,7 @@ def test_chat_session_folds_into_items_and_usage() -> None:
     assert not state.pending_approvals()
 
 
-def test_pending_approval_is_queued_newest_first_and_abandoned_with_its_run() -> None:
+def test_pending_approval_is_queued_newest_first_and_cancelled_with_its_run() -> None:
     state = SessionState()
     state.extend(chat_session(pending=True).events)
     pending = state.pending_approvals()
@@ -47,7 +47,11 @@ def test_pending_approval_is_queued_newest_first_and_abandoned_with_its_run() ->
 
     state.apply(RunCancelled(session_id="s_demo", run_id="r_1", source="helper", seq=999))
     assert not state.pending_approvals()
-    assert state.approvals["call_2"].status == "abandoned"
+    # Keyed by (run_id, call_id); a cancelled run's waiting call shows as cancelled (it
+    # was "abandoned", which read as if nobody had looked).
+    assert state.approvals[("r_1", "call_2")].status == "cancelled"
+    tool = next(i for i in state.items if isinstance(i, ToolItem) and i.call_id == "call_2")
+    assert tool.status == "cancelled"
 
 
 def test_streaming_deltas_join_and_a_final_message_replaces_them() -> None:
@@ -119,7 +123,11 @@ def test_layout_of_the_sample_workflow() -> None:
     assert p["publish"].layer > p["polish/edit"].layer
     assert [e.label for e in lay.back_edges] == ["repeat"]
     text = "\n".join("".join(row) for row in lay.canvas.chars)
-    assert "↺ repeat" in text and "▼" in text
+    # The loop's repeat is drawn inside the loop's frame (it ran up a rail outside every
+    # frame, across them), back into the first step of the body.
+    assert "◀" in text and "▼" in text
+    edit = p["polish/edit"]
+    assert lay.canvas.chars[edit.y + 1][edit.x + edit.w] == "◀"
     assert lay.neighbour("fanout/a", 1, 0) == "fanout/b"
     assert lay.neighbour("gather", 0, 1) == "check"
 
@@ -185,3 +193,61 @@ def test_segments_cut_at_paragraphs_outside_code_fences() -> None:
     fenced = "x" * (SEGMENT + 10) + "\n```\ncode\n\ncode\n```\n\nafter"
     cut = fenced and next_cut(fenced)
     assert cut is not None and fenced[:cut].count("```") % 2 == 0
+
+
+def _code_review_graph() -> tuple[list[GraphNode], list[GraphEdge]]:
+    """The code-review sample's workflow, as ``workflow.graph()`` gives it."""
+    import asyncio
+    from pathlib import Path
+
+    from workbench.engine import Engine
+
+    root = Path(__file__).resolve().parents[2] / "sample_workspaces" / "code-review"
+
+    async def graph() -> object:
+        async with Engine.open(root, "sqlite:///:memory:") as engine:
+            return (await engine.build_target("workflow", "review")).graph()  # type: ignore[attr-defined]
+
+    return graph_from_object(asyncio.run(graph()))
+
+
+def test_the_code_review_graph_keeps_edges_in_their_groups_and_labels_whole() -> None:
+    nodes, edges = _code_review_graph()
+    lay = layout_graph(nodes, edges)
+    chars = lay.canvas.chars
+    assert lay.frames and lay.back_edges
+    for cid, (x0, y0, x1, y1) in lay.frames.items():
+        # No edge runs across a frame's sides: what enters a group arrives through its
+        # top, what leaves it leaves from its bottom (┬); a loop's repeat stays inside.
+        for y in range(y0 + 1, y1):
+            assert chars[y][x0] == "┆" and chars[y][x1] == "┆", (cid, y)
+        assert chars[y0][x0] == "╭" and chars[y0][x1] == "╮", cid
+        assert chars[y1][x0] == "╰" and chars[y1][x1] == "╯", cid
+    for e in lay.back_edges:  # the repeat's rail is inside its loop's frame
+        x0, y0, x1, y1 = lay.frames[e.target]
+        a = lay.placed[e.source]
+        row = "".join(chars[a.y + 2][a.x + a.w : x1 - 1])
+        assert row and set(row) <= set("─┘"), row
+    # Every step's label and every edge label fits its box (only the loop's long
+    # expression is cut, and its frame and the detail line show it).
+    for node in nodes:
+        p = lay.placed[node.id]
+        if len(node.label) > 40:
+            continue
+        assert len(node.label) <= p.w - 4, (node.id, node.label, p.w)
+    for e in edges:
+        if e.label and not e.back:
+            p = lay.placed[e.target]
+            assert p.cx + 2 + len(e.label) <= p.x + p.w, (e.label, p)
+
+
+def test_a_node_of_an_ended_workflow_is_never_left_waiting_or_running() -> None:
+    from screens.graph_view import node_lines
+    from screens.state import StepState
+
+    node = GraphNode("route/other", "other", "step", target="agent writer")
+    assert node_lines(node, None, 0.0)[2].startswith("○ waiting")  # the run goes on
+    assert node_lines(node, None, 0.0, "completed")[2].startswith("· not run")
+    running = StepState(path="route/other", kind="step", status="running", started_ts=1.0)
+    assert node_lines(node, running, 2.0, "cancelled")[2].startswith("■ stopped")
+    assert node_lines(node, running, 2.0, "cancelled")[3] == "node-cancelled"

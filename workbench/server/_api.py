@@ -284,9 +284,6 @@ class ResolveIn(BaseModel):
     edited_arguments: dict[str, Any] | None = Field(
         default=None, description="Allow with these arguments instead."
     )
-    run_id: str | None = Field(
-        default=None, pattern=ID_PATTERN, description="The run that asks (when call ids repeat)."
-    )
     decided_by: str = Field(default="user", min_length=1, max_length=100)
 
 
@@ -301,7 +298,7 @@ class ResolveOut(_Out):
 
 
 class Deleted(_Out):
-    """A deleted session."""
+    """A deleted session or rule."""
 
     deleted: str
 
@@ -457,6 +454,17 @@ async def rules(wb: Wb) -> list[RuleOut]:
     """The approval rules saved for this workspace (and every ``always`` rule)."""
     found = await asyncio.to_thread(wb.engine.store.list_rules, str(wb.engine.root))
     return [RuleOut(**{name: getattr(r, name) for name in RuleOut.model_fields}) for r in found]
+
+
+@router.delete("/rules/{rule_id}", response_model=Deleted, tags=["approvals"])
+async def delete_rule(
+    wb: Wb, rule_id: Annotated[str, Path(pattern=ID_PATTERN, description="A saved rule's id.")]
+) -> Deleted:
+    """Remove a saved rule (as ``workbench rules rm`` does): it stops applying at the next
+    tool call, in every process that shares the store."""
+    if not await asyncio.to_thread(wb.engine.store.delete_rule, rule_id):
+        raise _not_found("rule", rule_id)
+    return Deleted(deleted=rule_id)
 
 
 @router.get("/workflows/{name}/graph", response_model=GraphOut, tags=["catalogue"])
@@ -728,43 +736,30 @@ async def stream_approvals(wb: Wb) -> EventSourceResponse:
     return EventSourceResponse(events(), ping=wb.config.sse_ping)
 
 
-@router.post("/approvals/{call_id}", response_model=ResolveOut, tags=["approvals"])
-async def resolve_approval(wb: Wb, call_id: CallId, body: ResolveIn) -> ResolveOut:
-    """Decide a pending tool call: allow (once, for the session, for the workspace, always),
-    deny with a note, or allow with edited arguments. Works on any server."""
+@router.post("/approvals/{run_id}/{call_id}", response_model=ResolveOut, tags=["approvals"])
+async def resolve_approval(wb: Wb, run_id: RunId, call_id: CallId, body: ResolveIn) -> ResolveOut:
+    """Decide the pending tool call ``call_id`` of the run ``run_id``: allow (once, for the
+    session, for the workspace, always), deny with a note, or allow with edited arguments.
+    A call id is unique within its run only, so the run is part of the address. Works on
+    any server."""
     from workbench.approvals import Resolution
 
-    found = [
-        p
-        for p in await wb.approvals.current()
-        if p.call_id == call_id and body.run_id in (None, p.run_id)
-    ]
-    if not found:
+    key = (run_id, call_id)
+    pending = next((p for p in await wb.approvals.current() if p.key == key), None)
+    if pending is None:
         # The log may be a moment behind the broker of this process.
-        local = [
-            p
-            for p in wb.engine.broker.pending()
-            if p.call_id == call_id and body.run_id in (None, p.run_id)
-        ]
-        found = [
-            PendingInfo(
-                call_id=p.call_id,
-                run_id=p.run_id,
-                session_id=p.session_id,
-                tool=p.tool,
-                arguments=p.arguments,
-                reason=p.reason,
+        local = wb.engine.broker.get(run_id, call_id)
+        if local is not None:
+            pending = PendingInfo(
+                call_id=local.call_id,
+                run_id=local.run_id,
+                session_id=local.session_id,
+                tool=local.tool,
+                arguments=local.arguments,
+                reason=local.reason,
             )
-            for p in local
-        ]
-    if not found:
-        raise HTTPException(404, f"no pending approval for call '{call_id}'")
-    if len(found) > 1:
-        runs = ", ".join(p.run_id for p in found)
-        raise HTTPException(
-            409, f"call id '{call_id}' is pending in several runs ({runs}): give run_id"
-        )
-    pending = found[0]
+    if pending is None:
+        raise HTTPException(404, f"no pending approval for call '{call_id}' of run '{run_id}'")
     if body.edited_arguments is not None and body.decision != "allow":
         raise HTTPException(422, "edited_arguments go with decision 'allow'")
     resolution = Resolution(

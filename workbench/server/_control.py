@@ -209,7 +209,7 @@ class ControlPlane:
         return "database"
 
     def _resolve_local(self, run_id: str, call_id: str, resolution: Resolution) -> bool:
-        return bool(self.engine.resolve_approval(call_id, resolution, run_id=run_id))
+        return bool(self.engine.resolve_approval(run_id, call_id, resolution))
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -439,6 +439,17 @@ class _Statements:
             engine,
             "UPDATE runs SET status = 'cancelled', updated_at = :now WHERE id = :id",
         )
+        # The saved rules are read before every tool call that the policy judges (a rule
+        # removed elsewhere must stop applying at once): compiled once, run on a raw cursor.
+        rule_columns = "id, scope, workspace, tool, pattern, decision, created_at, note"
+        self.rules_all = s(
+            engine, f"SELECT {rule_columns} FROM approval_rules ORDER BY created_at, id"
+        )
+        self.rules_of = s(
+            engine,
+            f"SELECT {rule_columns} FROM approval_rules "
+            "WHERE workspace = :workspace OR scope = 'always' ORDER BY created_at, id",
+        )
 
 
 _EVENT_COLUMNS: Final = ("session_id", "seq", "run_id", "type", "ts", "data")
@@ -1184,13 +1195,23 @@ class Store:
         with self._read() as conn:
             return self._session(conn, session_id)
 
-    def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, most recently active first, each with its run count."""
+    def list_sessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """Sessions, most recently active first, each with its run count.
+
+        Args:
+            limit: At most this many.
+            offset: Skip this many first.
+            workspace: Only the sessions of this workspace folder (None: every one).
+        """
         # The page first (through ix_sessions_updated_at), then run counts for it alone:
         # counting runs of every skipped session made deep pages slow.
+        query = select(_sessions)
+        if workspace is not None:
+            query = query.where(_sessions.c.workspace == _abs(workspace))
         page = (
-            select(_sessions)
-            .order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
+            query.order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
             .limit(limit)
             .offset(offset)
             .subquery()
@@ -1494,6 +1515,33 @@ class Store:
                 )
         return dead
 
+    def interrupt_runs(self, run_ids: Iterable[str]) -> list[str]:
+        """Mark these runs ``interrupted`` (those still running or waiting): their process
+        stops them without ending them, so they can be resumed from their last checkpoint.
+
+        Returns:
+            The ids of the runs marked.
+        """
+        ids = list(run_ids)
+        if not ids:
+            return []
+        with self._write() as conn:
+            live = [
+                row[0]
+                for row in conn.execute(
+                    select(_runs.c.id).where(
+                        _runs.c.id.in_(ids), _runs.c.status.in_(_LIVE_STATUSES)
+                    )
+                ).all()
+            ]
+            if live:
+                conn.execute(
+                    update(_runs)
+                    .where(_runs.c.id.in_(live))
+                    .values(status="interrupted", updated_at=time.time())
+                )
+        return live
+
     def _owner_dead(self, owner: str) -> bool:
         host, _, pid = owner.rpartition(":")
         if host != self._host or not pid.isdigit() or int(pid) == os.getpid():
@@ -1560,14 +1608,18 @@ class Store:
             workspace: None for every rule; else the rules of that workspace plus every
                 ``always`` rule.
         """
-        query = select(_rules).order_by(_rules.c.created_at, _rules.c.id)
-        if workspace is not None:
-            query = query.where(
-                (_rules.c.workspace == _abs(workspace)) | (_rules.c.scope == "always")
-            )
+        if workspace is None:
+            stmt, values = self._sql.rules_all, {}
+        else:
+            stmt, values = self._sql.rules_of, {"workspace": _abs(workspace)}
         with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [RuleInfo(**row._mapping) for row in rows]
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                stmt.run(cursor, **values)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        return [RuleInfo(*row) for row in rows]
 
     def delete_rule(self, rule_id: str) -> bool:
         """Delete a rule. Returns whether it existed."""
