@@ -51,12 +51,15 @@ class ChatPane(Vertical, Pane):
         self.picker: Select[str] = Select(
             [], prompt="loading…", id="target", allow_blank=True, compact=True
         )
+        self.info = Static("", id="target-info", markup=False)
+        """What is next to the picker; built here, not in compose, because the picker's
+        first Changed message can reach the app before the pane's children are mounted."""
 
     def compose(self) -> Any:
         with Horizontal(id="target-bar"):
             yield Static("to", id="target-label")
             yield self.picker
-            yield Static("", id="target-info", markup=False)
+            yield self.info
         yield self.transcript
         yield Static("", id="queued", markup=False)
 
@@ -104,7 +107,7 @@ class ChatPane(Vertical, Pane):
 
     def set_info(self, text: str) -> None:
         """What is next to the picker: the model of the chosen agent."""
-        self.query_one("#target-info", Static).update(text)
+        self.info.update(text)
 
     def rebuild(self, state: SessionState) -> None:
         """Draw a whole state."""
