@@ -240,6 +240,13 @@ class WorkbenchApp(App[int]):
         self._last_flush = 0.0
         self._thread = threading.get_ident()
         self._unlisten: Callable[[], None] | None = None
+        self._unbroker: Callable[[], None] | None = None
+        self._elsewhere: dict[tuple[str, str], ApprovalState] = {}
+        """Calls waiting for a decision in other sessions (the broker's; for an attached
+        TUI, every server's), shown in the same queue."""
+        self._elsewhere_waiting = 0
+        self._followed: str | None = None
+        """An opened session whose events an attached engine follows live."""
         self._queue: list[tuple[str, TargetChoice | None]] = []
         self.deciding: set[CallKey] = set()
         """Calls decided here whose ``approval.resolved`` has not come back yet."""
@@ -311,7 +318,7 @@ class WorkbenchApp(App[int]):
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
 
-        return Engine.open(self.workspace_path, self.db)
+        return Engine.open(self.workspace_path, self.db, kind="tui")
 
     @work(
         thread=True,
@@ -388,6 +395,12 @@ class WorkbenchApp(App[int]):
         self._load, self._engine_error = "ready", None
         self._show_load_error(None)
         self._unlisten = engine.add_listener(self._listen)
+        subscribe = getattr(engine.broker, "subscribe", None)
+        if callable(subscribe):
+            # Calls waiting anywhere (for an attached TUI: the server's approvals stream).
+            self._unbroker = subscribe(self._broker_changed)
+            for pending in engine.broker.pending():
+                self._elsewhere_changed("added", pending, announce=False)
         self.engine_ready = True
         self._show_workspace()
         if self._warm_up:
@@ -755,7 +768,71 @@ class WorkbenchApp(App[int]):
             if approval.status == "pending":
                 self._announce(approval)
         if changes.approvals:
-            self._waiting_changed()
+            self._show_elsewhere()
+
+    # -- calls waiting elsewhere ---------------------------------------------------------
+
+    def _broker_changed(self, kind: str, pending: Any) -> None:
+        """The broker's listener (the engine's loop, maybe another thread)."""
+        if threading.get_ident() == self._thread:
+            self._elsewhere_changed(kind, pending)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._elsewhere_changed, kind, pending)
+
+    def _elsewhere_changed(self, kind: str, p: Any, *, announce: bool = True) -> None:
+        from screens.state import ApprovalState
+
+        key = (p.run_id, p.call_id)
+        if kind != "added":
+            if self._elsewhere.pop(key, None) is not None:
+                self._show_elsewhere()
+            return
+        if key in self._elsewhere:
+            return
+        approval = ApprovalState(
+            call_id=p.call_id,
+            tool=p.tool,
+            arguments=dict(p.arguments),
+            reason=p.reason,
+            run_id=p.run_id,
+            source=p.source,
+            seq=0,
+            ts=p.created_at,
+            parts=list(p.parts),
+            diff=p.diff,
+            session_id=p.session_id,
+        )
+        self._elsewhere[key] = approval
+        self._show_elsewhere()
+        if announce and p.session_id != self.session_id:
+            self._announce(approval)
+
+    def _show_elsewhere(self) -> None:
+        """The calls waiting in other sessions join the approvals queue and the count."""
+        here = {(a.run_id, a.call_id) for a in self.state.pending_approvals()}
+        elsewhere = [
+            a
+            for key, a in self._elsewhere.items()
+            if a.session_id != self.session_id and key not in here and key not in self.deciding
+        ]
+        self._elsewhere_waiting = len(elsewhere)
+        if self.view is not None:
+            self.view.approvals.set_elsewhere(elsewhere)
+        self._waiting_changed()
+
+    def _follow(self, session_id: str, after_seq: int) -> None:
+        """Follow an opened session live (an attached engine streams only the sessions it
+        watches); stop following the one opened before, unless a run of ours is in it."""
+        engine = self.engine
+        watch = getattr(engine, "watch", None)
+        if engine is None or not callable(watch):
+            return  # a local engine hears every event of its process
+        previous, self._followed = self._followed, session_id
+        unwatch = getattr(engine, "unwatch", None)
+        busy = {getattr(h, "session_id", None) for h in self._active.values()}
+        if previous not in (None, session_id) and previous not in busy and callable(unwatch):
+            unwatch(previous)
+        watch(session_id, after_seq)
 
     def _announce(self, approval: ApprovalState) -> None:
         """A bell, always; a toast only where neither the card nor the hint under the
@@ -902,8 +979,10 @@ class WorkbenchApp(App[int]):
         if self.view is not None:
             self.view.approvals.refresh_queue()
         waiting = 0 if self._state is None else len(self._state.waiting)
-        waiting -= len(self.deciding)
-        self.status.pending = max(0, waiting)
+        if self._state is not None:  # (a call of another session may be being decided)
+            waiting -= sum(1 for key in self.deciding if key in self._state.waiting)
+        # the status bar counts other sessions' calls too (their rows are in the queue)
+        self.status.pending = max(0, waiting) + self._elsewhere_waiting
         hint = self.query_one("#prompt-hint", Static)
         hint.set_class(waiting > 0, "-waiting")
         if waiting > 0:
@@ -924,25 +1003,18 @@ class WorkbenchApp(App[int]):
         if self.engine is not None and self.view is not None:
             self._read_rules(self.session_id or "")
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="rules",
-        description="read the saved rules",
-        exit_on_error=False,
-    )
-    def _read_rules(self, session_id: str) -> None:
+    @work(exclusive=True, group="rules", description="read the saved rules", exit_on_error=False)
+    async def _read_rules(self, session_id: str) -> None:
+        # async: an attached engine answers over HTTP, a local one reads in a thread
         engine = self.engine
         if engine is None:
             return
         try:
-            rules = list(engine.saved_rules(session_id))
+            rules = list(await engine.asaved_rules(session_id))
         except Exception as exc:  # shown, never raised into the UI
-            self.call_from_thread(
-                self.notify, str(exc), title="Could not read the rules", severity="error"
-            )
+            self.notify(str(exc), title="Could not read the rules", severity="error")
             return
-        self.call_from_thread(self._show_rules, rules)
+        self._show_rules(rules)
 
     def _show_rules(self, rules: list[Any]) -> None:
         self.rules = rules
@@ -961,13 +1033,8 @@ class WorkbenchApp(App[int]):
         """``del`` on a rule in the approvals pane."""
         self.remove_rule(event.rule)
 
-    @work(
-        thread=True,
-        group="remove-rule",
-        description="remove a rule",
-        exit_on_error=False,
-    )
-    def remove_rule(self, rule: Any) -> None:
+    @work(group="remove-rule", description="remove a rule", exit_on_error=False)
+    async def remove_rule(self, rule: Any) -> None:
         """Remove a rule in force (a session rule, or one saved in the store): the next call
         it matched asks again."""
         engine = self.engine
@@ -977,15 +1044,13 @@ class WorkbenchApp(App[int]):
 
         text = visible(rule.display() if hasattr(rule, "display") else str(rule))
         try:
-            removed = engine.remove_rule(rule, self.session_id or "")
+            removed = await engine.aremove_rule(rule, self.session_id or "")
         except Exception as exc:
-            self.call_from_thread(
-                self.notify, str(exc), title="Could not remove the rule", severity="error"
-            )
+            self.notify(str(exc), title="Could not remove the rule", severity="error")
             return
         message = f"Removed: {text}" if removed else f"Already gone: {text}"
-        self.call_from_thread(self.notify, message, timeout=4, markup=False)
-        self.call_from_thread(self.load_rules)
+        self.notify(message, timeout=4, markup=False)
+        self.load_rules()
 
     async def _rules_preview(self, approval: ApprovalState) -> list[str]:
         """The rules an 'allow always' on this call would save."""
@@ -1000,7 +1065,7 @@ class WorkbenchApp(App[int]):
             if pending is not None and getattr(pending, "verdict", None) is not None:
                 return [r.display() for r in pending.rules_for("workspace", root=engine.root)]
             match_on = await self._match_on(approval.tool)
-            saved = engine.saved_rules(self.session_id or "")
+            saved = await engine.asaved_rules(self.session_id or "")
             verdict = engine.policy.evaluate(
                 approval.tool, match_on, approval.arguments, saved, root=engine.root
             )
@@ -1131,7 +1196,7 @@ class WorkbenchApp(App[int]):
         self.deciding.clear()
         if self.view is not None:
             self.view.rebuild(self.state)
-        self._waiting_changed()
+        self._show_elsewhere()
         self.load_rules()
         self.action_show("chat")
 
@@ -1162,22 +1227,17 @@ class WorkbenchApp(App[int]):
         """Show a stored session and continue it (new prompts add to it)."""
         self._load_session(session_id, resume)
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="load-session",
-        description="load a session",
-        exit_on_error=False,
-    )
-    def _load_session(self, session_id: str, resume: bool) -> None:
+    @work(exclusive=True, group="load-session", description="load a session", exit_on_error=False)
+    async def _load_session(self, session_id: str, resume: bool) -> None:
         from screens.state import SessionState
 
         engine = self.engine
         assert engine is not None
         state = SessionState(session_id)
-        state.extend(engine.session_events(session_id))
+        state.extend(await engine.asession_events(session_id))
         # A run whose process stopped it shows as interrupted (resumable), not running.
-        state.mark_interrupted(r.id for r in engine.runs(session_id) if r.status == "interrupted")
+        runs = await engine.aruns(session_id)
+        state.mark_interrupted(r.id for r in runs if r.status == "interrupted")
         self.post_message(self.SessionLoaded(session_id, state, resume))
 
     @on(SessionLoaded)
@@ -1187,10 +1247,11 @@ class WorkbenchApp(App[int]):
         self.status.session = event.session_id
         self._inbox.clear()
         self.deciding.clear()
+        self._follow(event.session_id, event.state.last_seq)
         if self.view is not None:
             self.view.rebuild(self.state)
             self._talk_to_session_target()  # continuing a session talks to what it did
-        self._waiting_changed()
+        self._show_elsewhere()
         self.load_rules()
         self.action_show("chat")
         if event.resume:
@@ -1202,7 +1263,7 @@ class WorkbenchApp(App[int]):
         assert engine is not None
         runs = [
             r
-            for r in engine.runs(session_id)
+            for r in await engine.aruns(session_id)
             if r.parent_run_id is None and r.status not in ("completed", "failed", "cancelled")
         ]
         if not runs:
@@ -1376,6 +1437,9 @@ class WorkbenchApp(App[int]):
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
+        if self._unbroker is not None:
+            self._unbroker()
+            self._unbroker = None
         if engine is not None:
             try:
                 await engine.aclose()

@@ -263,6 +263,8 @@ class ApprovalsPane(Vertical, Pane):
         self._pending: list[ApprovalState] = []
         self._state: SessionState | None = None
         self._rules: list[Any] = []
+        self.elsewhere: list[ApprovalState] = []
+        """Calls waiting in other sessions (queued after the session's own)."""
 
     def compose(self) -> Any:
         yield Static("", id="approvals-head")
@@ -308,6 +310,12 @@ class ApprovalsPane(Vertical, Pane):
         self._state = state
         self._redraw()
 
+    def set_elsewhere(self, approvals: list[ApprovalState]) -> None:
+        """The calls waiting in other sessions (the app follows every session's)."""
+        if approvals != self.elsewhere:
+            self.elsewhere = list(approvals)
+            self._redraw()
+
     def sync(self, state: SessionState, changes: Any) -> None:
         """Draw one frame's changes."""
         self._state = state
@@ -323,6 +331,7 @@ class ApprovalsPane(Vertical, Pane):
             return
         state = self._state
         pending = list(reversed(state.pending_approvals())) if state else []
+        pending += [a for a in self.elsewhere if not self.read_only]
         pending = [a for a in pending if a.key not in self.deciding]
         decided: list[ApprovalState] = []
         if state is not None:
@@ -444,6 +453,8 @@ def _row(a: ApprovalState, waiting: bool) -> Text:
         label.append(mark, style="green" if a.status == "allowed" else "red")
         label.append(a.tool, style="dim")
     label.append(f"  {a.source}", style="cyan" if waiting else "dim")
+    if a.session_id:  # another session's (the detail names it in full)
+        label.append(f"  ↪ {a.session_id[:10]}", style="dim")
     args = a.edited_arguments if a.edited_arguments is not None else a.arguments
     summary = call_summary(args, 44)
     if summary:

@@ -84,6 +84,8 @@ def approval_detail(a: ApprovalState, *, header: bool = True) -> RenderableType:
         head.append(a.tool, style="bold")
         head.append("  asked by ")
         head.append(a.source or "?", style="bold cyan")
+        if a.session_id:  # a call of another session than the one shown
+            head.append(f"  in session {a.session_id}", style="dim")
         head.append("\n")
     head.append(a.reason, style="italic")
     if a.status != "pending":

@@ -123,6 +123,52 @@ class EngineLike(Protocol):
         """A new session with this one's events up to ``at_seq`` (its ``SessionInfo``)."""
         ...
 
+    # The TUI itself calls these: never a blocking call on its event loop (an attached
+    # engine answers over HTTP).
+
+    async def asessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[Any]:
+        """Stored sessions, newest first (only a workspace folder's, when given)."""
+        ...
+
+    async def asession_events(self, session_id: str, after_seq: int = 0) -> list[Any]:
+        """A session's events."""
+        ...
+
+    async def aruns(self, session_id: str) -> list[Any]:
+        """A session's runs."""
+        ...
+
+    async def adelete_session(self, session_id: str) -> bool:
+        """Delete a session."""
+        ...
+
+    async def asearch_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[Any]:
+        """Full-text search over every session."""
+        ...
+
+    async def afork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> Any:
+        """Fork a session (its ``SessionInfo``)."""
+        ...
+
+    async def aremove_rule(self, rule: Any, session_id: str = "") -> bool:
+        """Remove a rule in force (False when it was not there)."""
+        ...
+
+    async def asaved_rules(self, session_id: str) -> list[Any]:
+        """Approval rules in force."""
+        ...
+
     async def aclose(self) -> None:
         """Close."""
         ...

@@ -16,6 +16,7 @@ to continue in the chat); ``escape`` closes.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -87,10 +88,22 @@ class _StoreSource:
 
 
 class _EngineSource:
+    """An engine without a store (an attached one): its events are read once, without
+    blocking (:meth:`ReplayScreen._read`), then paged in memory."""
+
     def __init__(self, engine: EngineLike, session_id: str) -> None:
         self.engine = engine
         self.session_id = session_id
         self._events: list[Any] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the events were read."""
+        return self._events is not None
+
+    def preload(self, events: list[Any]) -> None:
+        """The session's events, read by the caller."""
+        self._events = list(events)
 
     def _all(self) -> list[Any]:
         if self._events is None:
@@ -360,6 +373,20 @@ class ReplayScreen(Screen[None]):
         )
         self.timeline.speed = SPEEDS[self._speed_index]
         self.view.rebuild(self.state)
+        if isinstance(self.source, _EngineSource) and not self.source.loaded:
+            self._read()
+        else:
+            self._open()
+
+    @work(exclusive=True, group="replay-read", description="read the session", exit_on_error=False)
+    async def _read(self) -> None:
+        """Read an attached engine's events without blocking the UI, then open them."""
+        assert isinstance(self.source, _EngineSource)
+        try:
+            self.source.preload(await self.engine.asession_events(self.session_id))
+        except Exception as exc:  # shown, never raised into the UI
+            self.notify(str(exc), title="Could not read the session", severity="error")
+            self.source.preload([])
         self._open()
 
     @property
@@ -570,18 +597,12 @@ class ReplayScreen(Screen[None]):
         self.pause()
         self._fork(self.position)
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="replay-fork",
-        description="fork the session",
-        exit_on_error=False,
-    )
-    def _fork(self, position: int) -> None:
-        at = last_message_seq(self.source, position) or position
+    @work(exclusive=True, group="replay-fork", description="fork the session", exit_on_error=False)
+    async def _fork(self, position: int) -> None:
+        at = await asyncio.to_thread(last_message_seq, self.source, position) or position
         try:  # the local engine forks in its store; an attached one asks its server
             stored = self.fork_from() if self.fork_from is not None else self.session_id
-            new = self.engine.fork_session(stored, at_seq=at)
+            new = await self.engine.afork_session(stored, at_seq=at)
         except Exception as exc:  # shown, never raised into the UI
             self.post_message(self.Forked(None, at, str(exc)))
             return

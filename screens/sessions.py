@@ -11,6 +11,7 @@ another workspace asks first.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -27,7 +28,6 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.types import CSSPathType
 from textual.widgets import Button, DataTable, Input, Static
-from textual.worker import get_current_worker
 
 from screens.engine_api import EngineLike
 from workbench.termsafe import visible
@@ -220,17 +220,11 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
         self.query_one(DataTable).loading = True
         self._load()
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="sessions",
-        description="list sessions",
-        exit_on_error=False,
-    )
-    def _load(self) -> None:
+    @work(exclusive=True, group="sessions", description="list sessions", exit_on_error=False)
+    async def _load(self) -> None:
+        # async: an attached engine answers over HTTP, a local one reads in a thread
         workspace = None if self.every_workspace else self.workspace
-        sessions = self.engine.sessions(limit=self.limit, workspace=workspace)
-        self.app.call_from_thread(self._loaded, sessions)
+        self._loaded(await self.engine.asessions(limit=self.limit, workspace=workspace))
 
     def _loaded(self, sessions: list[Any]) -> None:
         self.sessions = sessions
@@ -305,22 +299,15 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
             self._search(query)
 
     @work(
-        thread=True,
-        exclusive=True,
-        group="sessions-search",
-        description="search sessions",
-        exit_on_error=False,
+        exclusive=True, group="sessions-search", description="search sessions", exit_on_error=False
     )
-    def _search(self, query: str) -> None:
-        time.sleep(self.SEARCH_DELAY)  # a newer keystroke cancels this worker meanwhile
-        if get_current_worker().is_cancelled:
-            return
+    async def _search(self, query: str) -> None:
+        await asyncio.sleep(self.SEARCH_DELAY)  # a newer keystroke cancels this worker
         try:
-            hits = list(self.engine.search_sessions(query, limit=200, prefix=True))
+            hits = list(await self.engine.asearch_sessions(query, limit=200, prefix=True))
         except Exception:  # the title filter still works
             hits = []
-        if not get_current_worker().is_cancelled:
-            self.post_message(self.Searched(query, hits))
+        self.post_message(self.Searched(query, hits))
 
     @on(Searched)
     def _searched(self, event: Searched) -> None:
@@ -385,7 +372,11 @@ class SessionsScreen(Screen[tuple[str, str] | None]):
             return
         if not await self.app.push_screen_wait(ConfirmDelete(s.id, s.title or "(untitled)")):
             return
-        self.engine.delete_session(s.id)
+        try:
+            await self.engine.adelete_session(s.id)
+        except Exception as exc:  # a live run, the server away: said, not raised
+            self.notify(str(exc), title="Could not delete", severity="error")
+            return
         self.notify(f"Deleted {s.id}.", timeout=3)
         if s.id == self.current:
             self.dismiss(("deleted", s.id))

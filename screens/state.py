@@ -375,6 +375,9 @@ class ApprovalState:
     """For ``input``: the form's JSON schema (``arguments`` holds its values)."""
     edited_arguments: dict[str, Any] | None = None
     """The arguments a person allowed instead of the model's (``e``)."""
+    session_id: str = ""
+    """Set for a call of another session than the one shown (the queue shows every
+    session's); '' for the session's own."""
 
     @property
     def key(self) -> CallKey:
@@ -740,6 +743,14 @@ class SessionState:
     def _on_cancelled(self, ev: Any) -> None:
         self._end(ev, "cancelled")
 
+    def _on_interrupted(self, ev: Any) -> None:
+        # Its process died (another process noticed): not running, not ended (resumable).
+        run = self.runs.get(ev.run_id)
+        if run is None:
+            return
+        self.mark_interrupted([ev.run_id])
+        self._note(ev, f"⚠ {ev.source or run.target} interrupted: {ev.reason}", "warning")
+
     def _on_delta(self, ev: Any) -> None:
         msg = self._messages.get(ev.message_id)
         if msg is None:
@@ -1018,6 +1029,7 @@ _HANDLERS: dict[str, Any] = {
     "run.completed": SessionState._on_completed,
     "run.failed": SessionState._on_failed,
     "run.cancelled": SessionState._on_cancelled,
+    "run.interrupted": SessionState._on_interrupted,
     "message.delta": SessionState._on_delta,
     "message.completed": SessionState._on_message,
     "tool.call": SessionState._on_tool_call,

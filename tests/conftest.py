@@ -6,8 +6,12 @@ import os
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.server._postgres import PostgresServer
 
 # No test may reach a model provider or litellm's price list on the network.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -80,6 +84,28 @@ def write_workspace(tmp_path: Path) -> WriteWorkspace:
 def db_url(tmp_path: Path) -> str:
     """A fresh SQLite store for the test."""
     return f"sqlite:///{tmp_path}/wb.db"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the whole test run, shared by every test that needs one
+    (each takes a fresh database of it: :func:`pg_url`); skipped without the binaries."""
+    from tests.server._postgres import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    pg = PostgresServer(bin_dir).start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh database on :func:`postgres`."""
+    return postgres.create_database()
 
 
 @pytest.fixture

@@ -429,7 +429,13 @@ async def test_ask_policy_waits_for_the_broker(
             await asyncio.sleep(0.01)
         first = engine.broker.pending()[0]
         assert first.tool == "tools:word_count" and first.arguments == {"text": "one two"}
-        run = engine.store.get_run(handle.run_id)
+        # approval.required is not awaited (runs never wait for the disk): it is committed
+        # a moment after the broker holds the call
+        for _ in range(500):
+            run = engine.store.get_run(handle.run_id)
+            if run is not None and run.status == "waiting":
+                break
+            await asyncio.sleep(0.01)
         assert run is not None and run.status == "waiting"
         engine.resolve_approval(
             first.run_id, first.call_id, Resolution(decision="allow", scope="session")

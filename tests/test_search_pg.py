@@ -4,27 +4,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
-from tests.server._postgres import PostgresServer, find_bin_dir
+from tests.server._postgres import PostgresServer
 from workbench import sessions as lib
 from workbench.events import MessageCompleted, RunCompleted, RunStarted, ToolCall, ToolResult
 from workbench.store import SNIPPET_END, SNIPPET_START, Store
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    pg = PostgresServer(bin_dir).start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
 def session(sid: str, run: str, *events: object) -> list[object]:

@@ -593,6 +593,7 @@ async def test_prune_deletes_sessions_not_updated_within_the_age(
 
 
 def test_prune_keeps_sessions_with_live_runs(store: Store) -> None:
+    store.hold_lease()  # runs as an engine does: its runs are alive while its lease holds
     store.append_many(
         [
             RunStarted(

@@ -33,6 +33,7 @@ from workbench.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     TeamDelegated,
     TeamVote,
@@ -98,9 +99,9 @@ def scalar(store: Store, sql: str, **params: Any) -> Any:
 def test_open_migrates_to_the_latest_version_and_records_it(store: Store) -> None:
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT version, description FROM schema_version")).all()
-    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert [r[0] for r in rows] == [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     assert [r[1] for r in rows] == [m.description for m in MIGRATIONS]
-    assert latest_version() == 3
+    assert latest_version() == 4
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
@@ -490,7 +491,7 @@ async def test_runs_follow_events(store: Store) -> None:
         long_input,
         None,
     )
-    assert run.owner == process_owner()
+    assert run.owner == ""  # a store without a lease runs nothing: its runs are nobody's
     session = store.get_session(sid)
     assert session is not None
     assert session.title == ("Research the history of " + "x" * 200)[:80]
@@ -600,21 +601,30 @@ async def test_a_given_title_is_kept(store: Store) -> None:
 
 
 async def test_resumed_run_is_running_again_and_owned_by_us(store: Store) -> None:
+    store.hold_lease("engine", "", 10)
     await store.append(started("s_1", "run_1"))
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET status = 'interrupted', owner = 'elsewhere:1'"))
     await store.append(started("s_1", "run_1", resumed=True))
     run = store.get_run("run_1")
-    assert run is not None and (run.status, run.owner) == ("running", process_owner())
+    assert run is not None and (run.status, run.owner) == ("running", store.owner)
+    assert store.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
     assert len(store.list_runs("s_1")) == 1
 
 
-async def test_mark_interrupted_marks_runs_of_dead_processes_on_this_host(store: Store) -> None:
+async def test_mark_interrupted_marks_runs_of_processes_without_a_live_lease(
+    store: Store,
+) -> None:
+    """A run belongs to a live process or to nobody. Owners that hold no lease row: a dead
+    pid on this host, an owner on another host (since leases, every process that runs
+    anything holds one: such a run is from a process gone before it got one), nobody (a
+    run written by a store that runs nothing: an import). A ``host:pid`` owner on this host
+    whose pid is alive (from before leases) is left alone."""
     proc = subprocess.Popen(["true"])
     proc.wait()
     dead_pid = proc.pid
     host = socket.gethostname()
-    for run_id in ("run_dead", "run_dead_waiting", "run_mine", "run_remote", "run_done"):
+    for run_id in ("run_dead", "run_dead_waiting", "run_mine", "run_remote", "run_done", "run_x"):
         await store.append(started("s_1", run_id))
     await store.append(
         ApprovalRequired(
@@ -633,24 +643,36 @@ async def test_mark_interrupted_marks_runs_of_dead_processes_on_this_host(store:
         "run_mine": process_owner(),
         "run_remote": f"another-host-{host}:{dead_pid}",
         "run_done": f"{host}:{dead_pid}",
+        "run_x": "",  # as written: a store without a lease
     }
     with store.engine.begin() as conn:
         for run_id, owner in owners.items():
             conn.execute(
                 text("UPDATE runs SET owner = :o WHERE id = :id"), {"o": owner, "id": run_id}
             )
+    before = store.last_seq("s_1")
 
-    assert sorted(store.mark_interrupted()) == ["run_dead", "run_dead_waiting"]
+    marked = ["run_dead", "run_dead_waiting", "run_remote", "run_x"]
+    assert sorted(store.mark_interrupted()) == marked
     status = {r.id: r.status for r in store.list_runs("s_1")}
     assert status == {
         "run_dead": "interrupted",
         "run_dead_waiting": "interrupted",
         "run_mine": "running",
-        "run_remote": "running",
+        "run_remote": "interrupted",
         "run_done": "completed",
+        "run_x": "interrupted",
     }
+    # every stream says so: one run.interrupted each, in the log, with the next seqs
+    said = store.events("s_1", after_seq=before)
+    assert [e.seq for e in said] == [before + 1, before + 2, before + 3, before + 4]
+    assert sorted(e.run_id for e in said if isinstance(e, RunInterrupted)) == marked
+    assert {e.owner for e in said} == {f"{host}:{dead_pid}", f"another-host-{host}:{dead_pid}", ""}  # type: ignore[attr-defined]
+    nobody = next(e for e in said if e.run_id == "run_x")
+    assert nobody.reason.startswith("no process runs it")  # type: ignore[attr-defined]
+    assert all(e.noticed_by == store.owner for e in said)  # type: ignore[attr-defined]
     assert store.mark_interrupted() == []
-    assert {r.id for r in store.runs_with_status("interrupted")} == {"run_dead", "run_dead_waiting"}
+    assert {r.id for r in store.runs_with_status("interrupted")} == set(marked)
 
 
 # -- sessions -----------------------------------------------------------------------------

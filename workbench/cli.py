@@ -287,6 +287,26 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="allow this browser origin (repeatable)",
     )
+    g.add_argument(
+        "--take-over",
+        action="store_true",
+        help="resume the runs of servers sharing the database that die (their lease runs "
+        "out), from their last checkpoint",
+    )
+    g.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="on PostgreSQL, poll for other servers' work instead of LISTEN/NOTIFY (for "
+        "connection poolers that do not pass LISTEN on)",
+    )
+    g.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long this server may go silent before the others count it dead "
+        "(default: $WORKBENCH_LEASE, else 10)",
+    )
 
 
 EXIT_BROKEN_PIPE = 1
@@ -467,10 +487,10 @@ def _open_tui(args: argparse.Namespace | SimpleNamespace) -> int:
     return _run_tui(workspace=args.workspace, db=args.db)
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+def _engine(args: argparse.Namespace, kind: str = "engine") -> Engine:
     from workbench.engine import Engine
 
-    return Engine.open(args.workspace, args.db)
+    return Engine.open(args.workspace, args.db, kind=kind)
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -484,7 +504,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read().strip()
     if not prompt and not args.resume:
         raise CliError("give a prompt: workbench run 'your question'")
-    engine = _engine(args)
+    engine = _engine(args, "run")
     return asyncio.run(_run(engine, args, prompt))
 
 
@@ -1280,6 +1300,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         token=args.token or os.environ.get("WORKBENCH_TOKEN") or None,
         cors_origins=list(args.cors),
+        take_over=args.take_over,
+        listen=not args.no_listen,
+        lease=args.lease,
     )
     try:
         return serve(args.workspace, args.db, config)

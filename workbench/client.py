@@ -15,9 +15,11 @@ stream, which lists the calls waiting on any server sharing its database.
         outcome = await handle.wait()
 
 The methods that the local Engine has as plain (synchronous) calls are synchronous here
-too (``sessions``, ``session_events``, ``runs``, ``delete_session``): they make a blocking
-HTTP request, so call them from a worker thread in a UI, or use their ``a``-prefixed async
-twins. ``cancel`` and ``resolve_approval`` return at once and send in the background.
+too (``sessions``, ``session_events``, ``runs``, ``delete_session``, ``search_sessions``,
+``fork_session``, ``saved_rules``): they make a blocking HTTP request. A UI uses their
+``a``-prefixed async twins, which both engines have (the TUI never blocks its event loop
+on the server). ``cancel`` and ``resolve_approval`` return at once and send in the
+background.
 """
 
 from __future__ import annotations
@@ -471,25 +473,18 @@ class RemoteEngine:
         return ws
 
     def saved_rules(self, session_id: str) -> list[Rule]:
-        """The rules saved on the server for this workspace (cached for a few seconds;
-        session rules stay on the server that runs the session)."""
-        from workbench.approvals import Rule
-
+        """The rules saved on the server for this workspace (blocking; cached for a few
+        seconds; session rules stay on the server that runs the session)."""
         now = time.monotonic()
         if self._rules_cache is None or now - self._rules_cache[0] > _RULES_TTL_S:
-            found = self._request_sync("GET", "/api/rules")
-            rules = [
-                Rule(
-                    tool=r["tool"],
-                    pattern=r["pattern"],
-                    decision=r["decision"],
-                    scope="always" if r["scope"] == "always" else "workspace",
-                    id=r["id"],
-                    note=r["note"],
-                )
-                for r in found
-            ]
-            self._rules_cache = (now, rules)
+            self._rules_cache = (now, _rules(self._request_sync("GET", "/api/rules")))
+        return list(self._rules_cache[1])
+
+    async def asaved_rules(self, session_id: str) -> list[Rule]:
+        """:meth:`saved_rules`, without blocking."""
+        now = time.monotonic()
+        if self._rules_cache is None or now - self._rules_cache[0] > _RULES_TTL_S:
+            self._rules_cache = (now, _rules(await self._request("GET", "/api/rules")))
         return list(self._rules_cache[1])
 
     def remove_rule(self, rule: Rule, session_id: str = "") -> bool:
@@ -499,6 +494,20 @@ class RemoteEngine:
             return False
         try:
             self._request_sync("DELETE", f"/api/rules/{rule.id}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        finally:
+            self._rules_cache = None
+        return True
+
+    async def aremove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """:meth:`remove_rule`, without blocking."""
+        if rule.scope == "session" or not rule.id:
+            return False
+        try:
+            await self._request("DELETE", f"/api/rules/{rule.id}")
         except RemoteError as exc:
             if exc.status == 404:
                 return False
@@ -844,14 +853,31 @@ class RemoteEngine:
             at += page
         return out
 
-    async def asessions(self, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        """Sessions, newest first."""
+    async def asessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """:meth:`sessions`, without blocking."""
         from workbench.store import SessionInfo
 
-        data = await self._request(
-            "GET", "/api/sessions", params={"limit": limit, "offset": offset}
-        )
-        return [SessionInfo(**d) for d in data]
+        if workspace is None:
+            data = await self._request(
+                "GET", "/api/sessions", params={"limit": limit, "offset": offset}
+            )
+            return [SessionInfo(**d) for d in data]
+        out: list[SessionInfo] = []
+        page, skipped, at = 200, 0, 0
+        while len(out) < limit:
+            data = await self._request("GET", "/api/sessions", params={"limit": page, "offset": at})
+            for d in data:
+                if d.get("workspace") == workspace:
+                    if skipped < offset:
+                        skipped += 1
+                    elif len(out) < limit:
+                        out.append(SessionInfo(**d))
+            if len(data) < page:
+                break
+            at += page
+        return out
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
         """A session's stored events (blocking)."""
@@ -893,6 +919,17 @@ class RemoteEngine:
         )
         return [_search_hit(d) for d in data]
 
+    async def asearch_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """:meth:`search_sessions`, without blocking."""
+        data = await self._request(
+            "GET",
+            "/api/sessions/search",
+            params={"q": query, "limit": limit, "prefix": "true" if prefix else "false"},
+        )
+        return [_search_hit(d) for d in data]
+
     def fork_session(
         self,
         session_id: str,
@@ -911,6 +948,25 @@ class RemoteEngine:
 
         body = {"at_seq": at_seq, "message_id": message_id, "title": title}
         data = self._request_sync(
+            "POST",
+            f"/api/sessions/{session_id}/fork",
+            json={k: v for k, v in body.items() if v is not None},
+        )
+        return SessionInfo(**data)
+
+    async def afork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> SessionInfo:
+        """:meth:`fork_session`, without blocking."""
+        from workbench.store import SessionInfo
+
+        body = {"at_seq": at_seq, "message_id": message_id, "title": title}
+        data = await self._request(
             "POST",
             f"/api/sessions/{session_id}/fork",
             json={k: v for k, v in body.items() if v is not None},
@@ -960,6 +1016,23 @@ def _search_hit(data: dict[str, Any]) -> SearchHit:
         snippet=marked + plain[at:],
         matches=data["matches"],
     )
+
+
+def _rules(found: list[dict[str, Any]]) -> list[Rule]:
+    """Saved rules as ``GET /api/rules`` lists them."""
+    from workbench.approvals import Rule
+
+    return [
+        Rule(
+            tool=r["tool"],
+            pattern=r["pattern"],
+            decision=r["decision"],
+            scope="always" if r["scope"] == "always" else "workspace",
+            id=r["id"],
+            note=r["note"],
+        )
+        for r in found
+    ]
 
 
 def _events(body: bytes) -> list[Event]:

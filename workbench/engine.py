@@ -9,6 +9,8 @@ subscriber sees it, so what a face shows is always what the log holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -23,13 +25,21 @@ from workbench.events import (
     TargetKind,
     parse_event,
 )
-from workbench.runtime import RunContext, RunError, RunOutcome, new_run_id, run_lifecycle
+from workbench.runtime import (
+    RUN_FENCE,
+    RunContext,
+    RunError,
+    RunFence,
+    RunOutcome,
+    new_run_id,
+    run_lifecycle,
+)
 
 if TYPE_CHECKING:
     from workbench.agent import Agent, Unavailable
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Resolution, Rule
     from workbench.models import Recording
-    from workbench.store import RunInfo, SearchHit, SessionInfo, Store
+    from workbench.store import Claim, RunInfo, SearchHit, SessionInfo, Store
     from workbench.tools import Tool, Toolkit, ToolkitStatus
     from workbench.workspace import AgentConfig, Workspace
 
@@ -136,9 +146,29 @@ class Engine:
     """Runs a workspace's agents, teams and workflows and keeps every event.
 
     Create with :meth:`open`; close with :meth:`aclose` (or ``async with``).
+
+    The engine holds a lease in the store (:meth:`Store.hold_lease
+    <workbench.store.Store.hold_lease>`): its runs are alive for every other process that
+    shares the database while its heartbeat goes on, and resuming one of them elsewhere is
+    refused. Should the lease be lost (another process declared this one dead), its runs
+    stop here without writing anything more.
+
+    Args:
+        workspace: The loaded workspace.
+        store: The store (the engine closes it).
+        kind: What this process is, for other processes' messages (``serve``, ``run``,
+            ``tui``).
+        lease_s: The lease in seconds (default ``$WORKBENCH_LEASE``, else 10).
     """
 
-    def __init__(self, workspace: Workspace, store: Store) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: Store,
+        *,
+        kind: str = "engine",
+        lease_s: float | None = None,
+    ) -> None:
         from workbench.approvals import ApprovalBroker
 
         self.workspace = workspace
@@ -148,6 +178,8 @@ class Engine:
         self.policy: ApprovalPolicy = _policy(workspace)
         self._fanout = _Fanout()
         self._tasks: dict[str, asyncio.Task[RunOutcome]] = {}
+        self._fences: dict[str, RunFence] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
         self._toolkit_failures: dict[str, str] = {}
@@ -159,6 +191,8 @@ class Engine:
         self._interrupting = False
         self.model_override: str | None = None
         store.default_workspace = str(self.root)
+        store.hold_lease(kind, str(self.root), lease_s)
+        self._unlease = store.on_lease_lost(self._lease_lost)
 
     def reload(self, workspace: Workspace) -> None:
         """Use a changed workspace for new runs; runs in flight finish on the agents they
@@ -230,16 +264,25 @@ class Engine:
         *,
         workspace: Workspace | None = None,
         store: Store | None = None,
+        kind: str = "engine",
+        lease_s: float | None = None,
     ) -> Engine:
-        """Load the workspace and the store (raises WorkspaceError for bad config)."""
+        """Load the workspace and the store (raises WorkspaceError for bad config); runs
+        whose process died are marked interrupted. ``kind`` and ``lease_s``: see
+        :class:`Engine`."""
         from workbench.registry import available_toolkits
         from workbench.store import Store
         from workbench.workspace import load_workspace
 
         ws = workspace or load_workspace(root, known_toolkits=set(available_toolkits()) | {"mcp"})
         st = store or Store.open(db)
-        st.mark_interrupted()
-        return cls(ws, st)
+        try:
+            st.mark_interrupted()
+            return cls(ws, st, kind=kind, lease_s=lease_s)
+        except BaseException:
+            if store is None:
+                st.close()
+            raise
 
     async def __aenter__(self) -> Engine:
         return self
@@ -265,6 +308,7 @@ class Engine:
         self._retired.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        self._unlease()
         self.store.close()
 
     async def interrupt(self) -> list[str]:
@@ -644,6 +688,8 @@ class Engine:
         seconds, are left out (see :meth:`toolkit_statuses` for why)."""
         from workbench.registry import available_toolkits
 
+        # "mcp" is the adapter each server under mcp: is loaded with, not a toolkit itself
+        # (alone it has no server: every listing logged "toolkit mcp unavailable").
         names = [n for n in available_toolkits() if n != "mcp"] + list(self.workspace.mcp)
         self.warm_toolkits()
 
@@ -843,23 +889,28 @@ class Engine:
     async def resume(self, run_id: str) -> RunHandle:
         """Continue a run whose process died, from its last checkpoint.
 
+        The run is claimed first (:meth:`Store.claim_run <workbench.store.Store.claim_run>`):
+        of several processes resuming one run, exactly one gets it; a run whose process
+        still holds its lease is refused.
+
         Raises:
-            RunError: unknown run, or a run that already ended.
+            RunError: unknown run, a run that already ended, a child run, or a run alive in
+                this or another process.
         """
-        info = self.store.get_run(run_id)
-        if info is None:
-            raise RunError(
-                f"no run with id '{run_id}'", hint="see 'workbench sessions show SESSION'"
-            )
-        if info.status in ("completed", "failed", "cancelled"):
-            raise RunError(f"run {run_id} already {info.status}; nothing to resume")
         if run_id in self._tasks:
             raise RunError(f"run {run_id} is running in this process")
-        if info.parent_run_id is not None:
-            raise RunError(
-                f"run {run_id} is part of run {info.parent_run_id}",
-                hint=f"resume the top-level run: workbench run --resume {info.parent_run_id}",
-            )
+        claim = await asyncio.to_thread(self.store.claim_run, run_id)
+        if not claim.won:
+            raise _refusal(run_id, claim)
+        try:
+            return self._resume_claimed(run_id)
+        except BaseException:
+            await asyncio.to_thread(self.store.release_run, run_id)
+            raise
+
+    def _resume_claimed(self, run_id: str) -> RunHandle:
+        info = self.store.get_run(run_id)
+        assert info is not None
         events = self.store.events(info.session_id)
         prior = [e for e in events if e.run_id == run_id]
         started = next(e for e in prior if e.type == "run.started")
@@ -891,15 +942,42 @@ class Engine:
         return history_from_events([e for e in events if e.seq < seq])
 
     def _spawn(self, ctx: RunContext, coro: Any) -> RunHandle:
-        task: asyncio.Task[RunOutcome] = asyncio.create_task(coro, name=f"run {ctx.run_id}")
+        self._loop = asyncio.get_running_loop()
+        fence = RunFence(self.store.owner)
+        context = contextvars.copy_context()
+        context.run(RUN_FENCE.set, fence)  # the run tree's tasks inherit it
+        task: asyncio.Task[RunOutcome] = asyncio.create_task(
+            coro, name=f"run {ctx.run_id}", context=context
+        )
         self._tasks[ctx.run_id] = task
+        self._fences[ctx.run_id] = fence
 
-        def ended(_: Any) -> None:
+        def ended(_: object) -> None:
             self._tasks.pop(ctx.run_id, None)
+            self._fences.pop(ctx.run_id, None)
             self._close_retired()
 
         task.add_done_callback(ended)
         return RunHandle(ctx.run_id, ctx.session_id, task)
+
+    def _lease_lost(self, old_owner: str) -> None:
+        """From the store's heartbeat thread: the runs started under ``old_owner`` are not
+        this process's any more. Stop them without a word."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def fence() -> None:
+            for run_id, f in list(self._fences.items()):
+                if f.owner == old_owner:
+                    f.lost = True
+                    task = self._tasks.get(run_id)
+                    if task is not None:
+                        task.cancel()
+                    log.error("run %s stopped: this process lost its lease", run_id)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+            loop.call_soon_threadsafe(fence)
 
     async def run(self, target: str, input: str, **kw: Any) -> RunOutcome:
         """Start a run and wait for its outcome."""
@@ -912,6 +990,42 @@ class Engine:
         if task is None or task.done():
             return False
         task.cancel()
+        return True
+
+    async def end_interrupted(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a run whose process died, without running it again: claimed (so no other
+        process resumes it meanwhile), then ``run.cancelled`` for it and each of its child
+        runs that had not ended.
+
+        Returns:
+            False when the run cannot be claimed (it ended, or a live process runs it).
+        """
+        claim = await asyncio.to_thread(self.store.claim_run, run_id)
+        if not claim.won or claim.run is None:
+            return False
+        runs = await asyncio.to_thread(self.store.list_runs, claim.run.session_id)
+        children: dict[str | None, list[RunInfo]] = {}
+        for r in runs:
+            children.setdefault(r.parent_run_id, []).append(r)
+        todo, ending = [claim.run], []
+        while todo:
+            r = todo.pop()
+            if r.id == run_id or r.status in ("running", "waiting", "interrupted"):
+                ending.append(r)
+            todo.extend(children.get(r.id, []))
+        from workbench.events import RunCancelled
+
+        events = [
+            RunCancelled(
+                session_id=r.session_id,
+                run_id=r.id,
+                parent_run_id=r.parent_run_id,
+                source=r.target,
+                reason=reason,
+            )
+            for r in reversed(ending)  # children first, as a live cancel ends them
+        ]
+        await asyncio.to_thread(self.store.append_many, events)
         return True
 
     def running(self) -> list[str]:
@@ -971,6 +1085,74 @@ class Engine:
         return fork_session(
             self.store, session_id, at_seq=at_seq, message_id=message_id, title=title
         )
+
+    # -- the same, for faces that must not block their event loop ----------------------
+    # (the TUI calls these: an attached one's engine answers over HTTP, a local one reads
+    # its store in a thread)
+
+    async def asessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[SessionInfo]:
+        """:meth:`sessions`, off the event loop."""
+        return await asyncio.to_thread(self.sessions, limit, offset, workspace=workspace)
+
+    async def asession_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
+        """:meth:`session_events`, off the event loop."""
+        return await asyncio.to_thread(self.session_events, session_id, after_seq)
+
+    async def aruns(self, session_id: str) -> list[RunInfo]:
+        """:meth:`runs`, off the event loop."""
+        return await asyncio.to_thread(self.runs, session_id)
+
+    async def adelete_session(self, session_id: str) -> bool:
+        """:meth:`delete_session`, off the event loop."""
+        return await asyncio.to_thread(self.delete_session, session_id)
+
+    async def asearch_sessions(
+        self, query: str, limit: int = 50, *, prefix: bool = False
+    ) -> list[SearchHit]:
+        """:meth:`search_sessions`, off the event loop."""
+        return await asyncio.to_thread(self.search_sessions, query, limit, prefix=prefix)
+
+    async def afork_session(
+        self,
+        session_id: str,
+        *,
+        at_seq: int | None = None,
+        message_id: str | None = None,
+        title: str | None = None,
+    ) -> SessionInfo:
+        """:meth:`fork_session`, off the event loop."""
+        return await asyncio.to_thread(
+            self.fork_session, session_id, at_seq=at_seq, message_id=message_id, title=title
+        )
+
+    async def asaved_rules(self, session_id: str) -> list[Rule]:
+        """:meth:`saved_rules`, off the event loop."""
+        return await asyncio.to_thread(self.saved_rules, session_id)
+
+    async def aremove_rule(self, rule: Rule, session_id: str = "") -> bool:
+        """:meth:`remove_rule`, off the event loop."""
+        return await asyncio.to_thread(self.remove_rule, rule, session_id)
+
+
+def _refusal(run_id: str, claim: Claim) -> RunError:
+    """Why a run cannot be resumed, as the error the faces show."""
+    if claim.reason == "missing":
+        return RunError(f"no run with id '{run_id}'", hint="see 'workbench sessions show SESSION'")
+    if claim.reason == "child" and claim.run is not None:
+        parent = claim.run.parent_run_id
+        return RunError(
+            claim.explain(), hint=f"resume the top-level run: workbench run --resume {parent}"
+        )
+    if claim.reason == "alive":
+        lease = f"{claim.holder.lease_s:g} s" if claim.holder is not None else "its lease"
+        return RunError(
+            claim.explain(),
+            hint="cancel it there or let it finish; if that process is gone, the run can be "
+            f"resumed once its lease runs out (within {lease})",
+        )
+    return RunError(claim.explain())
 
 
 def _policy(workspace: Workspace) -> ApprovalPolicy:

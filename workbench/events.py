@@ -36,6 +36,7 @@ __all__ = [
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
+    "RunInterrupted",
     "RunStarted",
     "SessionImported",
     "TERMINAL_TYPES",
@@ -189,6 +190,23 @@ class RunCancelled(EventBase):
     """Why."""
     duration_ms: float = 0.0
     """Wall time of the run."""
+
+
+class RunInterrupted(EventBase):
+    """The process that ran a run died (its lease ran out) before the run ended.
+
+    Not an end: the run can be resumed from its last checkpoint (``run.started`` with
+    ``resumed``), by a person or by a server that takes over. Written by whichever live
+    process noticed, not by the run itself.
+    """
+
+    type: Literal["run.interrupted"] = "run.interrupted"
+    reason: str = "its process died"
+    """Why, for people."""
+    owner: str = ""
+    """The process that ran it (``hostname:pid:nonce``)."""
+    noticed_by: str = ""
+    """The process that noticed."""
 
 
 class MessageDelta(EventBase):
@@ -473,6 +491,7 @@ Event = Annotated[
     | RunCompleted
     | RunFailed
     | RunCancelled
+    | RunInterrupted
     | MessageDelta
     | MessageCompleted
     | ToolCall

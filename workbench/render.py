@@ -26,6 +26,7 @@ from workbench.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     SessionImported,
     TeamDelegated,
@@ -184,6 +185,8 @@ class TranscriptPrinter:
                 c.print(f"{ind}[yellow]  hint: {escape(ev.hint)}[/]")
         elif isinstance(ev, RunCancelled):
             c.print(f"{ind}[yellow]■ {escape(ev.source)} cancelled[/]")
+        elif isinstance(ev, RunInterrupted):
+            c.print(f"{ind}[yellow]⚠ {escape(ev.source)} interrupted: {escape(ev.reason)}[/]")
         elif isinstance(ev, TeamDelegated):
             c.print(f"{ind}[blue]⇢ {escape(ev.member)}[/]: {escape(short(ev.task, 200))}")
         elif isinstance(ev, TeamVote):

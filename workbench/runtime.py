@@ -10,6 +10,7 @@ whatever happens (an answer, an error, a cancellation).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import time
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
     from workbench.models import Recording
 
 __all__ = [
+    "RUN_FENCE",
     "RunContext",
     "RunError",
+    "RunFence",
     "RunOutcome",
     "Services",
     "merge_usage",
@@ -51,6 +54,35 @@ log = logging.getLogger("workbench.runtime")
 def new_run_id() -> str:
     """A fresh run id."""
     return "r_" + secrets.token_hex(6)
+
+
+class RunFence:
+    """Stops a run tree without a word: set on the runs of a process that lost its lease.
+
+    Another process declared this one dead (it could not renew its lease in time), so it
+    may be running these runs already; nothing more may be written for them here, not even
+    ``run.cancelled``. The engine sets one per top-level run (children share it through the
+    task context) and trips it when the store reports the lease lost.
+    """
+
+    __slots__ = ("lost", "owner")
+
+    def __init__(self, owner: str = "") -> None:
+        self.owner = owner
+        """The lease id the run was started under."""
+        self.lost = False
+        """True once the run is not this process's any more."""
+
+
+RUN_FENCE: contextvars.ContextVar[RunFence | None] = contextvars.ContextVar(
+    "workbench_run_fence", default=None
+)
+"""The fence of the run tree the current task belongs to."""
+
+
+def _fenced() -> bool:
+    fence = RUN_FENCE.get()
+    return fence is not None and fence.lost
 
 
 class RunError(Exception):
@@ -137,6 +169,8 @@ class RunContext:
 
     async def emit(self, event: EventBase, *, durable: bool = False) -> Event:
         """Stamp the common fields and publish (``durable`` waits until it is on disk)."""
+        if _fenced():  # the run is another process's now: stop, say nothing
+            raise asyncio.CancelledError()
         event.session_id = self.session_id
         event.run_id = self.run_id
         event.parent_run_id = self.parent_run_id
@@ -198,7 +232,8 @@ async def run_lifecycle(
     try:
         outcome = await body(ctx)
     except asyncio.CancelledError:
-        await asyncio.shield(ctx.emit(RunCancelled(duration_ms=ms()), durable=True))
+        if not _fenced():
+            await asyncio.shield(ctx.emit(RunCancelled(duration_ms=ms()), durable=True))
         raise
     except (ModelError, RunError) as exc:
         hint = getattr(exc, "hint", None)

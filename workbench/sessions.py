@@ -57,6 +57,7 @@ from workbench.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     SessionImported,
     TeamDelegated,
@@ -782,6 +783,8 @@ def export_markdown(header: ArchiveHeader, events: Iterable[Event]) -> str:
             out.append(f"**✗ {who} failed:**\n\n{_md_block(e.error)}{hint}\n")
         elif isinstance(e, RunCancelled):
             out.append(f"■ {who} cancelled ({_md_inline(e.reason)})\n")
+        elif isinstance(e, RunInterrupted):
+            out.append(f"⚠ {who} interrupted ({_md_inline(e.reason)})\n")
         elif isinstance(e, TeamDelegated):
             out.append(f"⇢ delegated to **{_md_inline(e.member)}**:\n\n{_md_quote(e.task)}")
         elif isinstance(e, TeamVote):
@@ -925,6 +928,8 @@ def export_html(header: ArchiveHeader, events: Iterable[Event]) -> str:
             body.append(f'<div class="ev bad"{style}>✗ {who} failed{_pre(e.error)}{hint}</div>')
         elif isinstance(e, RunCancelled):
             body.append(f'<div class="ev warn"{style}>■ {who} cancelled ({_h(e.reason)})</div>')
+        elif isinstance(e, RunInterrupted):
+            body.append(f'<div class="ev warn"{style}>⚠ {who} interrupted ({_h(e.reason)})</div>')
         elif isinstance(e, TeamDelegated):
             body.append(
                 f'<div class="ev"{style}>⇢ delegated to <b>{_h(e.member)}</b>'

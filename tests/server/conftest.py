@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.conftest import WriteWorkspace
-from tests.server._postgres import PostgresServer, find_bin_dir
 from workbench.engine import Engine
 from workbench.events import Event, parse_event
 from workbench.server import ServerConfig, ServerThread
@@ -178,25 +177,3 @@ def read_until(
 def assert_gap_free(events: list[Event], start: int = 1) -> None:
     """Seqs follow each other from ``start`` without gap or repeat."""
     assert [e.seq for e in events] == list(range(start, start + len(events)))
-
-
-# -- PostgreSQL ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for the whole test session (skipped without the binaries)."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    pg = PostgresServer(bin_dir).start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
-
-
-@pytest.fixture
-def pg_url(postgres: PostgresServer) -> str:
-    """A fresh database on :func:`postgres`."""
-    return postgres.create_database()

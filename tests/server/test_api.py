@@ -255,6 +255,58 @@ def test_resume_a_run_whose_process_died(
         assert events[-1].type == "run.completed"
 
 
+def test_an_interrupted_run_can_be_cancelled_and_its_question_waits_for_a_resume(
+    make_server: MakeServer, db_url: str
+) -> None:
+    """Nobody runs an interrupted run: cancel ends it in the log at once (no process to
+    ask), and a decision on its question says to resume it first."""
+    from sqlalchemy import text
+
+    from workbench.events import ApprovalRequired, RunStarted
+    from workbench.store import Store
+
+    with Store.open(db_url) as store:
+        sid = store.create_session().id
+        common = {"session_id": sid, "run_id": "r_gone00000001", "source": "helper"}
+        store.append_sync(RunStarted(**common, target_kind="agent", target="helper", input="count"))
+        store.append_sync(
+            RunStarted(
+                **{**common, "run_id": "r_gone00000002"},
+                parent_run_id="r_gone00000001",
+                target_kind="agent",
+                target="chat",
+                input="sub",
+            )
+        )
+        store.append_sync(
+            ApprovalRequired(
+                **common, call_id="call_1", tool="tools:word_count", arguments={}, reason="ask"
+            )
+        )
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE runs SET status = 'interrupted'"))
+    srv = make_server()
+    with httpx.Client(base_url=srv.url) as client:
+        assert client.get("/api/approvals").json() == []
+        r = client.post("/api/approvals/r_gone00000001/call_1", json={"decision": "allow"})
+        assert r.status_code == 409 and "is interrupted" in r.json()["error"]["message"]
+        r = client.post("/api/runs/r_gone00000001/cancel")
+        assert r.json() == {
+            "run_id": "r_gone00000001",
+            "cancelled": True,
+            "status": "cancelled",
+            "via": "local",
+        }
+        events = client.get(f"/api/sessions/{sid}/events").json()
+        ends = [(e["run_id"], e["type"], e["reason"]) for e in events[3:]]
+        assert ends == [
+            ("r_gone00000002", "run.cancelled", "cancelled while interrupted"),
+            ("r_gone00000001", "run.cancelled", "cancelled while interrupted"),
+        ]
+        r = client.post("/api/runs/r_gone00000001/resume")
+        assert r.status_code == 409 and "already cancelled" in r.json()["error"]["message"]
+
+
 # -- sessions ----------------------------------------------------------------------------------------
 
 
@@ -433,10 +485,51 @@ def test_errors_are_json_with_a_message(client: httpx.Client) -> None:
     assert r.status_code == 422 and "target" in r.json()["error"]["message"]
     r = client.get("/api/sessions", params={"limit": 0})
     assert r.status_code == 422
+    # the schema says what Last-Event-ID may be (a seq, or empty): anything else is invalid
     r = client.get("/api/sessions/s_x/stream", headers={"Last-Event-ID": "abc"})
-    assert r.status_code in (400, 404)
+    assert r.status_code == 422 and "Last-Event-ID" in r.json()["error"]["message"]
     r = client.put("/api/runs")
     assert r.status_code == 405 and r.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_every_request_is_logged_once_and_never_its_token(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="workbench.server.access")
+    srv = make_server(token="sekrit-token")
+    with httpx.Client(base_url=srv.url) as c:
+        c.get("/api/sessions", headers={"Authorization": "Bearer sekrit-token"})
+        c.get("/api/runs/r_x/stream", params={"token": "sekrit-token", "after": 3})
+        c.post("/api/nowhere")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "workbench.server.access"]
+
+    # a line is written once its answer is sent: the client may read it a moment before
+    deadline = time.monotonic() + 10
+    while len(lines()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(lines()) == 3, lines()
+    logged = lines()
+    assert '"GET /api/sessions HTTP/1.1" 200' in logged[0]
+    assert '"GET /api/runs/r_x/stream?token=%2A%2A%2A&after=3 HTTP/1.1" 404' in logged[1]
+    assert '"POST /api/nowhere HTTP/1.1" 401' in logged[2]
+    assert all(line.startswith("127.0.0.1:") and line.endswith("ms") for line in logged)
+    assert not any("sekrit" in line for line in logged)
+
+
+def test_listing_tools_without_mcp_servers_logs_no_problem(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The workspace has no mcp: section: nothing is "unavailable" about that."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="workbench")
+    tools = client.get("/api/tools").json()
+    assert {"tools:word_count", "calculator.evaluate"} <= {t["name"] for t in tools}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_a_crash_answers_500_without_a_trace(client: httpx.Client, server: ServerThread) -> None:

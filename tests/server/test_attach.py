@@ -115,3 +115,115 @@ async def test_search_and_fork_from_the_tui_over_attach(make_server: MakeServer)
         await wait_for(pilot, lambda: screen.hits)
         assert {s.id for s in screen.shown} == {story.session_id, forked.id}
         assert "herons" in screen.hits[story.session_id].text
+
+
+async def test_an_attached_tui_shows_what_other_clients_do_as_it_happens(
+    make_server: MakeServer,
+) -> None:
+    """Another client (REST) starts a run in the session the TUI has open, and a run in a
+    new session that waits for approval: the chat shows the first as it goes, the queue
+    the second's question; deciding it in the TUI finishes it on the server, and nothing
+    the TUI asks of the server blocks its event loop."""
+    import httpx
+
+    srv = make_server(token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=srv.url, headers=auth, timeout=30) as rest:
+        first = (await rest.post("/api/runs", json={"target": "chat", "input": "one"})).json()
+        sid = first["session_id"]
+        for _ in range(200):
+            if (await rest.get(f"/api/runs/{first['run_id']}")).json()["status"] == "completed":
+                break
+            await asyncio.sleep(0.02)
+        app = WorkbenchApp(
+            engine_factory=lambda: RemoteEngine.open(srv.url, TOKEN),
+            animate=False,
+            watch_workspace=False,
+            warm_up=False,
+        )
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.engine is not None)
+            engine = app.engine
+            assert isinstance(engine, RemoteEngine)
+
+            def blocking(*args: Any, **kwargs: Any) -> Any:
+                raise AssertionError("the TUI made a blocking request to the server")
+
+            engine._sync.send = blocking  # type: ignore[method-assign]
+            await pilot.press("f7")  # the sessions screen lists the server's sessions
+            await wait_for(pilot, lambda: getattr(app.screen, "sessions", None))
+            await pilot.press("escape")
+            app.open_session(sid)
+            await wait_for(pilot, lambda: app.session_id == sid and len(app.state.runs) == 1)
+
+            # a run started elsewhere in the open session shows as it goes
+            other = (
+                await rest.post(
+                    "/api/runs",
+                    json={"target": "chat", "input": "from elsewhere", "session_id": sid},
+                )
+            ).json()
+            await wait_for(
+                pilot,
+                lambda: (
+                    other["run_id"] in app.state.runs
+                    and app.state.runs[other["run_id"]].status == "completed"
+                ),
+            )
+            said = [
+                (type(i).__name__, i.text)  # type: ignore[attr-defined]
+                for i in app.state.items
+                if getattr(i, "run_id", "") == other["run_id"] and hasattr(i, "text")
+            ]
+            assert said == [
+                ("UserItem", "from elsewhere"),
+                ("AssistantItem", "[test model] You said: from elsewhere"),
+            ]
+
+            # a question asked in the open session, decided with y: it stays listed, decided
+            here = (
+                await rest.post(
+                    "/api/runs", json={"target": "helper", "input": "count", "session_id": sid}
+                )
+            ).json()
+            await wait_for(pilot, lambda: app.state.pending_approvals())
+            await pilot.press("f5")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(
+                pilot,
+                lambda: (
+                    here["run_id"] in app.state.runs
+                    and app.state.runs[here["run_id"]].status == "completed"
+                ),
+            )
+            await pilot.press("f2")
+
+            # a run in another session asks: its question joins the queue at once
+            asks = (
+                await rest.post("/api/runs", json={"target": "helper", "input": "count"})
+            ).json()
+            assert asks["session_id"] != sid
+            await wait_for(pilot, lambda: app.status.pending == 1)
+            await pilot.press("f5")
+            pane = app.view.approvals  # type: ignore[union-attr]
+            # the waiting call is the one highlighted, not the one decided before it
+            await wait_for(pilot, lambda: pane.highlighted is not None)
+            shown = pane.highlighted
+            assert shown is not None
+            assert (shown.tool, shown.session_id, shown.run_id) == (
+                "tools:word_count",
+                asks["session_id"],
+                asks["run_id"],
+            )
+            await pilot.press("y")
+            for _ in range(300):
+                run = (await rest.get(f"/api/runs/{asks['run_id']}")).json()
+                if run["status"] == "completed":
+                    break
+                await asyncio.sleep(0.02)
+            assert run["status"] == "completed"
+            await wait_for(pilot, lambda: app.status.pending == 0)
+            events = await engine.asession_events(asks["session_id"])
+            resolved = [e for e in events if e.type == "approval.resolved"]
+            assert [(e.decision, e.decided_by) for e in resolved] == [("allow", "user")]  # type: ignore[attr-defined]

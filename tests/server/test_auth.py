@@ -58,7 +58,9 @@ def test_wrong_or_missing_token_gets_401_and_nothing_runs(secured: str) -> None:
             for method, path in ROUTES:
                 r = c.request(method, path, json=BODY)
                 assert r.status_code == 401, (auth, method, path, r.status_code)
-                assert r.json()["error"]["type"] == "unauthorized"
+                # the OpenAI-compatible routes answer as OpenAI does (its SDKs read it)
+                kind = "invalid_request_error" if path.startswith("/v1/") else "unauthorized"
+                assert r.json()["error"]["type"] == kind
                 assert r.headers["www-authenticate"].startswith("Bearer")
             assert c.get("/health").status_code == 200
     with httpx.Client(base_url=secured, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
@@ -105,7 +107,7 @@ def test_serve_on_a_public_address_generates_a_token_and_prints_it_once(
     class Stop(Exception):
         pass
 
-    def fake_open(root: object, db: object) -> object:
+    def fake_open(root: object, db: object, **options: object) -> object:
         raise Stop  # stop before binding anything
 
     monkeypatch.setattr("workbench.engine.Engine.open", staticmethod(fake_open))
@@ -118,3 +120,56 @@ def test_serve_on_a_public_address_generates_a_token_and_prints_it_once(
     assert printed.count(config.token) == 1
     assert re.search("needs a token", printed)
     assert new_token() != new_token()
+
+
+# -- DNS rebinding: without a token, only requests that name this server ----------------------
+
+FOREIGN = [
+    {"Host": "attacker.example"},
+    {"Host": "attacker.example:8765"},
+    {"Host": "127.0.0.1.attacker.example"},
+    {"Host": "localhost.attacker.example"},
+    {"Origin": "http://attacker.example"},
+    {"Origin": "http://localhost.attacker.example:8765"},
+    {"Origin": "null"},
+    {"Origin": "chrome-extension://abcdef"},
+]
+
+
+def test_without_a_token_a_foreign_host_or_origin_gets_403_on_every_route(
+    make_server: MakeServer,
+) -> None:
+    srv = make_server(cors_origins=["https://app.example"])
+    port = srv.url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=srv.url) as c:
+        for headers in FOREIGN:
+            for method, path in [*ROUTES, ("GET", "/health"), ("GET", "/mcp")]:
+                r = c.request(method, path, json=BODY, headers=headers)
+                assert r.status_code == 403, (headers, method, path, r.status_code)
+                error = r.json()["error"]
+                kind = "invalid_request_error" if path.startswith("/v1/") else "forbidden"
+                assert error["type"] == kind and "DNS rebinding" in error["message"]
+        assert c.get("/api/sessions").json() == []  # nothing ran
+        own = [
+            {},
+            {"Host": f"localhost:{port}"},
+            {"Host": "LOCALHOST"},
+            {"Host": f"[::1]:{port}"},
+            {"Host": f"127.0.0.2:{port}"},
+            {"Origin": f"http://localhost:{port}"},
+            {"Origin": "http://127.0.0.1:5173"},  # a page served from this machine
+            {"Origin": "https://app.example"},  # allowed by --cors
+        ]
+        for headers in own:
+            assert c.get("/health", headers=headers).status_code == 200, headers
+            assert c.get("/api/sessions", headers=headers).status_code == 200, headers
+        r = c.post("/api/runs", json={"target": "chat", "input": "hi"}, headers=own[1])
+        assert r.status_code == 202
+
+
+def test_with_a_token_the_token_is_what_counts(secured: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=secured) as c:
+        for headers in FOREIGN:
+            assert c.get("/api/sessions", headers={**headers, **auth}).status_code == 200
+            assert c.get("/api/sessions", headers=headers).status_code == 401

@@ -54,6 +54,13 @@ def test_serve_and_the_headless_flag_are_the_same(
     assert ws1 == ws2 == Path("ws") and db1 == db2 == "sqlite:///x.db"
     assert (c1.host, c1.port, c1.token) == (c2.host, c2.port, c2.token) == ("0.0.0.0", 9, "t")
     assert c1.cors_origins == ["https://a.example", "https://b.example"] and c2.cors_origins == []
+    assert (c1.take_over, c1.lease, c1.listen) == (False, None, True)
+    assert run_cli(["serve", *args, "--take-over", "--lease", "2.5", "--no-listen"]) == 0
+    assert (served[-1][2].take_over, served[-1][2].lease, served[-1][2].listen) == (
+        True,
+        2.5,
+        False,
+    )
     monkeypatch.setenv("WORKBENCH_TOKEN", "from-env")
     assert run_cli(["serve"]) == 0
     assert (served[-1][2].host, served[-1][2].port, served[-1][2].token) == (

@@ -32,12 +32,14 @@ TOKEN = "shared-token"
 class ServeProcess:
     """``workbench serve`` in a subprocess; its URL comes from what it prints."""
 
-    def __init__(self, workspace: Path, db: str) -> None:
+    def __init__(self, workspace: Path, db: str, *extra: str, lease: float | None = None) -> None:
         script = Path(sys.executable).with_name("workbench")
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "workbench.cli"]
         env = {**os.environ, "WORKBENCH_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+        if lease is not None:
+            env["WORKBENCH_LEASE"] = str(lease)
         self.proc = subprocess.Popen(
-            [*cmd, "serve", "-w", str(workspace), "--db", db, "--port", "0"],
+            [*cmd, "serve", "-w", str(workspace), "--db", db, "--port", "0", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -64,8 +66,14 @@ class ServeProcess:
         assert self.url, "workbench serve did not start:\n" + "".join(self.output)
         return self.url
 
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind (its lease row stays, its runs look alive)."""
+        self.proc.kill()
+        self.proc.wait(10)
+
     def stop(self) -> None:
-        self.proc.terminate()
+        if self.proc.returncode is None:
+            self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -93,6 +101,11 @@ def two_servers(workspace: Path, pg_url: str) -> Iterator[tuple[httpx.Client, ht
         # uvicorn re-raises the SIGTERM it handled, once it shut down cleanly
         assert proc.proc.returncode in (0, -signal.SIGTERM), "".join(proc.output)
         assert "Traceback" not in "".join(proc.output), "".join(proc.output)
+        # one access line per request, in the log file and never on the terminal
+        assert "HTTP/1.1" not in "".join(proc.output)
+    logged = Path(os.environ["WORKBENCH_LOG"]).read_text()
+    assert '"GET /api/approvals HTTP/1.1" 200' in logged
+    assert TOKEN not in logged
 
 
 def wait_for(check: Any, timeout: float = 15.0) -> Any:
@@ -169,3 +182,180 @@ def test_two_servers_share_runs_approvals_cancel_and_streams(
         m = c.get("/metrics").text
         assert 'workbench_runs{state="cancelled"} 1' in m
         assert "workbench_pending_approvals 0" in m
+
+
+# -- leases: a run belongs to a live server or to nobody ------------------------------------
+
+LEASE = 2.0
+"""Seconds: short, so that a killed server is noticed quickly (a heartbeat every 0.67 s
+leaves room for a loaded machine)."""
+
+COUNTING_WORKSPACE = """
+agents:
+  counter:
+    model: test
+    instructions: Count words.
+    tools: ["tools:tally"]
+approvals:
+  default: ask
+"""
+
+COUNTING_TOOLS = '''
+from pathlib import Path
+
+
+def tally(text: str) -> int:
+    """Count the words in a text (each call is noted in tally.log).
+
+    Args:
+        text: The text to count.
+    """
+    with open(Path(__file__).parent / "tally.log", "a") as f:
+        f.write(text + "\\n")
+    return len(text.split())
+'''
+
+
+def _stream_until(
+    client: httpx.Client, path: str, stop: Any, seen: list[Event], timeout: float = 60
+) -> None:
+    with client.stream("GET", path, timeout=timeout) as resp:
+        assert resp.status_code == 200
+        for msg in iter_sse(resp):
+            seen.append(msg.parsed)
+            if stop(seen):
+                return
+
+
+def test_a_run_never_executes_twice_and_a_dead_servers_runs_are_taken_over(
+    write_workspace: Any, pg_url: str
+) -> None:
+    """Resume on B of a run alive on A: 409, and the tool runs once. kill -9 of A: B marks
+    its runs interrupted within the lease (and its streams say so), then, with
+    --take-over, resumes them: a decision queued while A was dead is taken up, another is
+    asked again, and each tool runs once."""
+    root = write_workspace(COUNTING_WORKSPACE, {"tools.py": COUNTING_TOOLS})
+    tally = root / "tally.log"
+    a = ServeProcess(root, pg_url, lease=LEASE)
+    b = ServeProcess(root, pg_url, "--take-over", lease=LEASE)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        with (
+            httpx.Client(base_url=a.wait_ready(), headers=headers, timeout=30) as ca,
+            httpx.Client(base_url=b.wait_ready(), headers=headers, timeout=30) as cb,
+        ):
+            # -- resume on B of a run alive on A -----------------------------------------------
+            r0 = ca.post("/api/runs", json={"target": "counter", "input": "count"}).json()
+            asked = wait_for(
+                lambda: [p for p in cb.get("/api/approvals").json() if p["run_id"] == r0["run_id"]]
+            )
+            refused = cb.post(f"/api/runs/{r0['run_id']}/resume")
+            assert refused.status_code == 409, refused.text
+            assert (
+                "alive in another process: workbench serve (pid"
+                in refused.json()["error"]["message"]
+            )
+            assert ca.post(f"/api/runs/{r0['run_id']}/resume").status_code == 409
+            decided = cb.post(
+                f"/api/approvals/{r0['run_id']}/{asked[0]['call_id']}",
+                json={"decision": "allow", "edited_arguments": {"text": "r0"}},
+            )
+            assert decided.json()["resolved"] is True, decided.text
+            wait_for(lambda: ca.get(f"/api/runs/{r0['run_id']}").json()["status"] == "completed")
+            log = [
+                parse_event(e) for e in cb.get(f"/api/sessions/{r0['session_id']}/events").json()
+            ]
+            assert [e.type for e in log if e.type.startswith("run.")] == [
+                "run.started",
+                "run.completed",
+            ]
+            assert tally.read_text().split() == ["r0"]
+
+            # -- kill -9 of A with two runs waiting ----------------------------------------------
+            r1 = ca.post("/api/runs", json={"target": "counter", "input": "one"}).json()
+            r2 = ca.post(
+                "/api/runs",
+                json={"target": "counter", "input": "two", "session_id": r1["session_id"]},
+            ).json()
+            ids = (r1["run_id"], r2["run_id"])
+
+            def both_waiting() -> dict[str, Any] | None:
+                found = {
+                    p["run_id"]: p for p in cb.get("/api/approvals").json() if p["run_id"] in ids
+                }
+                return found if len(found) == 2 else None
+
+            waiting = wait_for(both_waiting)
+            seen: list[Event] = []
+            watcher = threading.Thread(
+                target=_stream_until,
+                args=(
+                    cb,
+                    f"/api/sessions/{r1['session_id']}/stream",
+                    lambda evs: (
+                        {e.run_id for e in evs if e.type == "run.completed"}
+                        >= {r1["run_id"], r2["run_id"]}
+                    ),
+                    seen,
+                ),
+                daemon=True,
+            )
+            watcher.start()
+            a.kill()
+            # a decision made on B while A is dead: queued, taken up once B runs r1
+            call1 = waiting[r1["run_id"]]["call_id"]
+            queued = cb.post(
+                f"/api/approvals/{r1['run_id']}/{call1}",
+                json={"decision": "allow", "edited_arguments": {"text": "r1"}},
+            )
+            assert queued.status_code == 200 and queued.json()["via"] == "database", queued.text
+            # B's stream says so, within the lease (and a look every quarter of it)
+            wait_for(
+                lambda: (
+                    {e.run_id for e in seen if e.type == "run.interrupted"}
+                    >= {r1["run_id"], r2["run_id"]}
+                ),
+                timeout=LEASE * 3 + 5,  # the lease, a quarter of B's, and room for a loaded machine
+            )
+            # r2's question is asked again on B (its process is B now)
+            again = wait_for(
+                lambda: [
+                    p
+                    for p in cb.get("/api/approvals").json()
+                    if p["run_id"] == r2["run_id"] and p["seq"] > waiting[r2["run_id"]]["seq"]
+                ]
+            )
+            took = cb.post(
+                f"/api/approvals/{r2['run_id']}/{again[0]['call_id']}",
+                json={"decision": "allow", "edited_arguments": {"text": "r2"}},
+            )
+            assert took.json() == {
+                "call_id": again[0]["call_id"],
+                "run_id": r2["run_id"],
+                "resolved": True,
+                "via": "local",
+            }
+            watcher.join(60)
+            assert not watcher.is_alive()
+            for run in (r1, r2):
+                info = cb.get(f"/api/runs/{run['run_id']}").json()
+                assert info["status"] == "completed", info
+                assert int(info["owner"].split(":")[1]) == b.proc.pid  # B ran it to the end
+            log = [
+                parse_event(e) for e in cb.get(f"/api/sessions/{r1['session_id']}/events").json()
+            ]
+            for run in (r1, r2):
+                mine = [e.type for e in log if e.run_id == run["run_id"]]
+                assert mine.count("run.interrupted") == 1
+                assert mine.count("run.completed") == 1
+                assert mine.count("tool.result") == 1
+                starts = [e for e in log if e.run_id == run["run_id"] and e.type == "run.started"]
+                assert [s.resumed for s in starts] == [False, True]  # type: ignore[attr-defined]
+            assert_gap_free(log)
+            # each tool ran once: r0 before, then r1 (queued decision) and r2 on B
+            assert sorted(tally.read_text().split()) == ["r0", "r1", "r2"]
+            assert cb.get("/api/approvals").json() == []
+    finally:
+        a.stop()
+        b.stop()
+    assert "Traceback" not in "".join(b.output), "".join(b.output)

@@ -91,9 +91,104 @@ def test_a_workflow_as_a_model(oai: openai.OpenAI) -> None:
 
 
 def test_errors_come_back_as_openai_errors(oai: openai.OpenAI) -> None:
-    with pytest.raises(openai.NotFoundError, match="does not exist"):
+    """Shaped as OpenAI's (message, type, param, code), so the SDK fills its fields in."""
+    with pytest.raises(openai.NotFoundError, match="does not exist") as missing:
         oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    with pytest.raises(openai.BadRequestError, match="last message"):
+    assert (missing.value.type, missing.value.param, missing.value.code) == (
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+    )
+    with pytest.raises(openai.NotFoundError) as retrieved:
+        oai.models.retrieve("gpt-4o")
+    assert retrieved.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError, match="last message") as last:
         oai.chat.completions.create(model="chat", messages=[{"role": "assistant", "content": "x"}])
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=oai.base_url, api_key="wrong", max_retries=0).models.list()
+    assert (last.value.type, last.value.param) == ("invalid_request_error", "messages")
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
+        oai.chat.completions.create(model="chat", messages=[])
+    assert (invalid.value.type, invalid.value.param) == ("invalid_request_error", "messages")
+    with (
+        openai.OpenAI(base_url=oai.base_url, api_key="wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as unauthorized,
+    ):
+        wrong.models.list()
+    assert (unauthorized.value.type, unauthorized.value.code) == (
+        "invalid_request_error",
+        "invalid_api_key",
+    )
+
+
+# -- nothing waits for a client that left ---------------------------------------------------
+
+
+def _nothing_left(srv: ServerThread) -> list[dict[str, object]]:
+    """The runs of the server, once none is running or waiting any more."""
+    import time
+
+    with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        deadline = time.monotonic() + 15
+        while True:
+            runs = [
+                r
+                for s in c.get("/api/sessions").json()
+                for r in c.get(f"/api/sessions/{s['id']}").json()["runs"]
+            ]
+            if runs and all(r["status"] not in ("running", "waiting") for r in runs):
+                assert c.get("/api/approvals").json() == []
+                return runs
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.05)
+
+
+def test_a_client_that_gives_up_on_a_waiting_call_cancels_its_run(srv: ServerThread) -> None:
+    """helper's tool asks for approval; the client stops waiting after a second."""
+    with (
+        openai.OpenAI(
+            base_url=srv.url + "/v1", api_key=TOKEN, max_retries=0, timeout=1.0
+        ) as impatient,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        impatient.chat.completions.create(
+            model="helper", messages=[{"role": "user", "content": "count"}]
+        )
+    assert [r["status"] for r in _nothing_left(srv)] == ["cancelled"]
+
+
+def test_the_request_timeout_ends_a_run_that_waits(oai: openai.OpenAI, srv: ServerThread) -> None:
+    with pytest.raises(
+        openai.APIStatusError, match="took longer than the request's timeout"
+    ) as exc:
+        oai.chat.completions.create(
+            model="helper",
+            messages=[{"role": "user", "content": "count"}],
+            extra_body={"timeout": 0.5},
+        )
+    assert exc.value.status_code == 504
+    assert (exc.value.type, exc.value.code, exc.value.param) == (
+        "server_error",
+        "timeout",
+        "timeout",
+    )
+    assert [r["status"] for r in _nothing_left(srv)] == ["cancelled"]
+
+
+def test_a_waiting_stream_sends_keep_alives_and_leaving_it_cancels_the_run(
+    make_server: MakeServer,
+) -> None:
+    srv = make_server(token=TOKEN, sse_ping=0.2)
+    with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        body = {
+            "model": "helper",
+            "messages": [{"role": "user", "content": "count"}],
+            "stream": True,
+        }
+        with c.stream("POST", "/v1/chat/completions", json=body, timeout=10) as resp:
+            comments = 0
+            for line in resp.iter_lines():
+                if line.startswith(":"):
+                    comments += 1
+                    if comments == 3:
+                        break  # the client leaves while the run waits for a decision
+    assert comments == 3
+    assert [r["status"] for r in _nothing_left(srv)] == ["cancelled"]

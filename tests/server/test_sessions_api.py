@@ -57,7 +57,10 @@ def test_search_fork_export_import(client: httpx.Client) -> None:
         f"/api/sessions/{sid}/fork", json={"message_id": answer.message_id, "title": "mine"}
     ).json()
     assert by_message["title"] == "mine" and by_message["forked_from_seq"] == answer.seq
-    assert client.post(f"/api/sessions/{sid}/fork", json={}).status_code == 400
+    # exactly one of at_seq and message_id, as the schema says (422: the request is invalid)
+    for where in ({}, {"at_seq": answer.seq, "message_id": answer.message_id}):
+        r = client.post(f"/api/sessions/{sid}/fork", json=where)
+        assert r.status_code == 422 and "exactly one" in r.json()["error"]["message"]
     assert client.post(f"/api/sessions/{sid}/fork", json={"at_seq": 10_000}).status_code == 400
     assert client.post("/api/sessions/s_nope/fork", json={"at_seq": 1}).status_code == 404
     # Continue the fork: its history ends at the chosen answer.

@@ -747,6 +747,26 @@ class FakeEngine:
     def delete_session(self, session_id: str) -> bool:
         return self.stored.pop(session_id, None) is not None
 
+    async def asessions(
+        self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
+    ) -> list[FakeSession]:
+        return self.sessions(limit, offset, workspace=workspace)
+
+    async def asession_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
+        return self.session_events(session_id, after_seq)
+
+    async def aruns(self, session_id: str) -> list[Any]:
+        return self.runs(session_id)
+
+    async def adelete_session(self, session_id: str) -> bool:
+        return self.delete_session(session_id)
+
+    async def asaved_rules(self, session_id: str) -> list[Any]:
+        return self.saved_rules(session_id)
+
+    async def aremove_rule(self, rule: Any, session_id: str = "") -> bool:
+        return False
+
     async def aclose(self) -> None:
         self.closed = True
         for t in self._tasks.values():

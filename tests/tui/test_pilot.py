@@ -79,6 +79,40 @@ async def test_y_allows_once(tui_workspace: Path, db_url: str) -> None:
         assert len(of_type(events_of(app), "approval.required")) == 2
 
 
+async def test_a_call_waiting_in_another_session_joins_the_queue(
+    tui_workspace: Path, db_url: str
+) -> None:
+    """A run of this engine in another session asks: its call is queued (named with its
+    session) and highlighted, not the call decided just before; y decides it."""
+    app = real_app(tui_workspace, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        await ask_and_open_approvals(pilot)
+        await pilot.press("y")
+        await run_ended(pilot)
+        pane = app.view.approvals  # type: ignore[union-attr]
+        decided = pane.highlighted
+        assert decided is not None and decided.status == "allowed"
+        engine = app.engine
+        assert engine is not None
+        other = await engine.start_run("helper", "elsewhere")
+        assert other.session_id != app.session_id
+        await wait_for(pilot, lambda: app.status.pending == 1)
+        shown = pane.highlighted
+        assert shown is not None
+        assert (shown.status, shown.session_id, shown.run_id) == (
+            "pending",
+            other.session_id,
+            other.run_id,
+        )
+        await pilot.press("y")
+        assert (await other.wait()).status == "completed"
+        await wait_for(pilot, lambda: app.status.pending == 0)
+        assert [e.type for e in await engine.asession_events(app.session_id or "")].count(
+            "approval.resolved"
+        ) == 1  # the session shown was not touched
+
+
 async def test_s_allows_for_the_session(tui_workspace: Path, db_url: str) -> None:
     app = real_app(tui_workspace, db_url)
     async with app.run_test(size=SIZE) as pilot:

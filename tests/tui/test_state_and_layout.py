@@ -54,6 +54,46 @@ def test_pending_approval_is_queued_newest_first_and_cancelled_with_its_run() ->
     assert tool.status == "cancelled"
 
 
+def test_an_interrupted_run_is_neither_running_nor_ended_and_resumes() -> None:
+    """Its process died (run.interrupted, written by another process): its approvals are
+    abandoned and it says why; a resume (run.started, resumed) makes it run again."""
+    from screens.state import NoteItem
+    from workbench.events import RunInterrupted, RunStarted
+
+    state = SessionState()
+    state.extend(chat_session(pending=True).events)
+    state.apply(
+        RunInterrupted(
+            session_id="s_demo",
+            run_id="r_1",
+            source="helper",
+            seq=998,
+            reason="its process (workbench serve (pid 7 on a)) stopped renewing its lease",
+        )
+    )
+    run = state.runs["r_1"]
+    assert run.status == "interrupted" and not state.running()
+    assert not state.pending_approvals()
+    (asked,) = [a for a in state.approvals.values() if a.call_id == "call_2"]
+    assert asked.status == "interrupted" and asked.decision is not None
+    assert "resume the run" in asked.decision
+    note = state.items[-1]
+    assert isinstance(note, NoteItem) and "interrupted: its process" in note.text
+    state.apply(
+        RunStarted(
+            session_id="s_demo",
+            run_id="r_1",
+            source="helper",
+            seq=999,
+            target_kind="agent",
+            target="helper",
+            input="again",
+            resumed=True,
+        )
+    )
+    assert state.runs["r_1"].status == "running" and state.running()
+
+
 def test_streaming_deltas_join_and_a_final_message_replaces_them() -> None:
     state = SessionState()
     state.extend(chat_session(streaming=True).events)

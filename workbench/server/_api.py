@@ -32,10 +32,12 @@ SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="A session id.")
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="A run id.")]
 CallId = Annotated[str, Path(pattern=ID_PATTERN, description="A tool call id.")]
 LastEventId = Annotated[
-    str | None,
+    str,  # not Optional: a nullable header would be documented as one that may say "null"
     Header(
         alias="Last-Event-ID",
-        description="The seq of the last event the client has (sent back on reconnect).",
+        pattern=r"^\s*[0-9]{0,16}\s*$",
+        description="The seq of the last event the client has (sent back on reconnect); "
+        "empty means none.",
     ),
 ]
 After = Annotated[
@@ -319,8 +321,8 @@ def _approval_out(p: PendingInfo) -> ApprovalOut:
     return ApprovalOut(**{name: getattr(p, name) for name in ApprovalOut.model_fields})
 
 
-def _after(after: int, last_event_id: str | None) -> int:
-    if last_event_id is not None and last_event_id.strip():
+def _after(after: int, last_event_id: str) -> int:
+    if last_event_id.strip():
         try:
             value = int(last_event_id.strip())
         except ValueError:
@@ -530,13 +532,15 @@ async def get_run(wb: Wb, run_id: RunId) -> RunOut:
 async def cancel_run(wb: Wb, run_id: RunId) -> CancelOut:
     """Cancel a run and every child run, on whichever server runs it."""
     info = await _get_run(wb, run_id)
-    if info.status not in ("running", "waiting"):
+    if info.status not in ("running", "waiting", "interrupted"):
         raise HTTPException(409, f"run {run_id} is {info.status}, not running")
     via, root = await wb.control.cancel(run_id)
 
     async def ended() -> Any:
         now = await asyncio.to_thread(wb.engine.store.get_run, root)
-        return now if now is not None and now.status not in ("running", "waiting") else None
+        return (
+            now if now is not None and now.status in ("completed", "failed", "cancelled") else None
+        )
 
     final = await wait_until(ended, wb.config.decision_wait)
     if final is None:
@@ -547,7 +551,9 @@ async def cancel_run(wb: Wb, run_id: RunId) -> CancelOut:
 
 @router.post("/runs/{run_id}/resume", status_code=202, response_model=RunStartedOut, tags=["runs"])
 async def resume_run(wb: Wb, run_id: RunId) -> RunStartedOut:
-    """Continue a run whose process died, from its last checkpoint, on this server."""
+    """Continue a run whose process died, from its last checkpoint, on this server. The run
+    is claimed first: of several servers asked at once exactly one resumes it, and a run
+    whose server is alive (its lease holds) is refused with 409."""
     info = await _get_run(wb, run_id)
     # Read before the run goes on: its first events (run.started, resumed) come after it,
     # so a client reading from after_seq misses none of them.
@@ -556,6 +562,7 @@ async def resume_run(wb: Wb, run_id: RunId) -> RunStartedOut:
         handle = await wb.engine.resume(run_id)
     except RunError as exc:
         raise HTTPException(409, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+    wb.approvals.changed()
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=last)
 
 
@@ -569,7 +576,7 @@ async def stream_run(
     wb: Wb,
     run_id: RunId,
     after: After = 0,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> EventSourceResponse:
     """The events of a run and its child runs as SSE (``id:`` is the session seq); ends
     after the run's terminal event."""
@@ -664,7 +671,7 @@ async def stream_session(
     wb: Wb,
     session_id: SessionId,
     after: After = 0,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> EventSourceResponse:
     """A session's events as SSE: what the store has after ``after`` (or
     ``Last-Event-ID``), then live, from any server process. ``id:`` is the seq."""
@@ -759,6 +766,13 @@ async def resolve_approval(wb: Wb, run_id: RunId, call_id: CallId, body: Resolve
                 reason=local.reason,
             )
     if pending is None:
+        run = await asyncio.to_thread(wb.engine.store.get_run, run_id)
+        if run is not None and run.status == "interrupted":
+            raise HTTPException(
+                409,
+                f"run {run_id} is interrupted (its process died): resume it "
+                f"(POST /api/runs/{run_id}/resume) and it asks again",
+            )
         raise HTTPException(404, f"no pending approval for call '{call_id}' of run '{run_id}'")
     if body.edited_arguments is not None and body.decision != "allow":
         raise HTTPException(422, "edited_arguments go with decision 'allow'")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,16 +18,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
-from workbench.events import TERMINAL_TYPES, Event
+from workbench.events import TERMINAL_TYPES, Event, RunStarted
 from workbench.runtime import RunError
 
 from . import _api, _openai, _sessions
-from ._config import ServerConfig
+from ._access import AccessLogMiddleware
+from ._config import ServerConfig, workbench_version
 from ._control import ControlPlane
-from ._guard import GuardMiddleware
+from ._guard import GuardMiddleware, is_openai_path, openai_error
 from ._hub import EventHub
+from ._leases import Ownership
 from ._mcp import McpEndpoint
 from ._metrics import CONTENT_TYPE, Metrics
+from ._notify import Listener
 from ._state import ApprovalFeed, ServerState, state_of
 
 if TYPE_CHECKING:
@@ -52,15 +56,6 @@ _ERROR_TYPES = {
     502: "run_failed",
     503: "unavailable",
 }
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("workbench-agents")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 class ErrorDetail(BaseModel):
@@ -102,11 +97,34 @@ class Ready(BaseModel):
     workspace: str
     runs_in_flight: int
     version: str
+    process: str
+    """This process's lease id, what its runs record as their owner."""
+    notifications: Literal["listen", "poll"]
+    """How it learns what other processes sharing the database did."""
 
 
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "error")
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods the API document lists for the request's path (Starlette's 405 names
+    those of the first route that matched only: ``GET`` for ``/api/sessions/{id}``, which
+    also takes ``DELETE``)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allow_table", None
+    )
+    if table is None:
+        table = [
+            (
+                re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))),
+                {m.upper() for m in ops if m.isalpha()},
+            )
+            for path, ops in request.app.openapi().get("paths", {}).items()
+        ]
+        request.app.state.allow_table = table
+    return next((methods for rx, methods in table if rx.fullmatch(request.url.path)), set())
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -137,13 +155,35 @@ def create_app(
     control = ControlPlane(engine, poll_interval=config.poll_interval)
     metrics = Metrics()
     approvals = ApprovalFeed(engine)
+    ownership = Ownership(engine, take_over=config.take_over, on_change=approvals.changed)
     mcp = McpEndpoint(engine, config)
-    wb = ServerState(engine, config, hub, control, metrics, approvals)
+    listener: Listener | None = None
+    if config.listen and engine.store.engine.dialect.name == "postgresql":
+
+        def moved(sessions: dict[str, int], approvals_changed: bool) -> None:
+            hub.moved(sessions)
+            if approvals_changed:
+                approvals.changed()
+
+        def listening(on: bool) -> None:
+            hub.set_listening(on)
+            control.set_listening(on)
+            approvals.set_listening(on)
+
+        listener = Listener(
+            engine.store.engine.url,
+            on_events=moved,
+            on_control=lambda _: control.wake(),
+            on_state=listening,
+        )
+    wb = ServerState(engine, config, hub, control, metrics, approvals, ownership, listener)
 
     def watch(event: Event) -> None:
         metrics.feed(event)
         if event.type.startswith("approval.") or event.type in TERMINAL_TYPES:
             approvals.changed()
+        if isinstance(event, RunStarted) and event.resumed:
+            control.wake()  # a cancel or decision may have been queued while it was down
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,12 +192,18 @@ def create_app(
         engine.warm_up()
         hub.start()
         control.start()
+        ownership.start()
+        if listener is not None:
+            listener.start()
         remove = hub.add_watcher(watch)
         try:
             async with mcp.run():
                 yield
         finally:
             remove()
+            if listener is not None:
+                await listener.aclose()
+            await ownership.aclose()
             await hub.aclose()
             await control.aclose()
             if owns_engine:
@@ -165,7 +211,7 @@ def create_app(
 
     app = FastAPI(
         title="Workbench",
-        version=_version(),
+        version=workbench_version(),
         description="Run a workbench workspace's agents, teams and workflows over HTTP: REST, "
         "server-sent events, OpenAI-compatible chat and MCP. Every route but /health needs "
         "'Authorization: Bearer <token>' when the server has a token.",
@@ -177,24 +223,48 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = _error(exc.status_code, str(exc.detail))
+        if is_openai_path(request.url.path):
+            response = JSONResponse(
+                openai_error(
+                    exc.status_code,
+                    str(exc.detail),
+                    param=getattr(exc, "param", None),
+                    code=getattr(exc, "code", None),
+                ),
+                exc.status_code,
+            )
+        else:
+            response = _error(exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
         return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, details = _validation_message(exc)
+        if is_openai_path(request.url.path):
+            param = details[0]["field"] if details else None
+            return JSONResponse(openai_error(422, message, param=param), 422)
         return _error(422, message, details=details)
 
     @app.exception_handler(RunError)
     async def run_error(request: Request, exc: RunError) -> JSONResponse:
-        return _error(400, str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+        message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        if is_openai_path(request.url.path):
+            return JSONResponse(openai_error(400, message), 400)
+        return _error(400, message)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+        message = f"internal error ({type(exc).__name__}); see the server log"
+        if is_openai_path(request.url.path):
+            return JSONResponse(openai_error(500, message), 500)
+        return _error(500, message)
 
     @app.get("/health", response_model=Health, tags=["server"])
     async def health() -> Health:
@@ -224,7 +294,9 @@ def create_app(
             status="ready",
             workspace=str(wb.engine.root),
             runs_in_flight=len(wb.engine.running()),
-            version=_version(),
+            version=workbench_version(),
+            process=wb.engine.store.owner,
+            notifications="listen" if wb.listener is not None and wb.listener.listening else "poll",
         )
 
     @app.get(
@@ -251,7 +323,13 @@ def create_app(
     app.include_router(_openai.router)
     app.router.routes.append(Route("/mcp", endpoint=mcp.app, include_in_schema=False))
 
-    app.add_middleware(GuardMiddleware, token=config.token, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(
+        GuardMiddleware,
+        token=config.token,
+        max_body_bytes=config.max_body_bytes,
+        bound_host=config.host,
+        cors_origins=config.cors_origins,
+    )
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -266,4 +344,5 @@ def create_app(
             ],
             expose_headers=["Mcp-Session-Id", "X-Workbench-Session", "X-Workbench-Run"],
         )
+    app.add_middleware(AccessLogMiddleware)  # outermost: refusals at the door are logged too
     return app

@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_BODY_BYTES", "ServerConfig", "is_loopback", "new_token"]
+__all__ = ["MAX_BODY_BYTES", "ServerConfig", "is_loopback", "new_token", "workbench_version"]
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (1 MiB); bigger ones get 413."""
@@ -24,6 +24,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def workbench_version() -> str:
+    """The installed workbench's version (the API's, MCP's ``serverInfo``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workbench-agents")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
 
 
 def new_token() -> str:
@@ -55,6 +65,15 @@ class ServerConfig:
     before the answer says it is still queued."""
     sse_ping: float = 15.0
     """Seconds between keep-alive comments on idle SSE streams."""
+    listen: bool = True
+    """On PostgreSQL, learn what other processes did through ``LISTEN``/``NOTIFY`` (False:
+    poll every ``poll_interval``, for poolers that do not pass ``LISTEN`` on)."""
+    take_over: bool = False
+    """Resume, from their last checkpoint, the runs of this workspace whose server died
+    (its lease ran out) while this one is up."""
+    lease: float | None = None
+    """Seconds without a heartbeat after which the other processes sharing the database
+    count this one dead and mark its runs interrupted (None: ``$WORKBENCH_LEASE``, else 10)."""
 
     def check(self) -> None:
         """Refuse settings that would expose the server.
@@ -68,3 +87,5 @@ class ServerConfig:
             )
         if self.max_body_bytes <= 0 or self.client_queue_size <= 0 or self.poll_interval <= 0:
             raise ValueError("limits and intervals must be positive")
+        if self.lease is not None and not self.lease > 0:
+            raise ValueError("the lease must be a positive number of seconds")

@@ -2,10 +2,12 @@
 
 A run lives in the process that started it: its task, and the future its pending tool call
 awaits, exist only there. Another process that is asked to cancel the run or to decide the
-call writes a row to ``control_requests``; every process polls that table (one indexed
-query per tick, and only while it has runs in flight) and takes up the rows meant for its
-own runs, claiming each with a conditional ``UPDATE`` so that exactly one process acts on
-it. The outcome reaches everybody the usual way: as events in the log.
+call writes a row to ``control_requests`` (and, on PostgreSQL, a ``NOTIFY``); every process
+looks at that table when notified, when one of its runs asks for a decision or is resumed
+(a request may have been queued before), and otherwise polls it (one indexed query per
+tick, and only while it has runs in flight). It takes up the rows meant for its own runs,
+claiming each with a conditional ``UPDATE`` so that exactly one process acts on it. The
+outcome reaches everybody the usual way: as events in the log.
 
 Pending approvals are read from the log, not from a process's memory: an
 ``approval.required`` of a waiting run with no ``approval.resolved`` for the same call.
@@ -19,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +40,8 @@ log = logging.getLogger("workbench.server")
 
 _KEEP_S = 3600.0
 """Requests older than this are deleted (nobody took them up: their process died)."""
+_IDLE_S = 60.0
+"""Seconds between looks while listening and nothing woke the control plane."""
 
 
 @dataclass(frozen=True)
@@ -148,15 +152,35 @@ class ControlPlane:
     def __init__(self, engine: Engine, *, poll_interval: float = 0.2) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
+        self.listening = False
+        """True while database notifications arrive: look only when woken then."""
         self._task: asyncio.Task[None] | None = None
         self._last_cleanup = 0.0
+        self._wake = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
-        """Start polling."""
+        """Start looking (and polling, until notifications arrive)."""
         self._task = asyncio.create_task(self._loop(), name="workbench-control-poller")
+        # A run of this process asks: a decision for it may be queued already.
+        self._unsubscribe = self.engine.broker.subscribe(
+            lambda kind, _p: self.wake() if kind == "added" else None
+        )
+
+    def wake(self) -> None:
+        """Look at the requests now."""
+        self._wake.set()
+
+    def set_listening(self, listening: bool) -> None:
+        """Notifications started (look once now) or stopped (poll from now on)."""
+        self.listening = listening
+        self._wake.set()
 
     async def aclose(self) -> None:
         """Stop polling."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +219,14 @@ class ControlPlane:
         root = await asyncio.to_thread(self._root_run, run_id)
         if self.engine.cancel(root):
             return "local", root
+        info = await asyncio.to_thread(self.engine.store.get_run, root)
+        # Nobody runs it any more (its process died): end it here, in the log.
+        if (
+            info is not None
+            and info.status == "interrupted"
+            and await self.engine.end_interrupted(root, "cancelled while interrupted")
+        ):
+            return "local", root
         await asyncio.to_thread(self._insert, "cancel", root, None, None)
         return "database", root
 
@@ -219,9 +251,10 @@ class ControlPlane:
                 yield conn
 
     def _insert(self, kind: str, run_id: str, call_id: str | None, payload: str | None) -> None:
-        from workbench.store import new_id, process_owner
+        from workbench.store import new_id, notify, process_owner
 
         with self._write() as conn:
+            notify(conn, {"c": run_id})
             conn.execute(
                 text(
                     "INSERT INTO control_requests (id, kind, run_id, call_id, payload, "
@@ -243,7 +276,13 @@ class ControlPlane:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            # listening: when woken (and a slow look for housekeeping); else every tick.
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+            # comes as the event is set, and the server could not stop.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_IDLE_S if self.listening else self.poll_interval):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 await self.poll_once()
             except asyncio.CancelledError:

@@ -9,9 +9,11 @@ sent, then goes back to the buffer. The store is the truth: every event is commi
 before any listener sees it, so "read the store after ``seq``, then live" is exact.
 
 Events written by other processes sharing the database do not pass through this process's
-listener. A poller looks at the ``last_seq`` of every watched session in one query per
-tick and wakes the clients of a session that moved: that is how an SSE client of one
-server follows a run of another, through the database alone.
+listener. On PostgreSQL the store's ``NOTIFY`` says which sessions moved (see
+:mod:`workbench.server._notify`) and the clients of those sessions are woken at once;
+otherwise (SQLite, or while not listening) a poller looks at the ``last_seq`` of every
+watched session in one query per tick. Either way an SSE client of one server follows a
+run of another through the database alone.
 """
 
 from __future__ import annotations
@@ -131,6 +133,9 @@ class EventHub:
         """Times a client fell so far behind that it had to catch up from the store."""
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._encoded: OrderedDict[tuple[str, int, float], bytes] = OrderedDict()
+        self.listening = False
+        """True while database notifications arrive: no polling then."""
+        self._poll_now = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -139,9 +144,25 @@ class EventHub:
         self._remove_listener = self.engine.add_listener(self._on_event)
         self._poller = asyncio.create_task(self._poll_loop(), name="workbench-sse-poller")
 
+    def set_listening(self, listening: bool) -> None:
+        """Notifications started (look once now: some may have been missed) or stopped
+        (poll from now on)."""
+        self.listening = listening
+        self._poll_now.set()
+
+    def moved(self, sessions: dict[str, int]) -> None:
+        """Sessions reached these last seqs (a notification): wake their clients."""
+        for sid, last in sessions.items():
+            subs = self._subs.get(sid)
+            if subs and last > self._local_last.get(sid, 0):
+                self._local_last[sid] = last
+                for sub in subs:
+                    sub.poke()
+
     def close(self) -> None:
         """End every stream (the server is shutting down)."""
         self._closing.set()
+        self._poll_now.set()
         for subs in self._subs.values():
             for sub in subs:
                 sub.poke()
@@ -230,7 +251,11 @@ class EventHub:
 
     async def _poll_loop(self) -> None:
         while not self._closing.is_set():
-            await asyncio.sleep(self.poll_interval)
+            # listening: only when asked (a catch-up); else every poll_interval
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if self.listening else self.poll_interval):
+                    await self._poll_now.wait()
+            self._poll_now.clear()
             watched = list(self._subs)
             if not watched:
                 continue

@@ -2,7 +2,9 @@
 
 A tool call starts a run and answers with its output once it ends (a tool call that needs
 approval waits for a decision from any face, as every run does). The transport is
-stateless, so any server process of a deployment can answer any request.
+stateless, so any server process of a deployment can answer any request. A call whose
+client goes away cancels its run, and so does its ``timeout`` argument (seconds): nothing is
+left waiting for an answer nobody reads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from workbench.runtime import RunError
 from workbench.tools import ToolNames
 
-from ._config import ServerConfig, is_loopback
+from ._config import ServerConfig, is_loopback, workbench_version
 
 if TYPE_CHECKING:
     from workbench.engine import Engine
@@ -34,6 +36,11 @@ _INPUT_SCHEMA: dict[str, Any] = {
         "session_id": {
             "type": "string",
             "description": "Continue this workbench session (its earlier turns are the history).",
+        },
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Seconds the run may take, approvals included; it is cancelled after.",
         },
     },
     "required": ["input"],
@@ -65,6 +72,7 @@ class McpEndpoint:
         self.engine = engine
         self.server: Server[Any] = Server(
             "workbench",
+            version=workbench_version(),
             instructions="Each tool runs an agent, team or workflow of a workbench workspace.",
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
@@ -144,6 +152,11 @@ class McpEndpoint:
             return _error("'input' (a string) is required")
         if session_id is not None and not isinstance(session_id, str):
             return _error("'session_id' must be a string")
+        timeout = args.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            return _error("'timeout' must be a positive number of seconds")
         if session_id:  # a new session's row is made by its first event
             # in a thread: a write may wait for the database's lock, never in the event loop
             await asyncio.to_thread(
@@ -158,7 +171,16 @@ class McpEndpoint:
             )
         except RunError as exc:
             return _error(str(exc))
-        outcome = await handle.wait()
+        try:
+            done, _ = await asyncio.wait({handle.task}, timeout=timeout)
+            if not done:
+                self.engine.cancel(handle.run_id)
+            outcome = await handle.wait()
+        except BaseException:
+            # the request ended without its answer (the client went away): nobody waits
+            if not handle.task.done():
+                self.engine.cancel(handle.run_id)
+            raise
         result = {
             "output": outcome.output,
             "status": outcome.status,
@@ -168,6 +190,8 @@ class McpEndpoint:
         }
         if outcome.ok:
             content = outcome.output
+        elif outcome.status == "cancelled" and timeout is not None and not done:
+            content = f"the run took longer than its timeout ({timeout:g} s) and was cancelled"
         elif outcome.status == "cancelled":
             content = "the run was cancelled"
         else:

@@ -7,6 +7,11 @@ Streaming sends the run's own text as it is written (``message.delta`` of the to
 run); a team or a workflow, whose text comes from its members, sends its answer when done.
 The ``system`` messages of a request are kept in the log but not sent to the model: the
 agent's own instructions apply.
+
+Nothing waits for a client that left: a client that disconnects cancels its run, streaming
+or not (a run waiting for an approval included), and so does the request's ``timeout`` (an
+extension: seconds the run may take). A stream that waits (on an approval, a slow tool)
+sends an SSE comment every ``sse_ping`` seconds, so that proxies and clients keep it open.
 """
 
 from __future__ import annotations
@@ -14,24 +19,70 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.events import TERMINAL_TYPES, MessageCompleted
 from workbench.runtime import RunError, RunOutcome
 from workbench.store import new_id
 
+from ._guard import openai_error
 from ._state import ServerState, state_of
+
+if TYPE_CHECKING:
+    from workbench.engine import RunHandle
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+log = logging.getLogger("workbench.server")
+
+
+class OpenAIErrorDetail(BaseModel):
+    """What went wrong, as OpenAI's API words it (its SDKs read these)."""
+
+    message: str
+    type: str
+    """``invalid_request_error`` (4xx) or ``server_error`` (5xx)."""
+    param: str | None = None
+    """The request field at fault, if one is."""
+    code: str | None = None
+    """``model_not_found``, ``invalid_api_key``, ``run_failed``, ``timeout``..."""
+
+
+class OpenAIErrorBody(BaseModel):
+    """Every error of the OpenAI-compatible routes."""
+
+    error: OpenAIErrorDetail
+
+
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": OpenAIErrorBody, "description": "Missing or wrong API key (the token)."},
+    404: {"model": OpenAIErrorBody, "description": "No such model (agent, team, workflow)."},
+    413: {"model": OpenAIErrorBody, "description": "The request body is too large."},
+    422: {"model": OpenAIErrorBody, "description": "The request is invalid."},
+    "4XX": {"model": OpenAIErrorBody, "description": "Bad request, forbidden..."},
+}
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_OPENAI_ERRORS)
+
+
+class OpenAIError(HTTPException):
+    """An HTTP error with OpenAI's ``param`` and ``code``."""
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(status, message)
+        self.param = param
+        self.code = code
+
 
 Wb = Annotated[ServerState, Depends(state_of)]
 
@@ -54,6 +105,13 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
     stream: bool | None = False
     stream_options: dict[str, Any] | None = None
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Seconds the run may take, approvals included; it is cancelled after "
+        "(a workbench extension; a client that disconnects cancels its run too).",
+    )
 
 
 class ModelOut(BaseModel):
@@ -117,9 +175,11 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 
 
 def _model_error(name: str) -> HTTPException:
-    return HTTPException(
+    return OpenAIError(
         404,
         f"the model '{name}' does not exist: use an agent, team or workflow name (GET /v1/models)",
+        param="model",
+        code="model_not_found",
     )
 
 
@@ -166,9 +226,13 @@ def _failure(outcome: RunOutcome) -> str:
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "With stream: chunks."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "With stream: chunks."},
+        502: {"model": OpenAIErrorBody, "description": "The run failed or was cancelled."},
+        504: {"model": OpenAIErrorBody, "description": "The run took longer than `timeout`."},
+    },
 )
-async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
+async def chat_completions(wb: Wb, body: ChatRequest, request: Request) -> Any:
     """Run an agent, team or workflow on the conversation and answer like a chat model."""
     engine = wb.engine
     kind = engine.workspace.target_kind(body.model)
@@ -176,7 +240,7 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
         raise _model_error(body.model)
     last = body.messages[-1]
     if last.role != "user":
-        raise HTTPException(400, "the last message must come from the user")
+        raise OpenAIError(400, "the last message must come from the user", param="messages")
     sid = new_id("s")  # its row is made by its first event
     for m in body.messages[:-1]:
         role = {"developer": "system"}.get(m.role, m.role)
@@ -199,18 +263,24 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
             body.model, _text(last.content), session_id=sid if seeded else None, kind=kind
         )
     except RunError as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise OpenAIError(400, str(exc), param="model") from None
     completion_id = f"chatcmpl-{handle.run_id}"
     created = int(time.time())
     sid = handle.session_id
     headers = {"X-Workbench-Session": sid, "X-Workbench-Run": handle.run_id}
     if not body.stream:
-        outcome = await handle.wait()
+        outcome = await _outcome_unless_abandoned(wb, request, handle, body.timeout)
+        if outcome is None:  # the client left: nobody reads an answer
+            return Response(status_code=499)
+        if outcome.status == "cancelled" and body.timeout is not None:
+            return JSONResponse(
+                openai_error(504, _timed_out(body.timeout), param="timeout", code="timeout"),
+                504,
+                headers=headers,
+            )
         if not outcome.ok:
             return JSONResponse(
-                {"error": {"type": "run_failed", "message": _failure(outcome)}},
-                502,
-                headers=headers,
+                openai_error(502, _failure(outcome), code="run_failed"), 502, headers=headers
             )
         return JSONResponse(
             ChatCompletion(
@@ -237,13 +307,17 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
 
     async def chunks() -> AsyncIterator[str]:
         finished = False
+        deadline = None if body.timeout is None else time.monotonic() + body.timeout
         try:
             yield chunk({"role": "assistant", "content": ""})
             streamed = False
-            async with contextlib.aclosing(
-                wb.hub.stream(sid, after, run_id=handle.run_id)
+            async with _with_keepalive(
+                wb.hub.stream(sid, after, run_id=handle.run_id), wb.config.sse_ping, deadline
             ) as events:
                 async for ev in events:
+                    if ev is None:  # nothing for a while: keep the stream open
+                        yield ": keep-alive\n\n"
+                        continue
                     if ev.run_id != handle.run_id:
                         continue
                     if ev.type == "message.delta":
@@ -251,10 +325,17 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
                         yield chunk({"content": getattr(ev, "text", "")})
                     elif ev.type in TERMINAL_TYPES:
                         break
+            if not handle.task.done():  # the deadline passed
+                engine.cancel(handle.run_id)
             outcome = await handle.wait()
             finished = True
+            if outcome.status == "cancelled" and body.timeout is not None:
+                err = openai_error(504, _timed_out(body.timeout), param="timeout", code="timeout")
+                yield f"data: {json.dumps(err)}\n\n"
+                yield "data: [DONE]\n\n"
+                return
             if not outcome.ok:
-                err = {"error": {"type": "run_failed", "message": _failure(outcome)}}
+                err = openai_error(502, _failure(outcome), code="run_failed")
                 yield f"data: {json.dumps(err)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
@@ -278,3 +359,86 @@ async def chat_completions(wb: Wb, body: ChatRequest) -> Any:
                 engine.cancel(handle.run_id)  # the client went away
 
     return StreamingResponse(chunks(), media_type="text/event-stream", headers=headers)
+
+
+def _timed_out(timeout: float) -> str:
+    return f"the run took longer than the request's timeout ({timeout:g} s) and was cancelled"
+
+
+async def _disconnected(request: Request) -> None:
+    """Until the client disconnects (its body was read: nothing else comes before that)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _outcome_unless_abandoned(
+    wb: ServerState, request: Request, handle: RunHandle, timeout: float | None
+) -> RunOutcome | None:
+    """The run's outcome; or None when the client disconnected first, its run cancelled;
+    the run is cancelled after ``timeout`` seconds too (its outcome says so)."""
+    gone = asyncio.create_task(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait(
+            {handle.task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        gone.cancel()
+    if handle.task.done():
+        return await handle.wait()
+    wb.engine.cancel(handle.run_id)
+    if gone in done:
+        log.info("run %s cancelled: its client went away", handle.run_id)
+        await handle.wait()
+        return None
+    return await handle.wait()
+
+
+_Item = TypeVar("_Item")
+
+
+@contextlib.asynccontextmanager
+async def _with_keepalive(
+    source: AsyncGenerator[_Item, None], every: float, deadline: float | None
+) -> AsyncIterator[AsyncIterator[_Item | None]]:
+    """``source``'s items, with None whenever ``every`` seconds pass without one; ends at
+    ``deadline`` (``time.monotonic()``) too. A pump task reads the source, so that a
+    wait never cancels the generator halfway."""
+    queue: asyncio.Queue[tuple[bool, _Item | None]] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        async with contextlib.aclosing(source) as items:
+            async for item in items:
+                await queue.put((False, item))
+        await queue.put((True, None))
+
+    task = asyncio.create_task(pump())
+
+    async def items() -> AsyncGenerator[_Item | None, None]:
+        while True:
+            wait = every
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            try:
+                async with asyncio.timeout(wait):
+                    ended, item = await queue.get()
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                yield None
+                continue
+            if ended:
+                return
+            yield item
+
+    gen = items()
+    try:
+        yield gen
+    finally:
+        await gen.aclose()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -96,7 +96,7 @@ def serve(
         )
     config.check()
     _log_problems_to_stderr()
-    engine = Engine.open(workspace, db)
+    engine = Engine.open(workspace, db, kind="serve", lease_s=config.lease)
     app = create_app(engine, config, owns_engine=True)
     server = _Uvicorn(_uvicorn_config(app, config), app)
 

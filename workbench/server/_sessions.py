@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench import sessions as lib
 
@@ -58,9 +58,19 @@ class SearchHitOut(_Out):
 
 
 class ForkIn(BaseModel):
-    """Where to fork: the last event (or message) the new session keeps."""
+    """Where to fork: the last event (or message) the new session keeps: ``at_seq`` or
+    ``message_id``, exactly one of them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # what the server accepts, said in the schema: one place, not both, not none
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["at_seq"], "properties": {"at_seq": {"type": "integer"}}},
+                {"required": ["message_id"], "properties": {"message_id": {"type": "string"}}},
+            ]
+        },
+    )
 
     at_seq: int | None = Field(default=None, ge=1, le=2**53)
     """The seq of the last event to keep."""
@@ -68,6 +78,12 @@ class ForkIn(BaseModel):
     """Or: the id of the last message to keep."""
     title: str | None = Field(default=None, max_length=500)
     """The new session's title (default "fork of <title>")."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ForkIn:
+        if (self.at_seq is None) == (self.message_id is None):
+            raise ValueError("give at_seq or message_id (exactly one)")
+        return self
 
 
 def _hit(hit: Any) -> SearchHitOut:
@@ -199,8 +215,8 @@ def _take(lines: Any, n: int) -> list[str]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/x-ndjson": {"schema": {"type": "string"}},
-                "text/plain": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string", "minLength": 1}},
+                "text/plain": {"schema": {"type": "string", "minLength": 1}},
             },
             "description": "A JSONL export (``workbench sessions export --format jsonl``).",
         }

@@ -13,7 +13,9 @@ from fastapi import HTTPException, Request
 from ._config import ServerConfig
 from ._control import ControlPlane, PendingInfo, pending_from_log
 from ._hub import EventHub
+from ._leases import Ownership
 from ._metrics import Metrics
+from ._notify import Listener
 
 if TYPE_CHECKING:
     from workbench.engine import Engine
@@ -38,6 +40,8 @@ class ApprovalFeed:
     def __init__(self, engine: Engine, interval: float = 1.0, max_age: float = 0.05) -> None:
         self.engine = engine
         self.interval = interval
+        self.listening = False
+        """True while database notifications arrive: streams wait for them, no polling."""
         self.max_age = max_age
         self._cached: tuple[float, list[PendingInfo]] | None = None
         self._lock = asyncio.Lock()
@@ -53,18 +57,25 @@ class ApprovalFeed:
             self._cached = (time.monotonic(), found)
             return found
 
+    def set_listening(self, listening: bool) -> None:
+        """Notifications started or stopped: every stream looks again."""
+        self.listening = listening
+        self.changed()
+
     def changed(self) -> None:
-        """Something about approvals happened here: wake every stream."""
+        """Something about approvals happened (here, or elsewhere as notified): wake every
+        stream."""
         self._cached = None
         for ev in self._waiters:
             ev.set()
 
     async def wait(self) -> None:
-        """Until :meth:`changed` or ``interval`` seconds."""
+        """Until :meth:`changed` (or ``interval`` seconds, when not listening)."""
         ev = asyncio.Event()
         self._waiters.add(ev)
         try:
-            await asyncio.wait_for(ev.wait(), self.interval)
+            async with asyncio.timeout(None if self.listening else self.interval):
+                await ev.wait()
         except TimeoutError:
             pass
         finally:
@@ -87,6 +98,10 @@ class ServerState:
     """Counters for ``/metrics``."""
     approvals: ApprovalFeed
     """Pending approvals for streams."""
+    ownership: Ownership
+    """Notices dead processes; takes their runs over when configured to."""
+    listener: Listener | None = None
+    """PostgreSQL LISTEN (None: polling only)."""
     started_at: float = field(default_factory=time.time)
     """When the server started."""
 

@@ -12,11 +12,14 @@ SQLite in WAL mode by default (under the user data directory), or any SQLAlchemy
 from __future__ import annotations
 
 from ._errors import StoreError, store_error
+from .leases import DEFAULT_LEASE_S, LEASE_ENV_VAR, ProcessInfo, lease_seconds
 from .migrations import MIGRATIONS, Migration, SchemaTooNewError, latest_version, migrate
 from .store import (
     DB_ENV_VAR,
+    NOTIFY_CHANNEL,
     SNIPPET_END,
     SNIPPET_START,
+    Claim,
     RuleDecision,
     RuleInfo,
     RuleScope,
@@ -29,13 +32,19 @@ from .store import (
     create_engine_for,
     default_url,
     new_id,
+    notify,
     process_owner,
 )
 
 __all__ = [
     "DB_ENV_VAR",
+    "DEFAULT_LEASE_S",
+    "LEASE_ENV_VAR",
+    "Claim",
     "MIGRATIONS",
+    "NOTIFY_CHANNEL",
     "Migration",
+    "ProcessInfo",
     "RuleDecision",
     "RuleInfo",
     "RuleScope",
@@ -52,8 +61,10 @@ __all__ = [
     "create_engine_for",
     "default_url",
     "latest_version",
+    "lease_seconds",
     "migrate",
     "new_id",
+    "notify",
     "process_owner",
     "store_error",
 ]

@@ -309,6 +309,28 @@ def _v3_fork_search_retention(conn: Connection) -> None:
         )
 
 
+# -- version 4 ---------------------------------------------------------------------------
+
+
+def _v4_processes(conn: Connection) -> None:
+    """Leases: each process that runs anything registers itself and renews a heartbeat;
+    a run belongs to a live process or to nobody (see workbench.store.leases)."""
+    md = MetaData()
+    Table(
+        "processes",
+        md,
+        Column("id", String, primary_key=True),
+        Column("kind", String, nullable=False),
+        Column("host", String, nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("workspace", String, nullable=False),
+        Column("started_at", Float, nullable=False),
+        Column("heartbeat_at", Float, nullable=False),
+        Column("lease_s", Float, nullable=False),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "create sessions, runs, events, approval_rules, knowledge_sources", _v1_create_tables
@@ -321,6 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "fork origin, sessions by updated_at, full-text search over events",
         _v3_fork_search_retention,
     ),
+    Migration(4, "create processes (leases: who runs what)", _v4_processes),
 )
 """The whole history, in order."""
 

@@ -22,6 +22,7 @@ __all__ = [
     "ControlRequestRow",
     "EventRow",
     "KnowledgeSourceRow",
+    "ProcessRow",
     "RuleRow",
     "RunRow",
     "SchemaVersionRow",
@@ -208,6 +209,36 @@ class ControlRequestRow(SQLModel, table=True):
     """``hostname:pid`` of that process."""
 
 
+class ProcessRow(SQLModel, table=True):
+    """A process that runs runs, holding a lease (schema version 4).
+
+    Every engine registers itself here and renews ``heartbeat_at`` every third of its
+    lease. A run's ``owner`` is the id of such a row: while the row is fresh the run is
+    alive there; once it is older than ``lease_s`` (by the database's clock) the process
+    counts as dead and any other process marks its runs interrupted. Resume and take-over
+    claim a run with one conditional update, so exactly one process wins.
+    """
+
+    __tablename__ = "processes"
+
+    id: str = Field(primary_key=True)
+    """``hostname:pid:nonce``: what runs record as their owner."""
+    kind: str
+    """What the process is: ``serve``, ``run``, ``tui``, ``engine``..."""
+    host: str
+    """Its host name."""
+    pid: int
+    """Its process id on that host."""
+    workspace: str
+    """The workspace folder it serves ('' when unknown)."""
+    started_at: float
+    """Epoch seconds (the database's clock) when it registered."""
+    heartbeat_at: float
+    """Epoch seconds (the database's clock) of its last heartbeat."""
+    lease_s: float
+    """Seconds without a heartbeat after which it counts as dead."""
+
+
 class SchemaVersionRow(SQLModel, table=True):
     """One applied migration step."""
 
@@ -228,6 +259,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "approval_rules",
     "knowledge_sources",
     "control_requests",
+    "processes",
     "schema_version",
 )
 """Every table the store owns."""

@@ -13,7 +13,9 @@ Reads go through a SQLAlchemy connection pool and may be called from any thread.
 committed data only; an append that returned is visible to every reader.
 
 SQLite (the default, in WAL mode) and PostgreSQL are supported; the SQL is portable
-between them (``ON CONFLICT``, ``RETURNING``).
+between them (``ON CONFLICT``, ``RETURNING``). On PostgreSQL every commit that stores events
+also sends one ``NOTIFY workbench`` naming the sessions and their new last seq, so that
+other processes sharing the database learn of it at once (``LISTEN``) instead of polling.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import re
 import secrets
 import socket
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,13 +56,16 @@ from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
 from sqlmodel import SQLModel
 
-from ..events import Event, EventAdapter, EventBase, Usage, dump_event
+from ..events import Event, EventAdapter, EventBase, RunInterrupted, Usage, dump_event
 from ._errors import StoreError, sqlite_path, store_error
+from .leases import Lease, ProcessInfo, lease_seconds, now_sql, owner_host_pid, pid_alive
 from .migrations import current_version, latest_version, migrate
 from .schema import TABLE_NAMES
 
 __all__ = [
     "DB_ENV_VAR",
+    "NOTIFY_CHANNEL",
+    "Claim",
     "RuleDecision",
     "RuleInfo",
     "RuleScope",
@@ -76,10 +81,33 @@ __all__ = [
     "create_engine_for",
     "default_url",
     "new_id",
+    "notify",
     "process_owner",
 ]
 
+_INTERRUPT_REASON: Final = "its process ({process}) stopped renewing its lease"
+
 log = logging.getLogger("workbench.store")
+
+NOTIFY_CHANNEL: Final = "workbench"
+"""The PostgreSQL notification channel. Payloads are JSON objects: ``{"e": {session_id:
+last_seq, ...}, "a": 1}`` when events were stored (``a``: some concern approvals or end a
+run), ``{"c": run_id}`` when a control request was written."""
+
+_NOTIFY_BYTES: Final = 7000
+"""Largest payload sent (PostgreSQL's limit is 8000 bytes): more sessions, more NOTIFYs."""
+
+_APPROVAL_SIGNALS: Final = frozenset(
+    {
+        "approval.required",
+        "approval.resolved",
+        "run.completed",
+        "run.failed",
+        "run.cancelled",
+        "run.interrupted",
+    }
+)
+"""Event types that change the list of pending approvals."""
 
 DB_ENV_VAR: Final = "WORKBENCH_DB"
 """Environment variable holding a SQLAlchemy URL used when ``Store.open`` gets none."""
@@ -126,6 +154,16 @@ def new_id(prefix: str, nbytes: int = 6) -> str:
 def process_owner() -> str:
     """``hostname:pid`` of this process: the owner recorded on runs it starts."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def notify(conn: Connection, payload: Mapping[str, Any]) -> None:
+    """Send a notification on :data:`NOTIFY_CHANNEL` when the transaction commits
+    (PostgreSQL only; a no-op elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": NOTIFY_CHANNEL, "payload": json.dumps(payload, separators=(",", ":"))},
+        )
 
 
 def default_url() -> str:
@@ -235,6 +273,44 @@ class RuleInfo:
     """Epoch seconds."""
     note: str | None
     """Why it exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What :meth:`Store.claim_run` found: the run is this process's now, or why not."""
+
+    won: bool
+    """True when the run is this process's to run now."""
+    reason: Literal["claimed", "missing", "ended", "child", "alive", "mine"]
+    """``claimed``; or the run does not exist, already ended, is part of another run,
+    is alive in another process, or is already this process's."""
+    run: RunInfo | None
+    """The run as it stands after the attempt."""
+    holder: ProcessInfo | None = None
+    """For ``alive``: the process that runs it (None when it holds no lease row)."""
+    now: float = 0.0
+    """The database's clock at the claim."""
+
+    def explain(self) -> str:
+        """A sentence for people."""
+        run_id = self.run.id if self.run is not None else "?"
+        match self.reason:
+            case "claimed":
+                return f"run {run_id} is this process's now"
+            case "missing":
+                return "no such run"
+            case "ended":
+                status = self.run.status if self.run is not None else "ended"
+                return f"run {run_id} already {status}; nothing to resume"
+            case "child":
+                parent = self.run.parent_run_id if self.run is not None else "?"
+                return f"run {run_id} is part of run {parent}"
+            case "mine":
+                return f"run {run_id} is running in this process"
+        where = (
+            self.holder.describe(self.now) if self.holder else (self.run.owner if self.run else "")
+        )
+        return f"run {run_id} is alive in another process: {where}"
 
 
 SNIPPET_START: Final = "\ue000"
@@ -435,6 +511,11 @@ class _Statements:
             "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
             "cost = :cost, updated_at = :now WHERE id = :id",
         )
+        self.notify = (
+            s(engine, "SELECT pg_notify(:channel, :payload)")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self.cancelled = s(
             engine,
             "UPDATE runs SET status = 'cancelled', updated_at = :now WHERE id = :id",
@@ -450,6 +531,11 @@ class _Statements:
             f"SELECT {rule_columns} FROM approval_rules "
             "WHERE workspace = :workspace OR scope = 'always' ORDER BY created_at, id",
         )
+        self.interrupted = s(
+            engine,
+            "UPDATE runs SET status = 'interrupted', updated_at = :now "
+            "WHERE id = :id AND status IN ('running', 'waiting')",
+        )
 
 
 _EVENT_COLUMNS: Final = ("session_id", "seq", "run_id", "type", "ts", "data")
@@ -463,6 +549,7 @@ _RUN_EVENT_TYPES: Final = frozenset(
         "run.cancelled",
         "approval.required",
         "approval.resolved",
+        "run.interrupted",
     }
 )
 
@@ -505,20 +592,6 @@ def _settle_async(items: list[_Pending]) -> None:
             fut.set_exception(p.error)
         else:
             fut.set_result(cast(EventBase, p.result))
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:  # os.kill(0, ...) would signal our own process group
-        return True
-    if sys.platform == "win32":  # os.kill(pid, 0) terminates the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: alive, owned by another user
-        return True
-    return True
 
 
 class _Checkpointer:
@@ -619,6 +692,9 @@ class Store:
             TypeError,
         )
         self._host = socket.gethostname()
+        self._lease: Lease | None = None
+        self._lease_lost: list[Callable[[str], None]] = []
+        self._now_sql = now_sql(engine.dialect.name)
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._closing = False
@@ -718,6 +794,8 @@ class Store:
         self._thread.join()
         if not first:
             return
+        if self._lease is not None:
+            self._lease.stop()
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self._engine.dispose()
@@ -937,42 +1015,17 @@ class Store:
 
     def _commit(self, items: list[_Pending]) -> None:
         """One transaction: bump counters, insert the events, update runs, commit."""
-        sql = self._sql
         with self._db_lock:
             raw = self._connection()
             cursor = raw.cursor()
             try:
                 if self._sqlite:
                     cursor.execute("BEGIN IMMEDIATE")
-                now = time.time()
-                by_session: dict[str, list[_Pending]] = {}
-                for p in items:
-                    by_session.setdefault(cast(EventBase, p.event).session_id, []).append(p)
-                counts = {sid: len(group) for sid, group in by_session.items()}
-                last_seqs = self._bump(cursor, counts, now)
-                for session_id, group in by_session.items():
-                    seq = last_seqs[session_id] - len(group)
-                    for p in group:
-                        seq += 1
-                        p.result = cast(EventBase, p.event).model_copy(update={"seq": seq})
-                stored = [cast(EventBase, p.result) for p in items]
-                rows: list[Any]
-                if sql.insert_event.keys == _EVENT_COLUMNS:  # qmark: tuples, built directly
-                    rows = [
-                        (e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e)) for e in stored
-                    ]
-                else:
-                    rows = [
-                        sql.insert_event.params(dict(zip(_EVENT_COLUMNS, row, strict=True)))
-                        for row in (
-                            (e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e))
-                            for e in stored
-                        )
-                    ]
-                cursor.executemany(sql.insert_event.sql, rows)
-                for e in stored:
-                    if e.type in _RUN_EVENT_TYPES and e.run_id:
-                        self._apply_to_run(cursor, e, now)
+                stored = self._store_events(
+                    cursor, [cast(EventBase, p.event) for p in items], time.time()
+                )
+                for p, e in zip(items, stored, strict=True):
+                    p.result = e
                 raw.commit()
                 if self._checkpointer is not None:
                     self._checkpointer.committed()
@@ -983,6 +1036,65 @@ class Store:
             finally:
                 with contextlib.suppress(Exception):
                     cursor.close()
+
+    def _store_events(
+        self, cursor: DBAPICursor, events: list[EventBase], now: float
+    ) -> list[EventBase]:
+        """Inside a write transaction: give the events their seqs, insert them, update the
+        runs they imply. Returns the stored copies, in the same order."""
+        sql = self._sql
+        by_session: dict[str, list[int]] = {}
+        for i, e in enumerate(events):
+            by_session.setdefault(e.session_id, []).append(i)
+        counts = {sid: len(group) for sid, group in by_session.items()}
+        last_seqs = self._bump(cursor, counts, now)
+        stored: list[EventBase] = list(events)
+        for session_id, group in by_session.items():
+            seq = last_seqs[session_id] - len(group)
+            for i in group:
+                seq += 1
+                stored[i] = events[i].model_copy(update={"seq": seq})
+        rows: list[Any]
+        if sql.insert_event.keys == _EVENT_COLUMNS:  # qmark: tuples, built directly
+            rows = [(e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e)) for e in stored]
+        else:
+            rows = [
+                sql.insert_event.params(dict(zip(_EVENT_COLUMNS, row, strict=True)))
+                for row in (
+                    (e.session_id, e.seq, e.run_id, e.type, e.ts, dump_event(e)) for e in stored
+                )
+            ]
+        cursor.executemany(sql.insert_event.sql, rows)
+        approvals = False
+        for e in stored:
+            if e.type in _RUN_EVENT_TYPES and e.run_id:
+                self._apply_to_run(cursor, e, now)
+                approvals = approvals or e.type in _APPROVAL_SIGNALS
+        if sql.notify is not None:
+            self._notify(cursor, {sid: last_seqs[sid] for sid in by_session}, approvals)
+        return stored
+
+    def _notify(self, cursor: DBAPICursor, last: dict[str, int], approvals: bool) -> None:
+        """Tell listening processes which sessions moved (delivered at commit)."""
+        statement = self._sql.notify
+        assert statement is not None
+        flag = ',"a":1' if approvals else ""
+        parts: list[str] = []
+        size = 0
+        for sid, seq in last.items():
+            item = f"{json.dumps(sid)}:{seq}"
+            if parts and size + len(item) > _NOTIFY_BYTES:
+                statement.run(
+                    cursor,
+                    channel=NOTIFY_CHANNEL,
+                    payload='{"e":{' + ",".join(parts) + "}" + flag + "}",
+                )
+                parts, size = [], 0
+            parts.append(item)
+            size += len(item) + 1
+        statement.run(
+            cursor, channel=NOTIFY_CHANNEL, payload='{"e":{' + ",".join(parts) + "}" + flag + "}"
+        )
 
     def _bump(self, cursor: DBAPICursor, counts: dict[str, int], now: float) -> dict[str, int]:
         """Take ``counts[id]`` seqs of each session (creating missing ones).
@@ -1053,7 +1165,7 @@ class Store:
                     target_kind=data["target_kind"],
                     target=_clean(data["target"]),
                     input=_clean(data["input"]),
-                    owner=process_owner(),
+                    owner=self.owner,
                     ts=e.ts,
                     now=now,
                 )
@@ -1079,6 +1191,8 @@ class Store:
                     sql.failed.run(cursor, error=_clean(data["error"]), **values)
             case "run.cancelled":
                 sql.cancelled.run(cursor, id=e.run_id, now=now)
+            case "run.interrupted":
+                sql.interrupted.run(cursor, id=e.run_id, now=now)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -1490,63 +1604,291 @@ class Store:
             ).all()
         return [RunInfo(**row._mapping) for row in rows]
 
-    def mark_interrupted(self) -> list[str]:
-        """Mark the runs whose process died as ``interrupted``.
+    # -- leases: who runs what -----------------------------------------------------------
 
-        A run counts when it is running or waiting, its owner is a process on this host and
-        that process no longer exists. Runs owned by other hosts (other servers sharing a
-        PostgreSQL) are left alone: only their own host can tell.
+    @property
+    def owner(self) -> str:
+        """What runs started through this store record as their owner: the lease's id
+        (``hostname:pid:nonce``) once :meth:`hold_lease` was called. A store without a
+        lease runs nothing (engines hold one): the runs it writes (an import, a fork, a
+        test's) are nobody's, ``''``."""
+        return self._lease.id if self._lease is not None else ""
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this store holds, if any."""
+        return self._lease
+
+    def hold_lease(
+        self, kind: str = "engine", workspace: str = "", lease_s: float | None = None
+    ) -> Lease:
+        """Register this process in ``processes`` and keep its heartbeat (idempotent).
+
+        Args:
+            kind: What the process is (``serve``, ``run``, ``tui``...), for messages.
+            workspace: The workspace it serves.
+            lease_s: Seconds without a heartbeat after which the others count this process
+                dead (default ``$WORKBENCH_LEASE``, else 10).
+
+        Raises:
+            ValueError: A lease that is not a positive number of seconds.
+        """
+        if self._lease is None:
+            self._lease = Lease(
+                self._engine,
+                self._db_lock,
+                kind=kind,
+                workspace=_abs(workspace),
+                lease_s=lease_seconds(lease_s),
+                on_lost=self._lost,
+            ).start()
+        return self._lease
+
+    def on_lease_lost(self, fn: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``fn(old_owner_id)`` (from the heartbeat thread) when the lease is lost:
+        another process declared this one dead, and its runs are not its own any more.
+
+        Returns:
+            A function that removes ``fn``.
+        """
+        self._lease_lost.append(fn)
+        return lambda: self._lease_lost.remove(fn) if fn in self._lease_lost else None
+
+    def _lost(self, old: str) -> None:
+        for fn in list(self._lease_lost):
+            fn(old)
+
+    def db_now(self) -> float:
+        """The database's clock, epoch seconds (what leases are measured by)."""
+        with self._read() as conn:
+            return float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+
+    def processes(self) -> list[ProcessInfo]:
+        """Every process that holds a lease row (alive or not yet noticed dead), oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(_processes).order_by(_processes.c.started_at)).all()
+        return [ProcessInfo(**row._mapping) for row in rows]
+
+    def _owner_gone(self, owner: str, alive: set[str], dead: set[str]) -> bool:
+        if not owner:
+            return True  # nobody's: written by a store that runs nothing
+        if (self._lease is not None and owner == self.owner) or owner in alive:
+            return False
+        if owner in dead or owner.count(":") != 1:
+            return True  # its lease row expired, or is gone
+        # A ``host:pid`` owner is from before leases: alive while that pid is, as far as
+        # this host can tell.
+        host, pid = owner_host_pid(owner)
+        return host != self._host or pid is None or not pid_alive(pid)
+
+    def mark_interrupted(self) -> list[str]:
+        """Notice dead processes and mark their runs ``interrupted``.
+
+        A process is dead when its heartbeat is older than its lease (by the database's
+        clock), or when it ran on this host and its pid is gone. Its lease row is deleted;
+        each of its runs still running or waiting becomes ``interrupted``, with a
+        ``run.interrupted`` event in the run's session (committed in the same transaction,
+        so every stream says so). A run whose owner holds no lease at all counts as dead
+        too, but for a ``hostname:pid`` owner on this host whose pid is alive.
+
+        Several processes may call this at once: each run is marked by exactly one. Servers
+        call it every quarter of their lease: when nothing is dead (the usual case) it only
+        reads, and takes no write lock.
 
         Returns:
             The ids of the runs marked (none in a store open for reading only).
         """
-        if self.read_only is not None:
+        if self.read_only is not None or not self._anything_dead():
             return []
         with self._write() as conn:
-            rows = conn.execute(
-                select(_runs.c.id, _runs.c.owner).where(_runs.c.status.in_(_LIVE_STATUSES))
-            ).all()
-            dead = [run_id for run_id, owner in rows if self._owner_dead(owner)]
+            now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(_processes)).all()]
+            by_id = {p.id: p for p in procs}
+            dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
+            alive = set(by_id) - dead
             if dead:
-                conn.execute(
-                    update(_runs)
-                    .where(_runs.c.id.in_(dead), _runs.c.status.in_(_LIVE_STATUSES))
-                    .values(status="interrupted", updated_at=time.time())
-                )
-        return dead
+                conn.execute(delete(_processes).where(_processes.c.id.in_(dead)))
+            candidates = [
+                r.id
+                for r in conn.execute(select(_runs.c.id, _runs.c.owner).where(_live)).all()
+                if self._owner_gone(r.owner, alive, dead)
+            ]
+
+            def reason(row: Any) -> str:
+                holder = by_id.get(row.owner)
+                process = holder.describe(now) if holder is not None else row.owner
+                if not process:
+                    return "no process runs it (it was written by an import or a copy of a log)"
+                return _INTERRUPT_REASON.format(process=process)
+
+            marked = self._interrupt(
+                conn,
+                candidates,
+                keep=lambda row: self._owner_gone(row.owner, alive, dead),
+                reason=reason,
+            )
+        if marked:
+            log.warning(
+                "marked %d run(s) interrupted: their process died (%s)",
+                len(marked),
+                ", ".join(sorted({r.owner for r in marked})),
+            )
+        return [r.id for r in marked]
 
     def interrupt_runs(self, run_ids: Iterable[str]) -> list[str]:
         """Mark these runs ``interrupted`` (those still running or waiting): their process
         stops them without ending them, so they can be resumed from their last checkpoint.
+        Each gets a ``run.interrupted`` event, as a run whose process died does.
 
         Returns:
             The ids of the runs marked.
         """
-        ids = list(run_ids)
-        if not ids:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids or self.read_only is not None:
             return []
         with self._write() as conn:
-            live = [
-                row[0]
-                for row in conn.execute(
-                    select(_runs.c.id).where(
-                        _runs.c.id.in_(ids), _runs.c.status.in_(_LIVE_STATUSES)
-                    )
-                ).all()
-            ]
-            if live:
-                conn.execute(
-                    update(_runs)
-                    .where(_runs.c.id.in_(live))
-                    .values(status="interrupted", updated_at=time.time())
-                )
-        return live
+            marked = self._interrupt(
+                conn,
+                ids,
+                keep=lambda _row: True,
+                reason=lambda _row: "its process stopped it without ending it (resume it)",
+            )
+        return [r.id for r in marked]
 
-    def _owner_dead(self, owner: str) -> bool:
-        host, _, pid = owner.rpartition(":")
-        if host != self._host or not pid.isdigit() or int(pid) == os.getpid():
-            return False
-        return not _pid_alive(int(pid))
+    def _interrupt(
+        self,
+        conn: Connection,
+        run_ids: list[str],
+        *,
+        keep: Callable[[Any], bool],
+        reason: Callable[[Any], str],
+    ) -> list[Any]:
+        """Inside a write transaction: of these runs, those still running or waiting for
+        which ``keep`` holds become ``interrupted``, each with a ``run.interrupted`` event
+        committed with it (so every stream says so). Several processes may do this at once:
+        each run is marked by one."""
+        if not run_ids:
+            return []
+        rows_of = select(
+            _runs.c.id, _runs.c.session_id, _runs.c.parent_run_id, _runs.c.owner, _runs.c.target
+        ).where(_runs.c.id.in_(run_ids), _live)
+        rows = [r for r in conn.execute(rows_of).all() if keep(r)]
+        if rows and not self._sqlite:
+            # Lock the sessions first, in order, as the writer does (its seq bump), then
+            # look again: another process may have marked them meanwhile.
+            conn.execute(
+                select(_sessions.c.id)
+                .where(_sessions.c.id.in_(sorted({r.session_id for r in rows})))
+                .order_by(_sessions.c.id)
+                .with_for_update()
+            ).all()
+            ids = [r.id for r in rows]
+            rows = [
+                r
+                for r in conn.execute(rows_of.where(_runs.c.id.in_(ids)).with_for_update()).all()
+                if keep(r)
+            ]
+        if not rows:
+            return []
+        now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+        conn.execute(
+            update(_runs)
+            .where(_runs.c.id.in_([r.id for r in rows]))
+            .values(status="interrupted", updated_at=now)
+        )
+        events: list[EventBase] = [
+            RunInterrupted(
+                session_id=r.session_id,
+                run_id=r.id,
+                parent_run_id=r.parent_run_id,
+                source=r.target,
+                reason=reason(r),
+                owner=r.owner,
+                noticed_by=self.owner,
+            )
+            for r in rows
+        ]
+        cursor = conn.connection.cursor()
+        try:
+            self._store_events(cursor, events, time.time())
+        finally:
+            cursor.close()
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return rows
+
+    def _anything_dead(self) -> bool:
+        """Whether :meth:`mark_interrupted` has anything to do (a read, no lock)."""
+        with self._read() as conn:
+            now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(_processes)).all()]
+            owners = {
+                str(o)
+                for (o,) in conn.execute(
+                    select(_runs.c.owner).where(_runs.c.status.in_(_LIVE_STATUSES)).distinct()
+                ).all()
+            }
+        dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
+        alive = {p.id for p in procs} - dead
+        return bool(dead) or any(self._owner_gone(o, alive, dead) for o in owners)
+
+    def claim_run(self, run_id: str) -> Claim:
+        """Make a run whose process died this process's, to resume it: one conditional
+        update, so of several processes claiming one run exactly one wins.
+
+        Dead processes are noticed first (:meth:`mark_interrupted`); then a top-level run
+        that is ``interrupted`` becomes ``running``, owned by :attr:`owner`.
+
+        Returns:
+            A :class:`Claim`: won, or why not (the run is missing, ended, a child run, or
+            alive in a process whose lease holds, maybe this one).
+        """
+        self.mark_interrupted()
+        with self._write() as conn:
+            now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+            won = conn.execute(
+                update(_runs)
+                .where(
+                    _runs.c.id == run_id,
+                    _runs.c.parent_run_id.is_(None),
+                    _runs.c.status == "interrupted",
+                )
+                .values(status="running", owner=self.owner, updated_at=now)
+            ).rowcount
+            row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
+            holder_row = (
+                conn.execute(select(_processes).where(_processes.c.id == row.owner)).first()
+                if row is not None
+                else None
+            )
+        run = None if row is None else RunInfo(**row._mapping)
+        if won == 1:
+            return Claim(True, "claimed", run, now=now)
+        if run is None:
+            return Claim(False, "missing", None, now=now)
+        if run.status in ("completed", "failed", "cancelled"):
+            return Claim(False, "ended", run, now=now)
+        if run.parent_run_id is not None:
+            return Claim(False, "child", run, now=now)
+        if run.owner == self.owner:
+            return Claim(False, "mine", run, now=now)
+        holder = None if holder_row is None else ProcessInfo(**holder_row._mapping)
+        return Claim(False, "alive", run, holder, now=now)
+
+    def release_run(self, run_id: str) -> bool:
+        """Give back a run claimed by :meth:`claim_run` that could not be started after all:
+        it is ``interrupted`` again, for anyone to resume. Returns whether it was ours."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(_runs)
+                .where(
+                    _runs.c.id == run_id,
+                    _runs.c.owner == self.owner,
+                    _runs.c.status.in_(_LIVE_STATUSES),
+                )
+                .values(status="interrupted", updated_at=time.time())
+            )
+        return bool(result.rowcount == 1)
 
     # -- approval rules -------------------------------------------------------------------
 
@@ -1634,6 +1976,8 @@ assert set(TABLE_NAMES) <= set(SQLModel.metadata.tables)
 _sessions = SQLModel.metadata.tables["sessions"]
 _runs = SQLModel.metadata.tables["runs"]
 _rules = SQLModel.metadata.tables["approval_rules"]
+_processes = SQLModel.metadata.tables["processes"]
+_live = _runs.c.status.in_(_LIVE_STATUSES)
 
 
 def _session_query() -> Select[Any]:
