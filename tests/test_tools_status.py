@@ -153,9 +153,12 @@ def test_api_tools_and_toolkits(mixed: Path, db_url: str) -> None:
 
     engine = Engine.open(mixed, db=db_url)
     app = create_app(engine, ServerConfig(), owns_engine=True)
-    with TestClient(app) as client:
+    # A loopback Host: without a token the server answers no other name (DNS rebinding).
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         # serve warms every server at start: they are starting (or done) before any request.
-        first = {k["name"]: k["state"] for k in client.get("/api/toolkits").json()}
+        listing = client.get("/api/toolkits")
+        assert listing.status_code == 200, listing.text
+        first = {k["name"]: k["state"] for k in listing.json()}
         assert first["toy"] in ("starting", "ready") and first["slow"] == "starting"
         rows = {t["name"]: t for t in client.get("/api/tools", params={"wait": 5}).json()}
         assert rows["toy.echo"]["state"] == "ready" and rows["toy.echo"]["policy"] == "allow"
