@@ -21,11 +21,14 @@ Config (``tools: files:`` in ``workbench.yaml``; all optional):
 - ``max_read_chars`` (100000): the most text one ``read`` returns.
 - ``max_results`` (1000): the most entries ``list`` and ``glob`` return.
 - ``max_matches`` (200): the most lines ``grep`` returns.
-- ``max_file_bytes`` (10 MB): larger files are not edited or searched.
+- ``max_file_bytes`` (10 MB): larger files are not edited or searched (``grep`` says which
+  files it did not search, and why).
 - ``max_scan_bytes`` (64 MB): the most one ``read`` scans (skipping lines to an offset,
   cutting long lines) before it stops and says where to read on.
 - ``exclude``: directory names ``glob`` and ``grep`` do not descend into
   (``.git``, ``node_modules``, ``__pycache__``, ``.venv`` ... by default).
+- ``max_output``: the characters of a result kept, as for every toolkit
+  (:class:`~workbench.tools.ToolkitSettings`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from workbench.tools import (
     ApprovalPreview,
@@ -48,6 +51,7 @@ from workbench.tools import (
     MatchOn,
     ToolContext,
     ToolError,
+    ToolkitSettings,
     tool,
 )
 
@@ -84,8 +88,17 @@ _MAX_LINKS = 40
 _LINE_BYTES = _MAX_LINE_CHARS * 4 + 1
 
 
+class _Refused(ToolError):
+    """A path refused for a reason ``grep`` names when it passes over a file (``why``)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+        """In a few words: ``outside the workspace``, ``a FIFO``, ``unreadable: ...``."""
+
+
 def _outside(path: str) -> ToolError:
-    return ToolError(f"path {path!r} is outside the workspace")
+    return _Refused(f"path {path!r} is outside the workspace", "outside the workspace")
 
 
 def _not_regular(rel: str, mode: int) -> ToolError:
@@ -98,8 +111,8 @@ def _not_regular(rel: str, mode: int) -> ToolError:
         if stat.S_ISSOCK(mode)
         else "not a file"
     )
-    return ToolError(
-        f"{rel} is not a regular file ({kind}): only regular files are read or written"
+    return _Refused(
+        f"{rel} is not a regular file ({kind}): only regular files are read or written", kind
     )
 
 
@@ -259,14 +272,16 @@ class _Beneath:
                 if exc.errno in (errno.ELOOP, errno.ENOENT):
                     continue  # changed since the lstat (a link now): walk again
                 if exc.errno == errno.ENXIO:  # a FIFO with nobody at the other end
-                    raise ToolError(
+                    raise _Refused(
                         f"{rel} is not a regular file (a FIFO): only regular files are read "
-                        "or written"
+                        "or written",
+                        "a FIFO",
                     ) from None
                 if exc.errno == errno.EISDIR:
                     raise ToolError(f"{rel} is a directory") from None
                 verb = "read" if mode == "read" else "write"
-                raise ToolError(f"cannot {verb} {rel}: {exc.strerror or exc}") from None
+                why = exc.strerror or str(exc)
+                raise _Refused(f"cannot {verb} {rel}: {why}", f"unreadable: {why}") from None
             try:
                 opened = os.fstat(fd)
                 if not stat.S_ISREG(opened.st_mode):
@@ -473,10 +488,8 @@ def _check_pattern(pattern: str) -> None:
         raise ToolError(f"pattern {pattern!r} is outside the workspace: it may not contain '..'")
 
 
-class FilesSettings(BaseModel):
-    """``toolkits: files:`` in ``workbench.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
+class FilesSettings(ToolkitSettings):
+    """``toolkits: files:`` in ``workbench.yaml`` (and ``max_output``, as every toolkit)."""
 
     max_read_chars: int = Field(default=100_000, gt=0)
     """The most text one ``read`` returns."""
@@ -726,20 +739,27 @@ class FilesToolkit(FunctionToolkit):
             ]
         hits: list[str] = []
         extra = 0
+        skipped: list[tuple[str, str]] = []
         for file_rel in sorted(files):
             # Each file is opened from the root again: a link met on the way is followed
             # only while it stays inside, and only regular files are read.
-            for lineno, line in self._grep_file(root, file_rel, regex) or ():
-                if len(hits) >= self.max_matches:
-                    extra += 1
-                    continue
-                if len(line) > _MAX_GREP_LINE:
-                    line = line[:_MAX_GREP_LINE] + " [...]"
-                hits.append(f"{file_rel}:{lineno}: {line}")
+            try:
+                for lineno, line in self._grep_file(root, file_rel, regex):
+                    if len(hits) >= self.max_matches:
+                        extra += 1
+                        continue
+                    if len(line) > _MAX_GREP_LINE:
+                        line = line[:_MAX_GREP_LINE] + " [...]"
+                    hits.append(f"{file_rel}:{lineno}: {line}")
+            except _Skipped as why:
+                skipped.append((file_rel, str(why)))
         if not hits:
-            return f"no matches for {pattern!r} in {rel}"
-        if extra:
+            hits.append(f"no matches for {pattern!r} in {rel}")
+        elif extra:
             hits.append(f"[... {extra} more matches; narrow the pattern or the path]")
+        note = _skipped_note(skipped, self.max_file_bytes)
+        if note:
+            hits.append(note)
         return "\n".join(hits)
 
     # -- previews ------------------------------------------------------------------------
@@ -804,32 +824,78 @@ class FilesToolkit(FunctionToolkit):
 
     def _grep_file(
         self, root: Path | str, rel: str, regex: re.Pattern[str]
-    ) -> Iterator[tuple[int, str]] | None:
-        """The matching lines of one file (None when it is not searched: outside, not a
-        regular file, binary or over ``max_file_bytes``)."""
+    ) -> Iterator[tuple[int, str]]:
+        """The matching lines of one file (none for a link that dangles or a file gone
+        since the walk).
+
+        Raises:
+            _Skipped: the file was not searched, saying why: a link out of the workspace,
+                not a regular file, unreadable, over ``max_file_bytes``, or binary (also
+                while iterating: NUL bytes past the first lines).
+        """
         try:
             with _Beneath(root, rel) as where:
                 fd, _, _ = where.open_file("read")
-        except ToolError:
-            return None
+        except _Refused as exc:
+            why = "a link out of the workspace" if exc.why == "outside the workspace" else exc.why
+            raise _Skipped(why) from None
+        except ToolError as exc:
+            if str(exc).startswith("no such file"):
+                return iter(())
+            raise _Skipped(str(exc)) from None
         fh = os.fdopen(fd, "rb")
-        if os.fstat(fd).st_size > self.max_file_bytes or _is_binary(fh.read(_BINARY_SNIFF)):
+        size = os.fstat(fd).st_size
+        if size > self.max_file_bytes:
             fh.close()
-            return None
+            raise _Skipped(f"{size:,} bytes")
+        if _is_binary(fh.read(_BINARY_SNIFF)):
+            fh.close()
+            raise _Skipped("binary")
         fh.seek(0)
 
         def lines() -> Iterator[tuple[int, str]]:
             with fh:
                 lineno = 0
                 for raw, _cut in _bounded_lines(fh, self.max_file_bytes):
-                    if not raw or b"\x00" in raw:
-                        return
+                    if not raw:
+                        raise _Skipped(f"grew past max_file_bytes after line {lineno}")
+                    if b"\x00" in raw:
+                        raise _Skipped(f"binary from line {lineno + 1} on")
                     lineno += 1
                     line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if regex.search(line):
                         yield lineno, line
 
         return lines()
+
+
+class _Skipped(Exception):
+    """A file grep did not search, and why."""
+
+
+_SKIPS_NAMED = 10
+"""Skipped files named one by one in a grep result; the rest are counted."""
+
+
+def _skipped_note(skipped: list[tuple[str, str]], max_bytes: int) -> str:
+    """One line saying which files grep did not search and why ("" when none): too large
+    and unreadable ones by name, binary ones by name when few."""
+    if not skipped:
+        return ""
+    binary = [f for f, why in skipped if why == "binary"]
+    named = [(f, why) for f, why in skipped if why != "binary"]
+    if len(binary) <= 3:
+        named += [(f, "binary") for f in binary]
+        binary = []
+    named.sort()
+    parts = [f"{f} ({why})" for f, why in named[:_SKIPS_NAMED]]
+    if len(named) > _SKIPS_NAMED:
+        parts.append(f"{len(named) - _SKIPS_NAMED} more")
+    if binary:
+        parts.append(f"{len(binary)} binary files")
+    large = any(why.endswith(" bytes") for _, why in named)
+    limit = f"; max_file_bytes is {max_bytes:,}" if large else ""
+    return f"[not searched: {', '.join(parts)}{limit}]"
 
 
 def _join(rel: str, sub: str) -> str:

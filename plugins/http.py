@@ -5,27 +5,171 @@ body) must finish within ``timeout``; the body is streamed and reading stops at
 ``max_bytes`` (the output says it was truncated); more than ``max_redirects`` redirects is
 an error. 4xx and 5xx answers are returned as they are: the status line says what happened.
 
-Config (``tools: http:`` in ``workbench.yaml``; all optional):
+Loopback, private, link-local, shared, reserved and multicast addresses (``127.0.0.1``,
+``10.0.0.0/8``, ``169.254.169.254`` ...) are refused unless ``allow_private`` allows them, as
+``mcp-server-fetch`` does: a model's request must not reach the services of the machine or
+the network it runs on. The check is made on the addresses the host name resolves to, for
+the first request and for every redirect, and again on the address actually connected to
+(a name that resolves differently the second time gains nothing).
+
+Config (``toolkits: http:`` in ``workbench.yaml``; all optional):
 
 - ``timeout`` (15): seconds for the whole request.
 - ``max_bytes`` (1000000): the most body bytes read.
 - ``max_redirects`` (5): redirects followed before giving up.
 - ``trust_env`` (true): honour ``HTTP(S)_PROXY`` and friends from the environment.
+- ``allow_private`` (false): ``true`` allows every such address; a list allows those
+  networks (``["127.0.0.1", "10.0.0.0/8", "fd00::/8"]``) and no others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from workbench.tools import FunctionToolkit, ToolError, tool
 
-__all__ = ["HttpToolkit"]
+__all__ = ["HttpToolkit", "PrivateAddressError"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class PrivateAddressError(ToolError):
+    """The request would reach an address ``allow_private`` does not allow."""
+
+
+def _kind(ip: IPAddress) -> str | None:
+    """What makes ``ip`` off limits (``None`` for a public address)."""
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        ip = mapped
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_private:
+        return "private"
+    if not ip.is_global:
+        return "reserved"
+    return None
+
+
+def _networks(setting: Any) -> bool | list[Network]:
+    """``allow_private`` as ``True`` (everything), ``False`` or a list of networks.
+
+    Raises:
+        ValueError: not a bool or a list of addresses/networks.
+    """
+    if isinstance(setting, bool) or setting is None:
+        return bool(setting)
+    if isinstance(setting, str) or not isinstance(setting, Iterable):
+        raise ValueError(
+            f"allow_private must be true, false or a list of networks, got {setting!r}"
+        )
+    out: list[Network] = []
+    for item in setting:
+        try:
+            out.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"allow_private: {item!r} is not an address or a network") from exc
+    return out
+
+
+class _Guard:
+    """Decides which resolved addresses a request may reach."""
+
+    def __init__(self, allow: bool | list[Network]) -> None:
+        self.allow = allow
+
+    def refused(self, ip: IPAddress) -> str | None:
+        """Why ``ip`` may not be reached (``None``: it may)."""
+        kind = _kind(ip)
+        if kind is None or self.allow is True:
+            return None
+        if self.allow and any(ip in net for net in self.allow):
+            return None
+        return kind
+
+    async def check_host(self, host: str, port: int) -> list[str]:
+        """The addresses ``host`` resolves to, all of them allowed.
+
+        Raises:
+            PrivateAddressError: one of them is not (naming it and what it is).
+            ToolError: the name does not resolve.
+        """
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addrs = [str(literal)]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise ToolError(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+            addrs = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for addr in addrs:
+            why = self.refused(ipaddress.ip_address(addr.split("%", 1)[0]))
+            if why is not None:
+                via = "" if literal is not None else f" ({host} resolves to {addr})"
+                raise PrivateAddressError(
+                    f"refused: {addr} is a {why} address{via}; requests to loopback, private "
+                    "and link-local addresses need allow_private under toolkits: http:"
+                )
+        return addrs
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses the guard allows: the host
+    is resolved here, checked, and the connection made to that checked address."""
+
+    def __init__(self, guard: _Guard) -> None:
+        self._guard = guard
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addrs = await self._guard.check_host(host, port)
+        last: Exception | None = None
+        for addr in addrs:
+            try:
+                return await self._inner.connect_tcp(
+                    addr, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not reached by the http toolkit")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
 
 _TEXTUAL = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
 
@@ -53,6 +197,8 @@ class HttpToolkit(FunctionToolkit):
         """Redirects followed before giving up."""
         self.trust_env = bool(config.get("trust_env", True))
         """Whether proxy settings come from the environment."""
+        self.guard = _Guard(_networks(config.get("allow_private", False)))
+        """Which loopback, private and link-local addresses may be reached."""
         backstop = self.timeout + 5.0  # the request enforces its own timeout
         self.add(tool(name="get", timeout=backstop)(self.get))
         with warnings.catch_warnings():
@@ -102,6 +248,12 @@ class HttpToolkit(FunctionToolkit):
         json_body: dict[str, Any] | None = None,
     ) -> str:
         _check_url(url)
+
+        async def check(request: httpx.Request) -> None:
+            # Every request, the first and each redirect: through a proxy this is the only
+            # check (the proxy resolves the name); without one the connection checks again.
+            await self.guard.check_host(request.url.host, request.url.port or 443)
+
         try:
             async with asyncio.timeout(self.timeout):
                 async with httpx.AsyncClient(
@@ -109,6 +261,8 @@ class HttpToolkit(FunctionToolkit):
                     follow_redirects=True,
                     max_redirects=self.max_redirects,
                     trust_env=self.trust_env,
+                    event_hooks={"request": [check]},
+                    **self._transport(),
                 ) as client:
                     async with client.stream(
                         method, url.strip(), headers=headers, content=content, json=json_body
@@ -117,6 +271,8 @@ class HttpToolkit(FunctionToolkit):
                         return self._describe(resp, url, data, truncated)
         except TimeoutError:
             raise ToolError(f"{method} {url} timed out after {self.timeout:g}s") from None
+        except ToolError as exc:
+            raise ToolError(f"{method} {url}: {exc}") from None
         except httpx.TooManyRedirects:
             raise ToolError(
                 f"{method} {url}: too many redirects (more than {self.max_redirects})"
@@ -129,6 +285,21 @@ class HttpToolkit(FunctionToolkit):
             raise ToolError(f"invalid URL {url!r}: {exc}") from None
         except httpx.HTTPError as exc:
             raise ToolError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
+
+    def _transport(self) -> dict[str, Any]:
+        """The client's transport: one that connects only to allowed addresses, unless
+        requests go through a proxy from the environment (which resolves names itself)."""
+        if self.guard.allow is True:
+            return {}
+        if self.trust_env:
+            import urllib.request
+
+            if any(k in ("http", "https", "all") for k in urllib.request.getproxies()):
+                return {}
+        transport = httpx.AsyncHTTPTransport(trust_env=False)
+        pool = transport._pool  # httpx offers no network_backend argument
+        pool._network_backend = _GuardedBackend(self.guard)
+        return {"transport": transport}
 
     async def _read_capped(self, resp: httpx.Response) -> tuple[bytes, bool]:
         buf = bytearray()

@@ -8,7 +8,8 @@ Documents get in with ``workbench knowledge add [PATH...]`` (see
     toolkits:
       knowledge:
         sources: [docs]   # search only these sources (default: all)
-        refresh: true     # sync the configured sources before the first search (default: false)
+        refresh: true     # sync the configured sources before a search whenever their
+                          # files changed (default: false)
         timeout: 120      # seconds a search (with its refresh) may take
 """
 
@@ -31,7 +32,9 @@ def format_hits(hits: list[Any]) -> str:
     parts = []
     for n, hit in enumerate(hits, start=1):
         where = f"{hit.path} - {hit.heading}" if hit.heading else hit.path
-        parts.append(f"[{n}] {where} (score {hit.score:.3g})\n{hit.text}")
+        also = getattr(hit, "also", None)
+        same = f"\n(the same passage is also in: {', '.join(also)})" if also else ""
+        parts.append(f"[{n}] {where} (score {hit.score:.3g})\n{hit.text}{same}")
     return "\n\n".join(parts)
 
 
@@ -44,8 +47,9 @@ class KnowledgeToolkit(FunctionToolkit):
         self.sources: list[str] | None = [str(s) for s in sources] if sources is not None else None
         """Only these sources are searched (``None``: all)."""
         self.refresh: bool = bool(config.get("refresh", False))
-        """Sync the workspace's sources before the first search."""
-        self._refreshed = False
+        """Sync the workspace's sources before a search, whenever their files changed (a
+        walk and a ``stat`` per file tells; unchanged files are not read again)."""
+        self._synced: str | None = None
         self._lock = asyncio.Lock()
         timeout = float(config.get("timeout") or 120)
         self.add(
@@ -90,11 +94,9 @@ class KnowledgeToolkit(FunctionToolkit):
         if not query.strip():
             raise ToolError("query is empty: say what to look for")
         limit = max(1, min(int(limit), 20))
-        if self.refresh and not self._refreshed:
+        if self.refresh:
             async with self._lock:
-                if not self._refreshed:
-                    await asyncio.to_thread(self._sync)
-                    self._refreshed = True
+                await asyncio.to_thread(self._sync_if_changed)
         try:
             hits = await asyncio.to_thread(
                 search_knowledge, self.root, query, limit, sources=self.sources
@@ -111,12 +113,19 @@ class KnowledgeToolkit(FunctionToolkit):
             )
         return f"No passage matches {query!r}."
 
-    def _sync(self) -> None:
-        from workbench.knowledge import KnowledgeError, ingest
-        from workbench.workspace import load_workspace
+    def _sync_if_changed(self) -> None:
+        from workbench.knowledge import KnowledgeError, ingest, sources_state
+        from workbench.workspace import WorkspaceError, load_workspace
 
         try:
             ws = load_workspace(self.root)
+        except WorkspaceError as exc:
+            raise ToolError(f"refreshing the knowledge base failed: {exc}") from exc
+        # Taken before the sync: a file changed while it runs is seen by the next search.
+        state = sources_state(self.root, ws.knowledge)
+        if state == self._synced:
+            return
+        try:
             if ws.knowledge:
                 report = ingest(self.root, ws.knowledge, ())
                 log.info(
@@ -127,3 +136,4 @@ class KnowledgeToolkit(FunctionToolkit):
                 )
         except KnowledgeError as exc:
             raise ToolError(f"refreshing the knowledge base failed: {exc}") from exc
+        self._synced = state

@@ -4,31 +4,51 @@ One :class:`McpToolkit` serves one server from ``workbench.yaml``::
 
     mcp:
       time: { command: mcp-server-time }
-      git:  { command: mcp-server-git, args: [--repository, .], timeout: 20 }
+      git:  { command: mcp-server-git, args: [--repository, .], timeout: 20, required: true }
       docs: { url: "http://127.0.0.1:8000/mcp", headers: { Authorization: "Bearer ${TOKEN}" } }
 
 A ``command`` is started as a subprocess speaking MCP over stdio (in the workspace folder
 unless ``cwd`` says otherwise; ``env`` is added to a minimal inherited environment); a
 ``url`` is reached over streamable HTTP (or the older SSE transport when the path ends in
-``/sse``). Both go through the official ``mcp`` SDK.
+``/sse``). All of it goes through the official ``mcp`` SDK (``ClientSession`` over
+``stdio_client``, ``streamable_http_client`` or ``sse_client``).
 
 How it lives:
 
-- The server starts on first use (listing its tools or calling one), not when the
-  workspace opens.
+- :meth:`McpToolkit.start` starts the server in the background and returns at once; the
+  engine warms every configured server concurrently, and an agent waits only for the
+  servers its tools need. :attr:`McpToolkit.status` says where it stands (``idle``,
+  ``starting``, ``ready``, ``failed`` with the reason and the stderr tail);
+  :attr:`McpToolkit.on_status` hears every change.
 - The SDK's transport and session are async context managers whose anyio cancel scopes
   must be entered and left by the same task, so each connection is owned by one
   background task that enters them, keeps them open and leaves them when told to stop.
   Calls hold the session object and send their requests through it.
+- A stdio server runs under a guard (:mod:`plugins._mcp_guard`) that leads its process
+  group: when Workbench dies, even by SIGKILL, Linux's parent-death signal reaches the guard
+  and the whole group (the server and its children) is stopped.
 - Every failure is a :class:`~workbench.tools.ToolError` that names the server and, for a
   stdio server, quotes the tail of its stderr (which goes to a temporary file, never to
-  the terminal): a command that cannot start or exits at once, a server that dies during
-  a call, a call that gets no answer within ``timeout`` seconds (default 30; the server
-  is then stopped, killed if it does not exit), a protocol error. Starting gets
-  ``startup_timeout`` seconds (default: ``timeout``, but at least 30).
-- After a failure the next call starts the server again.
+  the terminal); for an HTTP server, the status and URL of a failed request. A call that
+  gets no answer within ``timeout`` seconds (default 30; progress notifications restart
+  the clock, up to ten times ``timeout`` in all) stops the server, killed if it does not
+  exit. Starting gets ``startup_timeout`` seconds (default: ``timeout``, but at least 30).
+- After a failure the next use starts the server again (a server that failed to start is
+  tried again at most every ``retry_after`` seconds, default 10; until then the last error
+  is reported at once).
+- An HTTP session the server no longer knows (a 404 for a request that carried the
+  session id: the server restarted, or expired the session) is replaced by a new session
+  and the call is sent once more, as the MCP specification says.
 - ``notifications/tools/list_changed`` marks the tool list stale; the next
-  :meth:`McpToolkit.list_tools` asks the server again. Otherwise the list is cached.
+  :meth:`McpToolkit.list_tools` asks the server again. Otherwise the list is cached. Tools
+  that require MCP tasks (``execution.taskSupport: required``) are not offered: Workbench
+  does not run tasks.
+- Results: text blocks are joined; images and audio come with the text as
+  :class:`~workbench.tools.Media` (models that accept them get them as content parts);
+  structured content is kept for the log. Progress notifications reach the running
+  call's :attr:`~workbench.tools.ToolContext.progress`; an elicitation (the server asking
+  the person for input) goes to :attr:`~workbench.tools.ToolContext.ask`, which the agent
+  routes into the approvals queue.
 - :meth:`McpToolkit.aclose` stops the server: stdin is closed, then the SDK escalates
   to SIGTERM and SIGKILL of the server's process group if it does not exit.
 """
@@ -45,15 +65,33 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from workbench.tools import Tool, ToolContext, ToolError, Toolkit
+from workbench.tools import (
+    Media,
+    Tool,
+    ToolContext,
+    ToolError,
+    Toolkit,
+    ToolkitState,
+    ToolkitStatus,
+    ToolOutput,
+)
 
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
 
-__all__ = ["DEFAULT_STARTUP_TIMEOUT", "DEFAULT_TIMEOUT", "McpTool", "McpToolkit", "result_text"]
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "DEFAULT_STARTUP_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "McpTool",
+    "McpToolkit",
+    "result_output",
+    "result_text",
+]
 
 log = logging.getLogger("workbench.mcp")
 
@@ -62,6 +100,9 @@ DEFAULT_TIMEOUT = 30.0
 
 DEFAULT_STARTUP_TIMEOUT = 30.0
 """The least number of seconds a server gets to start (``startup_timeout`` overrides)."""
+
+DEFAULT_RETRY_AFTER = 10.0
+"""Seconds after a failed start before a use tries the server again (``retry_after``)."""
 
 _TAIL_LINES = 20
 _TAIL_CHARS = 4000
@@ -72,13 +113,27 @@ _ERRLOG_KEEP = 64 << 10
 _STOP_GRACE = 10.0
 """Seconds :meth:`McpToolkit.aclose` waits for a connection's owner task to wind down
 (the SDK's own escalation takes at most about 4 s: stdin close, SIGTERM, SIGKILL)."""
+_PROGRESS_STRETCH = 10
+"""Progress notifications restart a call's clock, up to this many times ``timeout``."""
+_MAX_MEDIA_BYTES = 5 << 20
+"""Decoded bytes of images and audio one result may pass on to a model."""
+_GUARD = Path(__file__).with_name("_mcp_guard.py")
+DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
+"""The largest message an HTTP server may send in one server-sent event (the SDK's default,
+1 MiB, fails a 2 MB result outright; the result is capped after it arrives)."""
 
 
 class McpTool(Tool):
     """A tool of an MCP server; :meth:`call` forwards to the server's ``tools/call``."""
 
     def __init__(
-        self, toolkit: McpToolkit, remote_name: str, description: str, schema: dict[str, Any]
+        self,
+        toolkit: McpToolkit,
+        remote_name: str,
+        description: str,
+        schema: dict[str, Any],
+        output_schema: dict[str, Any] | None = None,
+        hints: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             f"{toolkit.name}.{remote_name}",
@@ -88,29 +143,71 @@ class McpTool(Tool):
             # and say what its stderr said; no second, shorter timer around it.
             timeout=None,
             source=f"mcp {toolkit.name}",
+            # Never idempotent on a server's word: its readOnlyHint / idempotentHint are
+            # hints the MCP spec tells clients not to trust, and a resumed run would re-run
+            # a call that may have run, unasked. Such a call is offered to a person again.
+            idempotent=False,
         )
+        self.hints = dict(hints or {})
+        """What the server says of the tool (``readOnlyHint``, ``idempotentHint``, ...):
+        shown, never acted on."""
         self.remote_name = remote_name
         """The tool's name on the server (without the ``<server>.`` prefix)."""
+        self.output_schema = output_schema
+        """The schema of its structured content, when it declares one."""
         self._toolkit = toolkit
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
-        return await self._toolkit.call_tool(self.remote_name, arguments)
+        return await self._toolkit.call_tool(self.remote_name, arguments, ctx)
 
 
-def result_text(result: Any) -> str:
-    """A ``CallToolResult``'s content blocks as the text a model reads.
+def _hints(tool: Any) -> dict[str, Any]:
+    """A listed tool's annotations (``readOnlyHint`` ...), as the server sent them."""
+    annotations = getattr(tool, "annotations", None)
+    if annotations is None:
+        return {}
+    dump = getattr(annotations, "model_dump", None)
+    data = dump(by_alias=True, exclude_none=True) if dump is not None else {}
+    return data if isinstance(data, dict) else {}
+
+
+def result_output(result: Any) -> ToolOutput:
+    """A ``CallToolResult`` as text, media and structured content.
 
     Text blocks are joined with blank lines; embedded text resources give their text;
-    images, audio, blobs and resource links are named, not inlined. With no content but
-    ``structuredContent``, that is returned as JSON.
+    images and audio are named in the text and returned as :class:`Media` (up to 5 MB in
+    all; beyond that they are only named); blobs and resource links are named. With no
+    content but ``structuredContent``, that is the text, as JSON.
     """
+    out = _blocks_output(getattr(result, "content", None) or [])
+    structured = getattr(result, "structured_content", None)
+    if not out.text and not out.media and structured is not None:
+        out.text = json.dumps(structured, ensure_ascii=False, default=str)
+    out.structured = structured
+    return out
+
+
+def _blocks_output(blocks: Any) -> ToolOutput:
     parts: list[str] = []
-    for block in getattr(result, "content", None) or []:
+    media: list[Media] = []
+    budget = _MAX_MEDIA_BYTES
+    for block in blocks:
         kind = getattr(block, "type", "")
         if kind == "text":
             parts.append(block.text)
         elif kind in ("image", "audio"):
-            parts.append(f"[{kind}: {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
+            item = Media(
+                kind="image" if kind == "image" else "audio",
+                mime_type=block.mime_type,
+                data=block.data,
+            )
+            note = f"[{kind}: {block.mime_type}, {item.size} bytes]"
+            if item.size <= budget:
+                media.append(item)
+                budget -= item.size
+            else:
+                note = f"[{kind}: {block.mime_type}, {item.size} bytes: too large to pass on]"
+            parts.append(note)
         elif kind == "resource_link":
             parts.append(f"[resource: {block.uri}]")
         elif kind == "resource":
@@ -121,10 +218,27 @@ def result_text(result: Any) -> str:
             )
         else:
             parts.append(f"[{kind or 'unknown'} content]")
-    structured = getattr(result, "structured_content", None)
-    if not parts and structured is not None:
-        return json.dumps(structured, ensure_ascii=False, default=str)
-    return "\n\n".join(parts)
+    return ToolOutput("\n\n".join(parts), media=media)
+
+
+def result_text(result: Any) -> str:
+    """A ``CallToolResult``'s content blocks as the text a model reads (see
+    :func:`result_output`)."""
+    return result_output(result).text
+
+
+@dataclass
+class _Call:
+    """A call in flight: where its progress and its questions go."""
+
+    ctx: ToolContext | None
+    deadline: asyncio.Timeout
+    timeout: float
+    started: float = field(default_factory=time.monotonic)
+
+
+class _SessionGone(Exception):
+    """The HTTP server answered 404 to a request that carried our session id."""
 
 
 class _Connection:
@@ -143,6 +257,10 @@ class _Connection:
         """Why the connection ended on its own (the server exited, the stream closed)."""
         self.task: asyncio.Task[None] | None = None
         """The owner task."""
+        self.http_error: tuple[int, str] | None = None
+        """The status and URL of the last HTTP request that failed."""
+        self.session_gone = False
+        """The server no longer knows our session (HTTP 404 with the session id)."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._init_scope: Any = None
@@ -157,6 +275,7 @@ class _Connection:
         return (
             self.session is not None
             and self.lost is None
+            and not self.session_gone
             and not self._stopping
             and self.task is not None
             and not self.task.done()
@@ -185,7 +304,8 @@ class _Connection:
         except Exception as exc:  # anything the owner reported
             self.request_stop()
             raise ToolError(
-                f"MCP server {self.server!r} failed to start: {_describe(exc)}{self.tail_note()}"
+                f"MCP server {self.server!r} failed to start: {self.describe(exc)}"
+                f"{self.tail_note()}"
             ) from exc
 
     def request_stop(self) -> None:
@@ -217,7 +337,8 @@ class _Connection:
         from mcp.client.session import ClientSession
 
         started = time.monotonic()
-        timeout = self._toolkit.startup_timeout
+        tk = self._toolkit
+        timeout = tk.startup_timeout
         try:
             async with contextlib.AsyncExitStack() as stack:
                 read, write = await self._open_transport(stack)
@@ -233,8 +354,9 @@ class _Connection:
                     ClientSession(
                         recv,
                         write,
-                        message_handler=self._toolkit._on_message,
-                        logging_callback=self._toolkit._on_log,
+                        message_handler=tk._on_message,
+                        logging_callback=tk._on_log,
+                        elicitation_callback=tk._on_elicit,
                     )
                 )
                 remaining = max(0.0, timeout - (time.monotonic() - started))
@@ -292,33 +414,67 @@ class _Connection:
                     else "the server's process exited"
                 )
                 log.warning("MCP server %s: %s%s", self.server, self.lost, self.tail_note())
+                self._toolkit._connection_lost(self)
             self._wake.set()
+
+    # -- transports -----------------------------------------------------------------------
+
+    def _http_client(
+        self,
+        headers: dict[str, str] | None = None,
+        timeout: Any = None,
+        auth: Any = None,
+    ) -> Any:
+        """An httpx2 client like the SDK's own, which also notes failed requests: their
+        status and URL for error messages, and a 404 for our session id."""
+        import httpx2
+        from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+
+        async def on_response(response: Any) -> None:
+            if response.status_code < 400:
+                return
+            request = response.request
+            url = str(request.url)
+            self.http_error = (response.status_code, url)
+            if response.status_code == 404 and request.headers.get("mcp-session-id"):
+                self.session_gone = True
+            log.info("MCP server %s: HTTP %d from %s", self.server, response.status_code, url)
+
+        return httpx2.AsyncClient(
+            headers=headers,
+            timeout=timeout
+            or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
+            auth=auth,
+            event_hooks={"response": [on_response]},
+        )
 
     async def _open_transport(self, stack: contextlib.AsyncExitStack) -> tuple[Any, Any]:
         tk = self._toolkit
         if tk.url is not None:
-            from mcp.shared._httpx_utils import create_mcp_http_client
-
             if tk.url.rstrip("/").endswith("/sse"):
                 from mcp.client.sse import sse_client
 
                 streams = await stack.enter_async_context(
-                    sse_client(tk.url, headers=dict(tk.headers), timeout=tk.timeout)
+                    sse_client(
+                        tk.url,
+                        headers=dict(tk.headers),
+                        timeout=tk.timeout,
+                        httpx_client_factory=self._http_client,
+                    )
                 )
             else:
                 from mcp.client.streamable_http import streamable_http_client
 
-                client = await stack.enter_async_context(
-                    create_mcp_http_client(headers=dict(tk.headers))
-                )
+                client = await stack.enter_async_context(self._http_client(dict(tk.headers)))
                 streams = await stack.enter_async_context(
-                    streamable_http_client(tk.url, http_client=client)
+                    streamable_http_client(
+                        tk.url, http_client=client, max_sse_event_size=tk.max_message_bytes
+                    )
                 )
             return streams[0], streams[1]
 
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
-        assert tk.command is not None
         self._errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         # O_APPEND on the open file (which the server's stderr shares): its writes always
         # land at the end, so the file can be cut to its tail while it runs (trim_errlog).
@@ -328,14 +484,15 @@ class _Connection:
             fd = self._errlog.fileno()
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
             self._appending = True
-        params = StdioServerParameters(
-            command=tk.resolved_command(),
-            args=list(tk.args),
-            env=dict(tk.env) or None,
-            cwd=tk.cwd,
-            encoding_error_handler="replace",
-        )
         try:
+            command, args = tk.launch()
+            params = StdioServerParameters(
+                command=command,
+                args=args,
+                env=dict(tk.env) or None,
+                cwd=tk.cwd,
+                encoding_error_handler="replace",
+            )
             streams = await stack.enter_async_context(stdio_client(params, errlog=self._errlog))
         except FileNotFoundError as exc:
             raise ToolError(
@@ -349,6 +506,15 @@ class _Connection:
         except OSError as exc:
             raise ToolError(f"MCP server {self.server!r} failed to start: {exc}") from exc
         return streams[0], streams[1]
+
+    def describe(self, exc: BaseException) -> str:
+        """An exception as a message, naming the HTTP status and URL when a request
+        failed (the SDK says only "Server returned an error response")."""
+        text = _describe(exc)
+        if self.http_error is not None:
+            status, url = self.http_error
+            return f"HTTP {status} from {url} ({text})"
+        return text
 
     # -- stderr ---------------------------------------------------------------------------
 
@@ -414,8 +580,12 @@ class McpToolkit(Toolkit):
     Config keys (the server's table in ``workbench.yaml``): ``command``, ``args``, ``env``,
     ``cwd`` for a stdio server, or ``url`` and ``headers`` for an HTTP one; ``timeout``
     (seconds, default 30) for each call; ``startup_timeout`` (default ``timeout``, at least
-    30) for starting. ``name``, when present, overrides the toolkit name (the server's
-    name under ``mcp:``).
+    30) for starting; ``retry_after`` (default 10) between attempts to start a server that
+    failed; ``required`` (default false): agents that use the server fail when it does,
+    instead of running without its tools; ``max_output``: the characters of a result kept
+    (see :func:`workbench.tools.cap_text`); ``max_message_bytes`` (32 MiB): the largest
+    message a streamable HTTP server may send. ``name``, when present, overrides the toolkit
+    name (the server's name under ``mcp:``).
     """
 
     def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
@@ -444,8 +614,18 @@ class McpToolkit(Toolkit):
         """Seconds to wait for the server to start and answer ``initialize``: ``timeout``,
         but at least 30 (a cold start under load, or a first ``npx``/``uvx`` download, is
         slower than any call should be)."""
+        retry = config.get("retry_after")
+        self.retry_after: float = float(DEFAULT_RETRY_AFTER if retry is None else retry)
+        """Seconds after a failed start during which uses get the failure at once."""
+        self.required: bool = bool(config.get("required", False))
+        """Whether agents that use it fail when it does."""
+        self.max_message_bytes: int = int(
+            config.get("max_message_bytes") or DEFAULT_MAX_MESSAGE_BYTES
+        )
+        """The largest message a streamable HTTP server may send (in bytes)."""
         if (self.command is None) == (self.url is None):
             raise ValueError(f"MCP server {name!r} needs exactly one of 'command' or 'url'")
+        self.output_limit(self.name)  # a bad max_output is a config error now, not at a call
         self._conn: _Connection | None = None
         self._retiring: set[_Connection] = set()
         self._lock: asyncio.Lock | None = None
@@ -453,11 +633,117 @@ class McpToolkit(Toolkit):
         self._tools_from: _Connection | None = None
         self._stale = False
         self._closed = False
+        self._starting: asyncio.Task[list[Tool]] | None = None
+        self._state: ToolkitState = "idle"
+        self._since = time.time()
+        self._error: str | None = None
+        self._failed_at: float | None = None
+        self._skipped: list[str] = []
+        self._instructions: str | None = None
+        self._calls: dict[int, _Call] = {}
+        self._call_seq = 0
         self.on_tools_changed: Callable[[], None] | None = None
         """Called when the server says its tool list changed (the list itself is re-read by
         the next :meth:`list_tools`)."""
+        self.on_status: Callable[[ToolkitStatus], None] | None = None
+        """Called with the new :attr:`status` whenever it changes."""
+
+    # -- status ---------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> str:
+        """``stdio``, ``http`` (streamable HTTP) or ``sse``."""
+        if self.url is None:
+            return "stdio"
+        return "sse" if self.url.rstrip("/").endswith("/sse") else "http"
+
+    @property
+    def target(self) -> str:
+        """The command line or the URL."""
+        if self.url is not None:
+            return self.url
+        return " ".join([self.command or "", *self.args]).strip()
+
+    @property
+    def instructions(self) -> str | None:
+        """What the server says about how to use it (``initialize``'s ``instructions``)."""
+        return self._instructions
+
+    @property
+    def status(self) -> ToolkitStatus:
+        """Where the server stands."""
+        return ToolkitStatus(
+            name=self.name,
+            kind="mcp",
+            state=self._state,
+            detail=f"{self.transport}: {self.target}",
+            error=self._error,
+            tools=[t.name for t in self._tools or []],
+            since=self._since,
+            required=self.required,
+            instructions=self._instructions,
+            skipped=list(self._skipped),
+        )
+
+    def _set_state(self, state: ToolkitState, error: str | None = None) -> None:
+        if state == self._state and error == self._error:
+            return
+        self._state, self._error, self._since = state, error, time.time()
+        if state == "failed":
+            self._failed_at = time.monotonic()
+        elif state == "ready":
+            self._failed_at = None
+        if self.on_status is not None:
+            try:
+                self.on_status(self.status)
+            except Exception:
+                log.exception("on_status callback failed")
 
     # -- Toolkit --------------------------------------------------------------------------
+
+    def start(self, *, force: bool = False) -> asyncio.Task[list[Tool]]:
+        """Start the server (and list its tools) in the background; returns at once.
+
+        The task is shared: calling again while it runs returns the same one. After a
+        failure a new attempt starts only once ``retry_after`` seconds have passed (or at
+        once with ``force``); until then the failed task is returned again.
+        """
+        task = self._starting
+        if task is not None and not task.done():
+            return task
+        if (
+            task is not None
+            and not force
+            and self._state == "failed"
+            and self._failed_at is not None
+            and time.monotonic() - self._failed_at < self.retry_after
+        ):
+            return task
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: asyncio must not report it
+        self._starting = asyncio.create_task(self._load(), name=f"mcp start {self.name}")
+        self._starting.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return self._starting
+
+    async def _load(self) -> list[Tool]:
+        try:
+            conn = await self._connection()
+            self._stale = False
+            tools = await self._fetch_tools(conn)
+        except ToolError as exc:
+            self._set_state("failed", str(exc))
+            raise
+        except asyncio.CancelledError:
+            if self._state == "starting":
+                self._set_state("idle")
+            raise
+        except Exception as exc:
+            self._set_state("failed", f"MCP server {self.name!r}: {_describe(exc)}")
+            raise ToolError(f"MCP server {self.name!r}: {_describe(exc)}") from exc
+        self._tools = tools
+        self._tools_from = conn
+        self._set_state("ready")
+        return tools
 
     async def list_tools(self) -> list[Tool]:
         """The server's tools (started on first use; asked again after a change notice).
@@ -472,11 +758,11 @@ class McpToolkit(Toolkit):
             and self._conn.alive
         ):
             return list(self._tools)
+        if self._closed:
+            raise ToolError(f"MCP server {self.name!r}: the toolkit is closed")
+        task = self.start()
         try:
-            conn = await self._connection()
-            self._stale = False
-            self._tools = await self._fetch_tools(conn)
-            self._tools_from = conn
+            return list(await asyncio.shield(task))
         except ToolError as exc:
             if self._tools is None:
                 raise
@@ -487,34 +773,98 @@ class McpToolkit(Toolkit):
     async def aclose(self) -> None:
         """Stop the server (and any connection still winding down)."""
         self._closed = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._starting
         conns = [c for c in (self._conn, *self._retiring) if c is not None]
         self._conn = None
         self._retiring.clear()
         for c in conns:
             c.request_stop()
         await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)
+        if self._state in ("ready", "starting"):
+            self._set_state("idle")
+
+    async def restart(self) -> list[Tool]:
+        """Stop the server and start it again (the MCP pane's restart).
+
+        Raises:
+            ToolError: it does not start.
+        """
+        conn = self._conn
+        if conn is not None:
+            self._retire(conn)
+        self._tools = None
+        return list(await asyncio.shield(self.start(force=True)))
 
     # -- calls ----------------------------------------------------------------------------
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> str:
-        """Call ``tool`` on the server and return its content as text.
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], ctx: ToolContext | None = None
+    ) -> ToolOutput:
+        """Call ``tool`` on the server.
+
+        An HTTP session the server no longer knows is replaced and the call sent once more.
 
         Raises:
             ToolError: the tool reported an error (``isError``), the server failed to start,
                 died during the call, or did not answer within the timeout, or the call was
                 refused (unknown tool, bad arguments).
         """
+        for attempt in (1, 2):
+            conn = await self._connection()
+            try:
+                return await self._call_once(conn, tool, arguments, ctx)
+            except _SessionGone:
+                self._retire(conn)
+                where = f" from {conn.http_error[1]}" if conn.http_error else ""
+                if attempt == 2:
+                    raise ToolError(
+                        f"MCP server {self.name!r} lost the connection during {tool}: the new "
+                        f"session was not found either (HTTP 404{where})"
+                    ) from None
+                log.info(
+                    "MCP server %s: the session is gone (HTTP 404%s); starting a new one",
+                    self.name,
+                    where,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_once(
+        self, conn: _Connection, tool: str, arguments: dict[str, Any], ctx: ToolContext | None
+    ) -> ToolOutput:
         from mcp.shared.exceptions import MCPError
         from mcp_types import CONNECTION_CLOSED
 
-        conn = await self._connection()
         session = conn.session
         if session is None:  # stopped between start and here
             raise ToolError(f"MCP server {self.name!r} is not running")
         conn.trim_errlog()
+        conn.http_error = None
+        self._call_seq += 1
+        key = self._call_seq
+        started = time.monotonic()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            call = self._calls.get(key)
+            if call is None:
+                return
+            # Progress restarts the clock, within a bound: a server that reports forever
+            # does not keep a call alive forever.
+            loop = asyncio.get_running_loop()
+            stretch = started + self.timeout * _PROGRESS_STRETCH - time.monotonic()
+            call.deadline.reschedule(loop.time() + max(0.0, min(self.timeout, stretch)))
+            if ctx is not None and ctx.progress is not None:
+                try:
+                    await ctx.progress(progress, total, message)
+                except Exception:
+                    log.exception("progress callback failed")
+
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await session.call_tool(tool, arguments)
+            async with asyncio.timeout(self.timeout) as deadline:
+                self._calls[key] = _Call(ctx, deadline, self.timeout)
+                result = await session.call_tool(tool, arguments, progress_callback=on_progress)
         except TimeoutError:
             self._retire(conn)
             stopped = "connection was closed" if self.url else "server was stopped"
@@ -523,11 +873,26 @@ class McpToolkit(Toolkit):
                 f"{stopped} and starts again on the next call{conn.tail_note()}"
             ) from None
         except MCPError as exc:
-            if exc.code == CONNECTION_CLOSED or conn.lost is not None:
+            if conn.session_gone:
+                raise _SessionGone() from None
+            if "byte limit" in exc.message and "exceeded" in exc.message:
                 self._retire(conn)
                 raise ToolError(
-                    f"MCP server {self.name!r} exited during {tool} ({exc.message.lower()}); it "
-                    f"starts again on the next call{conn.tail_note()}"
+                    f"MCP server {self.name!r}: the answer to {tool} is larger than "
+                    f"{self.max_message_bytes:,} bytes (max_message_bytes under mcp: "
+                    f"{self.name}:); the connection was closed and starts again on the next call"
+                ) from None
+            if exc.code == CONNECTION_CLOSED or conn.lost is not None:
+                self._retire(conn)
+                what = "lost the connection" if self.url else "exited"
+                raise ToolError(
+                    f"MCP server {self.name!r} {what} during {tool} "
+                    f"({conn.describe(exc).lower()}); it starts again on the next call"
+                    f"{conn.tail_note()}"
+                ) from None
+            if conn.http_error is not None:
+                raise ToolError(
+                    f"MCP server {self.name!r}: {tool} failed: {conn.describe(exc)}"
                 ) from None
             raise ToolError(f"MCP server {self.name!r} refused {tool}: {exc.message}") from None
         except ToolError:
@@ -539,11 +904,140 @@ class McpToolkit(Toolkit):
                     f"MCP server {self.name!r} exited during {tool}; it starts again on the next "
                     f"call{conn.tail_note()}"
                 ) from exc
-            raise ToolError(f"MCP server {self.name!r}: {tool} failed: {_describe(exc)}") from exc
-        text = result_text(result)
+            raise ToolError(
+                f"MCP server {self.name!r}: {tool} failed: {conn.describe(exc)}"
+            ) from exc
+        finally:
+            self._calls.pop(key, None)
+        out = result_output(result)
         if getattr(result, "is_error", False):
-            raise ToolError(text or f"{tool} reported an error without a message")
-        return text
+            raise ToolError(out.text or f"{tool} reported an error without a message")
+        return out
+
+    # -- resources and prompts ------------------------------------------------------------
+
+    async def list_resources(self) -> list[dict[str, Any]]:
+        """The server's resources: ``uri``, ``name``, ``description``, ``mime_type``
+        (``[]`` when it offers none).
+
+        Raises:
+            ToolError: the server cannot be reached or refuses.
+        """
+        session = await self._ready_session()
+        caps = session.server_capabilities
+        if caps is not None and caps.resources is None:
+            return []
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        async with self._bounded("list its resources"):
+            for _ in range(100):
+                page = await session.list_resources(params=self._page(cursor))
+                for r in page.resources:
+                    out.append(
+                        {
+                            "uri": str(r.uri),
+                            "name": r.name,
+                            "description": r.description or "",
+                            "mime_type": r.mime_type,
+                        }
+                    )
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+        return out
+
+    async def read_resource(self, uri: str) -> str:
+        """A resource's text (binary contents are named, not inlined).
+
+        Raises:
+            ToolError: the server cannot be reached, or refuses.
+        """
+        session = await self._ready_session()
+        async with self._bounded(f"read {uri}"):
+            result = await session.read_resource(uri)
+        parts: list[str] = []
+        for c in result.contents:
+            text = getattr(c, "text", None)
+            if text is not None:
+                parts.append(text)
+            else:
+                size = len(getattr(c, "blob", "") or "") * 3 // 4
+                parts.append(f"[{c.mime_type or 'binary'} resource {c.uri}, {size} bytes]")
+        return "\n\n".join(parts)
+
+    async def list_prompts(self) -> list[dict[str, Any]]:
+        """The server's prompts: ``name``, ``description``, ``arguments`` (each with
+        ``name``, ``description``, ``required``); ``[]`` when it offers none.
+
+        Raises:
+            ToolError: the server cannot be reached or refuses.
+        """
+        session = await self._ready_session()
+        caps = session.server_capabilities
+        if caps is not None and caps.prompts is None:
+            return []
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        async with self._bounded("list its prompts"):
+            for _ in range(100):
+                page = await session.list_prompts(params=self._page(cursor))
+                for p in page.prompts:
+                    out.append(
+                        {
+                            "name": p.name,
+                            "description": p.description or "",
+                            "arguments": [
+                                {
+                                    "name": a.name,
+                                    "description": a.description or "",
+                                    "required": bool(a.required),
+                                }
+                                for a in p.arguments or []
+                            ],
+                        }
+                    )
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+        return out
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> str:
+        """A prompt's messages as text (one paragraph each).
+
+        Raises:
+            ToolError: the server cannot be reached, or refuses (a missing argument, say).
+        """
+        session = await self._ready_session()
+        async with self._bounded(f"get the prompt {name}"):
+            result = await session.get_prompt(name, arguments or {})
+        return _blocks_output([m.content for m in result.messages]).text
+
+    async def _ready_session(self) -> ClientSession:
+        await self.list_tools()
+        conn = await self._connection()
+        if conn.session is None:
+            raise ToolError(f"MCP server {self.name!r} is not running")
+        return conn.session
+
+    @staticmethod
+    def _page(cursor: str | None) -> Any:
+        import mcp_types as types
+
+        return types.PaginatedRequestParams(cursor=cursor) if cursor else None
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, what: str) -> Any:
+        from mcp.shared.exceptions import MCPError
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError:
+            raise ToolError(
+                f"MCP server {self.name!r} did not {what} within {self.timeout:g}s"
+            ) from None
+        except MCPError as exc:
+            raise ToolError(f"MCP server {self.name!r} could not {what}: {exc.message}") from None
 
     # -- internals ------------------------------------------------------------------------
 
@@ -568,12 +1062,23 @@ class McpToolkit(Toolkit):
             self._reap()
             conn = _Connection(self)
             log.info("MCP server %s: starting", self.name)
+            self._set_state("starting")
             try:
                 await conn.start()
+            except ToolError as exc:
+                self._retiring.add(conn)
+                self._set_state("failed", str(exc))
+                raise
             except BaseException:
                 self._retiring.add(conn)
+                if self._state == "starting":
+                    self._set_state("idle")
                 raise
             self._conn = conn
+            if self._tools is not None:
+                self._set_state("ready")
+            session = conn.session
+            self._instructions = (session.instructions or None) if session is not None else None
             self._stale = True  # a new process may offer other tools
             return conn
 
@@ -585,18 +1090,31 @@ class McpToolkit(Toolkit):
         if session is None:
             raise ToolError(f"MCP server {self.name!r} is not running")
         tools: list[Tool] = []
+        skipped: list[str] = []
         cursor: str | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 for _ in range(100):  # a server whose cursor never ends cannot hang us
-                    params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                    page = await session.list_tools(params=params)
+                    page = await session.list_tools(params=self._page(cursor))
                     for t in page.tools:
+                        support = getattr(t.execution, "task_support", None)
+                        if support == "required":
+                            skipped.append(f"{t.name}: requires MCP tasks, which Workbench lacks")
+                            continue
                         schema = dict(t.input_schema or {})
                         schema.setdefault("type", "object")
                         schema.setdefault("properties", {})
                         schema.pop("title", None)
-                        tools.append(McpTool(self, t.name, t.description or t.title or "", schema))
+                        tools.append(
+                            McpTool(
+                                self,
+                                t.name,
+                                t.description or t.title or "",
+                                schema,
+                                output_schema=t.output_schema,
+                                hints=_hints(t),
+                            )
+                        )
                     cursor = page.next_cursor
                     if not cursor:
                         break
@@ -610,8 +1128,13 @@ class McpToolkit(Toolkit):
             if conn.lost is not None or exc.code == types.CONNECTION_CLOSED:
                 self._retire(conn)
             raise ToolError(
-                f"MCP server {self.name!r} failed to list its tools: {exc.message}{conn.tail_note()}"
+                f"MCP server {self.name!r} failed to list its tools: {conn.describe(exc)}"
+                f"{conn.tail_note()}"
             ) from None
+        for note in skipped:
+            log.info("MCP server %s: not offering %s", self.name, note)
+        self._skipped = skipped
+        self.apply_limits(tools)
         return tools
 
     def _retire(self, conn: _Connection) -> None:
@@ -620,6 +1143,13 @@ class McpToolkit(Toolkit):
         if self._conn is conn:
             self._conn = None
         self._retiring.add(conn)
+
+    def _connection_lost(self, conn: _Connection) -> None:
+        """The server went away on its own: its status says so until it starts again."""
+        if conn is self._conn and not self._closed:
+            self._set_state("failed", f"MCP server {self.name!r}: {conn.lost}{conn.tail_note()}")
+            # Not a failed start: the next use may start it again at once.
+            self._failed_at = None
 
     def _reap(self) -> None:
         """Forget retired connections whose owner task has finished."""
@@ -652,6 +1182,55 @@ class McpToolkit(Toolkit):
         }.get(str(params.level), logging.ERROR)
         log.log(level, "MCP server %s says: %s", self.name, params.data)
 
+    async def _on_elicit(self, context: Any, params: Any) -> Any:
+        """The server asks the person for input: through the asking call's
+        :attr:`ToolContext.ask` (the approvals queue). The call's clock stops meanwhile.
+        With no call in flight, or nobody to ask, the request is declined."""
+        import mcp_types as types
+
+        # The request does not say which call it serves; the oldest call in flight that
+        # can ask is the one (servers ask from within a call).
+        call = next((c for c in self._calls.values() if c.ctx and c.ctx.ask), None)
+        if call is None or call.ctx is None or call.ctx.ask is None:
+            log.info("MCP server %s asked for input with nobody to ask: declined", self.name)
+            return types.ElicitResult(action="decline")
+        url = getattr(params, "url", None)
+        if url is not None:
+            schema: dict[str, Any] = {"type": "object", "properties": {}}
+            message = f"{params.message}\nOpen: {url}"
+        else:
+            schema = dict(params.requested_schema or {})
+            message = params.message
+        call.deadline.reschedule(None)
+        try:
+            action, content = await call.ctx.ask(message, schema)
+        except Exception as exc:
+            log.exception("asking for input failed")
+            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"asking failed: {exc}")
+        finally:
+            call.deadline.reschedule(asyncio.get_running_loop().time() + call.timeout)
+        if action == "accept":
+            return types.ElicitResult(action="accept", content=None if url else content or {})
+        return types.ElicitResult(action="decline" if action == "decline" else "cancel")
+
+    def launch(self) -> tuple[str, list[str]]:
+        """The program and arguments that start a stdio server: the command under the
+        guard that stops it with Workbench (POSIX), or the command itself.
+
+        Raises:
+            FileNotFoundError: the command cannot be found.
+            PermissionError: it is not executable.
+        """
+        command = self.resolved_command()
+        if sys.platform == "win32":  # pragma: no cover - the SDK uses a Job Object there
+            return command, list(self.args)
+        path = command if os.sep in command else shutil.which(command)
+        if path is None or not os.path.exists(path):
+            raise FileNotFoundError(command)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(command)
+        return sys.executable, ["-I", "-S", str(_GUARD), str(os.getpid()), path, *self.args]
+
     def resolved_command(self) -> str:
         """The command as a path when it can be found: on ``PATH``, or next to this
         Python (so a server installed in Workbench's own environment is found even when
@@ -682,6 +1261,7 @@ async def _import_sdk() -> None:
         return
 
     def load() -> None:
+        import httpx2  # noqa: F401
         import mcp.client.session  # noqa: F401
         import mcp.client.sse  # noqa: F401
         import mcp.client.stdio  # noqa: F401

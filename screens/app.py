@@ -80,8 +80,9 @@ class WorkbenchApp(App[int]):
         replay_speed: Its speed (times faster than recorded; ``inf`` instant), snapped to
             the replay view's 1x, 2x, 10x or instant.
         engine_factory: Opens the engine (tests inject one); runs in a thread.
-        warm_up: Import litellm in a thread for a target that needs it, and read the price
-            map, once the engine is open (default: only with the real, local engine).
+        warm_up: Import litellm in a thread for a target that needs it; read the price
+            map and start the MCP servers (``Engine.warm_up``) once the engine is open
+            (default: only with the real, local engine).
         watch_workspace: Reload ``workbench.yaml`` when it changes.
         animate: Spinners and the blinking cursor (off for snapshot tests).
         frame_interval: Seconds between two redraws of streamed events.
@@ -112,6 +113,7 @@ class WorkbenchApp(App[int]):
         Binding("f6", "show('usage')", "Usage", show=False, priority=True),
         Binding("f7", "sessions", "Sessions", priority=True),
         Binding("f8", "toggle_theme", "Theme", show=False, priority=True),
+        Binding("f9", "mcp", "MCP", show=False, priority=True),
         Binding("ctrl+o", "copy_answer", "Copy answer", priority=True),
         Binding("ctrl+n", "new_session", "New session", show=False),
         Binding("ctrl+r", "replay_session", "Replay", show=False),
@@ -338,18 +340,6 @@ class WorkbenchApp(App[int]):
             return
         self.post_message(self.EngineReady(engine))
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="warm-up",
-        description="read the price map",
-        exit_on_error=False,
-    )
-    def _warm_prices(self) -> None:
-        from workbench import prices
-
-        prices.warm()
-
     @work(exclusive=True, group="litellm", description="import litellm", exit_on_error=False)
     async def _import_litellm(self) -> None:
         # The import runs in its own thread (workbench.models); this only awaits it, so
@@ -414,7 +404,12 @@ class WorkbenchApp(App[int]):
         self.engine_ready = True
         self._show_workspace()
         if self._warm_up:
-            self._warm_prices()
+            # The engine's one warm-up: the price map, and the MCP servers started in the
+            # background, concurrently (the MCP pane shows them). litellm is imported only
+            # for a target that needs it (_litellm_for), so not here.
+            warm_up = getattr(engine, "warm_up", None)
+            if warm_up is not None:
+                warm_up(litellm=False)
         if self._watch_workspace:
             self._ws_file = self._workspace_file()
             self._ws_mtime = self._mtime()
@@ -907,6 +902,8 @@ class WorkbenchApp(App[int]):
 
         if call.status != "pending" or call.key in self.deciding:
             return
+        if call.kind == "input" and how in ("session", "always"):
+            how = "once"  # an answer to a tool's question, never a rule to save
         if how in ("once", "session"):
             self._resolve(call, "allow", "session" if how == "session" else "once")
         elif how == "always":
@@ -1361,6 +1358,15 @@ class WorkbenchApp(App[int]):
             return self.view
         view = getattr(self.screen, "view", None)
         return view if isinstance(view, SessionView) else None
+
+    def action_mcp(self) -> None:
+        """The MCP servers: their state, tools, resources and prompts."""
+        from screens.mcp import McpScreen
+
+        if self.engine is None:
+            self.notify("The workspace is still loading.", timeout=3)
+        elif not isinstance(self.screen, McpScreen):
+            self.push_screen(McpScreen(self.engine))
 
     def action_focus_prompt(self) -> None:
         """Back to the prompt."""

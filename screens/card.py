@@ -2,7 +2,9 @@
 chat, in a member's lane, in a node's transcript and in the approvals pane.
 
 One call, one card: the tool, who asks and why, the command's parts or the file diff, the
-arguments (the edited ones, once a person edited them), and how it was decided.
+arguments (the edited ones, once a person edited them), and how it was decided. A running
+tool that asks the person for input (an MCP elicitation) gets the same card: the form's
+fields, and its values (``e`` fills them in and sends, ``y`` sends them, ``n`` declines).
 """
 
 from __future__ import annotations
@@ -46,15 +48,39 @@ def _syntax(code: str, lexer: str) -> RenderableType:
     return Syntax(code, lexer, theme="ansi_dark", word_wrap=True, background_color="default")
 
 
+def _form_fields(form: dict[str, Any]) -> Text:
+    """The fields of an input form: name, type, required, what it is for."""
+    out = Text("\nform", style="bold")
+    required = set(form.get("required") or [])
+    props = form.get("properties") or {}
+    for name, spec in props.items() if isinstance(props, dict) else []:
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type", "")
+        if spec.get("enum"):
+            kind = " | ".join(str(v) for v in spec["enum"])
+        out.append(f"\n  • {name}", style="bold")
+        out.append(f" ({kind}{', required' if name in required else ''})", style="not bold")
+        about = spec.get("description") or spec.get("title")
+        if about:
+            out.append(f": {about}", style="dim")
+    return out
+
+
 def approval_detail(a: ApprovalState, *, header: bool = True) -> RenderableType:
-    """What a person needs to decide: tool, who asks and why, parts or diff, arguments.
+    """What a person needs to decide: tool, who asks and why, parts or diff, arguments (for
+    an input request: the form's fields and their values).
 
     Args:
         a: The call.
         header: Start with the tool and who asks (a card under a titled block has them).
     """
     head = Text()
-    if header:
+    if header and a.kind == "input":
+        head.append(a.tool, style="bold")
+        head.append(" asks for input", style="bold yellow")
+        head.append(" (e fill in and send · y send these values · n decline)", style="dim")
+        head.append("\n")
+    elif header:
         head.append(a.tool, style="bold")
         head.append("  asked by ")
         head.append(a.source or "?", style="bold cyan")
@@ -73,12 +99,16 @@ def approval_detail(a: ApprovalState, *, header: bool = True) -> RenderableType:
     if a.diff:
         parts.append(Text("\ndiff", style="bold"))
         parts.append(_syntax(a.diff.rstrip("\n"), "diff"))
+    if a.kind == "input" and a.form:
+        parts.append(_form_fields(a.form))
+    what = "values" if a.kind == "input" else "arguments"
     if a.edited_arguments is not None:
-        parts.append(Text("\narguments, as a person edited them", style="bold"))
+        parts.append(Text(f"\n{what}, as a person edited them", style="bold"))
         parts.append(_syntax(args_json(a.edited_arguments), "json"))
-        parts.append(Text("\nas the model asked", style="bold dim"))
+        asker = "the tool" if a.kind == "input" else "the model"
+        parts.append(Text(f"\nas {asker} asked", style="bold dim"))
         parts.append(_syntax(args_json(a.arguments), "json"))
     else:
-        parts.append(Text("\narguments", style="bold"))
+        parts.append(Text(f"\n{what}", style="bold"))
         parts.append(_syntax(args_json(a.arguments), "json"))
     return Group(*parts)

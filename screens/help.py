@@ -24,6 +24,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("F2 F3 F4 F5 F6", "chat · team lanes · workflow graph · approvals · usage"),
             ("F7", "sessions: open, resume, replay, delete"),
             ("F8", "light / dark theme"),
+            ("F9", "MCP servers: state, tools, resources, prompts (r restart, enter attach)"),
             ("ctrl+n", "new session"),
             ("ctrl+r", "replay this session"),
             ("ctrl+c", "copy the selected text; with none, cancel the run in flight"),

@@ -51,6 +51,11 @@ def commands_for(app: WorkbenchApp) -> list[Command]:
         ("Replay this session", partial(run, "replay_session"), "Play the session back (ctrl+r)"),
         ("Cancel the run", partial(run, "cancel_run"), "Stop the run in flight (ctrl+c)"),
         ("Toggle light/dark theme", partial(run, "toggle_theme"), "Switch the theme (F8)"),
+        (
+            "Show MCP servers",
+            partial(run, "mcp"),
+            "State, tools, resources and prompts; attach a resource to the prompt (F9)",
+        ),
         ("Keys", partial(run, "help"), "Every key (F1 or ?)"),
         ("Quit", partial(run, "quit"), "Leave Workbench (ctrl+q)"),
     ]

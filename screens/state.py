@@ -182,6 +182,9 @@ class ToolItem(Item):
     """How long it ran."""
     decision: str | None = None
     """How an approval was decided, in words."""
+    progress: str | None = None
+    """What a running call last said of its progress (``3/10 indexing``), or that it
+    waits for the person's input."""
     asked: ApprovalState | None = None
     """The approval it asked for, if it asked (the card a person decides on)."""
 
@@ -366,6 +369,10 @@ class ApprovalState:
     was cancelled)."""
     decision: str | None = None
     """How it was decided, in words."""
+    kind: str = "tool"
+    """``tool``, or ``input``: a running tool asks the person for the values of a form."""
+    form: dict[str, Any] | None = None
+    """For ``input``: the form's JSON schema (``arguments`` holds its values)."""
     edited_arguments: dict[str, Any] | None = None
     """The arguments a person allowed instead of the model's (``e``)."""
     session_id: str = ""
@@ -826,9 +833,23 @@ class SessionState:
         """The transcript item of a call (the latest, if a run reused the id)."""
         return self._tools.get(key)
 
+    def _asking_tool(self, ev: Any) -> ToolItem | None:
+        """For an input request (an MCP elicitation, call id ``<call>#input<n>``): the
+        running call of the same run that asks."""
+        if getattr(ev, "kind", "tool") != "input" and "#input" not in ev.call_id:
+            return None
+        return self._tools.get((ev.run_id, ev.call_id.split("#", 1)[0]))
+
     def _on_approval_required(self, ev: Any) -> None:
-        tool = self._tool(ev)
-        tool.status = "awaiting"
+        asking = self._asking_tool(ev)
+        tool: ToolItem | None = None
+        if asking is not None:
+            # An input request: the call keeps running; its question is in the approvals.
+            asking.progress = "waits for your input (approvals)"
+            self.changes.touch(asking)
+        elif getattr(ev, "kind", "tool") != "input":
+            tool = self._tool(ev)
+            tool.status = "awaiting"
         approval = ApprovalState(
             call_id=ev.call_id,
             tool=ev.tool,
@@ -840,6 +861,8 @@ class SessionState:
             ts=ev.ts,
             parts=list(ev.parts),
             diff=ev.diff,
+            kind=getattr(ev, "kind", "tool"),
+            form=getattr(ev, "form", None),
         )
         old = self.approvals.get(approval.key)
         if old is not None and old.status == "pending":
@@ -852,7 +875,8 @@ class SessionState:
         self.waiting.pop(approval.key, None)
         self.waiting[approval.key] = approval
         self._run_approvals.setdefault(ev.run_id, []).append(approval)
-        tool.asked = approval
+        if tool is not None:
+            tool.asked = approval
         self.changes.approvals = True
         self.changes.new_approvals.append(approval)
         run = self._run(ev)
@@ -888,6 +912,12 @@ class SessionState:
                 if step is not None and step.status == "approval" and not run.waiting:
                     step.status = "running"
                     self.changes.steps = True
+        if approval is not None and approval.kind == "input":
+            asking = self._asking_tool(ev)
+            if asking is not None:
+                asking.progress = None
+                self.changes.touch(asking)
+            return
         tool = self._tool(ev)
         tool.decision = words
         if ev.decision == "deny":
@@ -902,8 +932,22 @@ class SessionState:
         tool.status = "running"
         tool.arguments = dict(ev.arguments)
 
+    def _on_tool_progress(self, ev: Any) -> None:
+        tool = self._tool(ev)
+        done = f"{ev.progress:g}" + (f"/{ev.total:g}" if ev.total is not None else "")
+        tool.progress = f"{done} {ev.message}" if ev.message else done
+
+    def _on_tool_unavailable(self, ev: Any) -> None:
+        first = ev.error.strip().splitlines()[0] if ev.error.strip() else ""
+        self._note(
+            ev,
+            f"! {ev.toolkit} is unavailable; running without {', '.join(ev.patterns)}: {first}",
+            "warning",
+        )
+
     def _on_tool_result(self, ev: Any) -> None:
         tool = self._tool(ev)
+        tool.progress = None
         tool.output = ev.output
         tool.error = ev.error
         tool.duration_ms = ev.duration_ms
@@ -999,4 +1043,6 @@ _HANDLERS: dict[str, Any] = {
     "workflow.conflict": SessionState._on_conflict,
     "context.summarized": SessionState._on_summarized,
     "model.retry": SessionState._on_retry,
+    "tool.progress": SessionState._on_tool_progress,
+    "tool.unavailable": SessionState._on_tool_unavailable,
 }

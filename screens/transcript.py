@@ -367,7 +367,8 @@ class ToolBlock(Collapsible, ItemWidget):
         if summary:
             bits.append(summary)
         if item.status == "running":
-            bits.append("running")
+            # What a running tool last said (progress), or that it waits for input.
+            bits.append(f"running {item.progress}" if item.progress else "running")
         elif item.status in ("denied", "cancelled"):
             bits.append(item.status)
         elif item.status == "interrupted":

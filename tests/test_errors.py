@@ -98,6 +98,10 @@ def test_a_bad_output_schema_is_refused_at_load(
         ("shell: {timout: 5}", "toolkits.shell.timout", "unknown setting"),
         ("files: {max_read_chars: lots}", "toolkits.files.max_read_chars", "an integer"),
         ("files: {exclude: .git}", "toolkits.files.exclude", "valid list"),
+        # max_output, which every toolkit takes: in a declared model, and without one.
+        ("files: {max_output: -5}", "toolkits.files.max_output", "positive number"),
+        ("files: {max_output: {read: lots}}", "toolkits.files.max_output", "for 'read'"),
+        ("calculator: {max_output: 0}", "toolkits.calculator.max_output", "positive number"),
     ],
 )
 def test_toolkit_settings_are_checked_at_load(
@@ -126,11 +130,13 @@ def test_good_toolkit_settings_load(write_workspace: WriteWorkspace) -> None:
         """
         toolkits:
           shell: {timeout: 5, max_timeout: 60, max_output: 1000}
-          files: {max_read_chars: 10, max_results: 5, exclude: [.git, build]}
+          files: {max_read_chars: 10, max_results: 5, exclude: [.git, build], max_output: 5000}
+          calculator: {max_output: {evaluate: 300, "*": 1000}}
         """
     )
     ws = load_workspace(root, known_toolkits=set(available_toolkits()))
     assert ws.toolkits["shell"]["timeout"] == 5
+    assert ws.toolkits["files"]["max_output"] == 5000
 
 
 def test_a_folder_named_workbench_yaml_is_an_error(tmp_path: Path) -> None:

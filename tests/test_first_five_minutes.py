@@ -366,8 +366,13 @@ def readme_blocks(lang: str) -> list[str]:
     return [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith(lang + "\n")]
 
 
-def test_the_readme_workspace_example_loads_as_it_is(tmp_path: Path) -> None:
+def test_the_readme_workspace_example_loads_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workbench.registry import available_toolkits
+
+    # The example's MCP header names ${REMOTE_TOKEN}: an unset one is a config error.
+    monkeypatch.setenv("REMOTE_TOKEN", "t0k")
     from workbench.workspace import load_workspace
 
     full = next(b for b in readme_blocks("yaml") if b.startswith("models:") and "memory:" in b)

@@ -437,13 +437,119 @@ def test_cmd_knowledge_add(ws: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert cmd_knowledge_add(ws, [ws / "docs" / "guide.md"]) == 0
     assert "Added 0 files (0 chunks), 1 unchanged" in capsys.readouterr().out
 
+    # One file that cannot be read does not fail the others: they are indexed, the exit
+    # status is 0, and the skipped file is listed (it was 1 before issue 16).
     (ws / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
-    assert cmd_knowledge_add(ws, [ws / "docs"]) == 1
+    assert cmd_knowledge_add(ws, [ws / "docs"]) == 0
     captured = capsys.readouterr()
-    assert "broken.pdf" in captured.err and "not a readable PDF" in captured.err
+    assert "skipped docs/broken.pdf: " in captured.err and "not a readable PDF" in captured.err
+    assert "1 skipped" in captured.out
+    # Only unreadable files: nothing indexed, exit 1.
+    lone = ws / "lone"
+    lone.mkdir()
+    (lone / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    assert cmd_knowledge_add(ws, [lone]) == 1
+    capsys.readouterr()
 
     assert cmd_knowledge_add(ws, [ws / "nope.md"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
 
     (ws / "workbench.yaml").write_text("knowledge: [1, 2\n")
     assert cmd_knowledge_add(ws, []) == 2
+
+
+# -- edge cases (issue 16) -------------------------------------------------------------------
+
+
+def test_a_heading_with_no_body_is_still_searchable(tmp_path: Path) -> None:
+    text = (
+        "# Runbook\n\nHow we run things.\n\n## Deployment\n\n## Rollback\n\nRevert the tag.\n"
+        "\n## Quarantine procedure\n"
+    )
+    path = tmp_path / "runbook.md"
+    path.write_text(text)
+    _, blocks = read_document(path)
+    assert [(b.heading, b.text) for b in blocks] == [
+        ("Runbook", "How we run things."),
+        ("Runbook > Deployment", "Deployment"),
+        ("Runbook > Rollback", "Revert the tag."),
+        ("Runbook > Quarantine procedure", "Quarantine procedure"),
+    ]
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "runbook.md").write_text(text)
+    ingest(root, None, [root / "runbook.md"])
+    assert search(root, "deployment", 1)[0].heading == "Runbook > Deployment"
+    assert search(root, "quarantine", 1)[0].heading == "Runbook > Quarantine procedure"
+    # A heading with subsections and no body of its own is found through them.
+    assert [c.heading for c in chunk_document(read_document(path)[1], 1000, 0)][0] == "Runbook"
+
+
+def test_identical_chunks_are_returned_once(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    for folder in ("v1", "v2", "v3"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "LICENSE.txt").write_text("Licensed under the Apache License 2.0.\n")
+    (root / "v3" / "NOTICE.txt").write_text("The Apache   License\n2.0 applies, see LICENSE.\n")
+    ingest(root, None, [root])
+    hits = search(root, "apache license", 5)
+    texts = [" ".join(h.text.split()) for h in hits]
+    assert len(texts) == len(set(texts)) == 2
+    licence = next(h for h in hits if "Licensed under" in h.text)
+    assert sorted([licence.path, *licence.also]) == [
+        "v1/LICENSE.txt",
+        "v2/LICENSE.txt",
+        "v3/LICENSE.txt",
+    ]
+
+
+async def test_refresh_notices_files_changed_while_it_runs(ws: Path) -> None:
+    from plugins.knowledge import KnowledgeToolkit
+    from workbench.tools import ToolContext
+
+    (ws / "workbench.yaml").write_text("knowledge:\n  docs: {paths: [docs/]}\n")
+    tk = KnowledgeToolkit("knowledge", {"refresh": True}, ws)
+    (search_tool,) = await tk.list_tools()
+    ctx = ToolContext(workspace_root=ws)
+    assert "docs/notes.txt" in await search_tool.invoke({"query": "giraffes"}, ctx)
+    assert "No passage matches" in await search_tool.invoke({"query": "okapi"}, ctx)
+    # While it runs: a file is added, one changes, one is deleted.
+    (ws / "docs" / "okapi.md").write_text("# Okapi\n\nThe okapi is a forest giraffe.\n")
+    (ws / "docs" / "notes.txt").write_text("Zebras only now.\n")
+    (ws / "docs" / "tool.py").unlink()
+    out = await search_tool.invoke({"query": "okapi"}, ctx)
+    assert "docs/okapi.md" in out
+    assert "No passage matches" in await search_tool.invoke({"query": "elephants"}, ctx)
+    assert "No passage matches" in await search_tool.invoke({"query": "quasar"}, ctx)
+    # Unchanged files: no ingest at all (the state is the same).
+    before = chunk_rows(ws)
+    await search_tool.invoke({"query": "zebras"}, ctx)
+    assert chunk_rows(ws) == before
+
+
+def test_knowledge_search_command(ws: Path) -> None:
+    import subprocess
+
+    def wb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "knowledge", *args],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "COLUMNS": "200"},
+            timeout=120,
+        )
+
+    (ws / "workbench.yaml").write_text("knowledge:\n  docs: {paths: [docs/]}\n")
+    empty = wb("search", "-w", str(ws), "warp")
+    assert empty.returncode == 1 and "knowledge base is empty" in empty.stderr
+    assert wb("add", "-w", str(ws)).returncode == 0
+    r = wb("search", "-w", str(ws), "warp", "core", "--limit", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("[1] docs/manual.pdf - page 1 (score ")
+    assert "the warp core" in r.stdout
+    j = wb("search", "-w", str(ws), "--json", "--source", "docs", "elephants")
+    assert [h["path"] for h in json.loads(j.stdout)] == ["docs/notes.txt"]
+    none = wb("search", "-w", str(ws), "zzzqqq")
+    assert none.returncode == 1 and "No passage matches 'zzzqqq'" in none.stderr
+    bad = wb("search", "-w", str(ws), "--source", "nope", "warp")
+    assert bad.returncode == 2 and "no knowledge source 'nope'" in bad.stderr

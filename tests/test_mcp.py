@@ -317,6 +317,104 @@ async def test_concurrent_calls_share_one_server(toy: McpToolkit, tmp_path: Path
     assert sorted(o.split()[0] for o in outs) == sorted(f"n{i}" for i in range(8))
 
 
+# -- a resumed run and a server's hints -------------------------------------------------------
+
+_DRIVER = """
+import asyncio, sys
+from workbench.approvals import Resolution
+from workbench.engine import Engine
+
+async def main():
+    root, db = sys.argv[1:3]
+    async with Engine.open(root, db) as engine:
+        engine.broker.auto_decider = lambda p: Resolution("allow", decided_by="user")
+        handle = await engine.start_run("helper", "go")
+        print(handle.run_id, flush=True)
+        await handle.wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_servers_idempotent_hint_does_not_rerun_an_interrupted_call(
+    write_workspace: Any, tmp_path: Path
+) -> None:
+    """toy.hang says it is read-only and idempotent. Its process is killed during a call;
+    on resume the call is offered to a person again (it may have run), not re-run on the
+    server's word: the MCP spec says a client must not trust such hints."""
+    from tests.support.openai_server import FakeOpenAIThread, Reply
+    from workbench.approvals import Resolution
+    from workbench.engine import Engine
+    from workbench.store import Store
+
+    def responder(req: dict[str, Any]) -> Reply:
+        if req["messages"][-1]["role"] == "user":
+            return Reply(tool_calls=[("toy__hang", {"seconds": 60})])
+        return Reply(text="done")
+
+    with FakeOpenAIThread(responder=responder) as srv:
+        root = write_workspace(
+            f"""
+            models:
+              default: {{model: openai/scripted, api_base: "{srv.base_url}", api_key: none}}
+            mcp:
+              toy: {{ command: {json.dumps(sys.executable)}, args: [{json.dumps(str(TOY))}] }}
+            agents:
+              helper: {{ tools: [toy.hang] }}
+            approvals:
+              default: ask
+              allow: ["toy.hang"]
+            """
+        )
+        url = f"sqlite:///{tmp_path}/wb.db"
+        driver = tmp_path / "driver.py"
+        driver.write_text(_DRIVER)
+        proc = subprocess.Popen(
+            [sys.executable, str(driver), str(root), url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            run_id = proc.stdout.readline().strip()
+            deadline = time.monotonic() + 40
+            with Store.open(url) as store:
+                while not any(
+                    e.type == "tool.call"
+                    for session in store.list_sessions()
+                    for e in store.events(session.id)
+                ):
+                    assert time.monotonic() < deadline, "the call never started"
+                    await asyncio.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+        async with Engine.open(root, url) as engine:
+            hang = (await engine.tools_for(["toy.hang"]))[0]
+            assert isinstance(hang, McpTool)
+            assert hang.hints == {"readOnlyHint": True, "idempotentHint": True}
+            assert hang.idempotent is False
+            handle = await engine.resume(run_id)
+            for _ in range(2000):
+                if engine.broker.pending():
+                    break
+                await asyncio.sleep(0.01)
+            (p,) = engine.broker.pending()
+            assert p.interrupted and "may already have run" in p.reason
+            engine.resolve_approval(p.run_id, p.call_id, Resolution("deny", note="it ran"))
+            outcome = await asyncio.wait_for(handle.wait(), 30)
+            assert outcome.ok
+            results = [
+                e for e in engine.session_events(handle.session_id) if e.type == "tool.result"
+            ]
+            assert len(results) == 1 and "refused" in (results[0].error or "")
+
+
 # -- pieces --------------------------------------------------------------------------------
 
 
@@ -390,7 +488,7 @@ def test_result_text_renders_every_block() -> None:
     text = result_text(result)
     assert text.split("\n\n") == [
         "hello",
-        "[image: image/png, 6 bytes]",
+        "[image: image/png, 5 bytes]",  # "aGVsbG8=" is the 5 bytes of "hello"
         "inside",
         "[resource: file:///b.txt]",
     ]
@@ -422,4 +520,4 @@ async def test_a_chatty_servers_stderr_is_cut_to_its_tail(toy: McpToolkit, tmp_p
     assert conn.tail().endswith("second burst")
     assert "first burst" in conn.tail()  # the kept tail reaches back past the cut
     echoed = await tools["toy.echo"].call({"text": "still here"}, ctx(tmp_path))
-    assert "still here" in echoed
+    assert "still here" in echoed.text

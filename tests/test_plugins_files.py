@@ -240,10 +240,14 @@ async def test_glob_caps_results(ws: Path) -> None:
 
 async def test_grep(tools: dict[str, Tool], ws: Path) -> None:
     out = await call(tools, "grep", ws, pattern=r"hel+o")
+    # Binary files, excluded folders and symlinks out are skipped, and the result says
+    # which files were not searched (excluded folders are not files it was asked about).
     assert out.splitlines() == [
         "README.md:2: hello world",
         "src/pkg/util.py:2:     return 'hello'",
-    ], "binary files, excluded folders and symlinks out are skipped"
+        "[not searched: dangling_out (a link out of the workspace), out_file (a link out of "
+        "the workspace), src/data.bin (binary)]",
+    ]
     assert await call(tools, "grep", ws, pattern="def", glob="**/util.py") == (
         "src/pkg/util.py:1: def helper():"
     )
@@ -257,6 +261,48 @@ async def test_grep(tools: dict[str, Tool], ws: Path) -> None:
         await call(tools, "grep", ws, pattern=".", path="out_dir")
     with pytest.raises(ToolError, match="outside the workspace"):
         await call(tools, "grep", ws, pattern=".", glob="../*")
+
+
+async def test_grep_says_what_it_skipped(ws: Path) -> None:
+    """A file over max_file_bytes is not searched, and the result says so instead of a bare
+    "no matches" (here with a 50 MB log under a 10 MB limit)."""
+    big = ws / "logs" / "big.log"
+    big.parent.mkdir()
+    with big.open("wb") as f:
+        f.truncate(50 * 1024 * 1024)
+        f.seek(0)
+        f.write(b"needle in the first line\n")
+    kit = FilesToolkit("files", {}, ws)
+    grep = {t.name: t for t in await kit.list_tools()}["files.grep"]
+    out = await grep.invoke({"pattern": "needle", "path": "logs"}, ctx_for(ws))
+    assert out.splitlines() == [
+        "no matches for 'needle' in logs",
+        "[not searched: logs/big.log (52,428,800 bytes); max_file_bytes is 10,000,000]",
+    ]
+    for i in range(5):
+        (ws / "logs" / f"blob{i}.bin").write_bytes(b"\x00needle")
+    out = await grep.invoke({"pattern": "needle", "path": "logs"}, ctx_for(ws))
+    assert out.splitlines()[-1] == (
+        "[not searched: logs/big.log (52,428,800 bytes), 5 binary files; "
+        "max_file_bytes is 10,000,000]"
+    )
+
+
+async def test_grep_names_what_its_walk_could_not_search(ws: Path) -> None:
+    """Met on the walk beneath the root: a FIFO (never opened for reading, never waited
+    on), and a text file that turns binary past the first 8 KB (searched up to there)."""
+    os.mkfifo(ws / "src" / "pipe")
+    (ws / "src" / "mixed.log").write_bytes(
+        b"".join(b"line %d\n" % i for i in range(1, 1501)) + b"\x00\x00line 3\n"
+    )
+    kit = FilesToolkit("files", {}, ws)
+    grep = {t.name: t for t in await kit.list_tools()}["files.grep"]
+    out = await grep.invoke({"pattern": "line 3$", "path": "src"}, ctx_for(ws))
+    assert out.splitlines() == [
+        "src/mixed.log:3: line 3",
+        "[not searched: src/data.bin (binary), src/mixed.log (binary from line 1501 on), "
+        "src/pipe (a FIFO)]",
+    ]
 
 
 async def test_grep_caps_matches(ws: Path) -> None:

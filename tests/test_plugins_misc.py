@@ -315,6 +315,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             self.release.wait(10)
             self._send(200, b"late")
+        elif self.path.startswith("/to/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/to/") :])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path == "/binary":
             self._send(200, b"\x00\x01\x02" * 10, "application/octet-stream")
         elif self.path == "/missing":
@@ -346,10 +351,16 @@ def server() -> Iterator[str]:
         thread.join(5)
 
 
+LOCAL: dict[str, Any] = {"trust_env": False, "allow_private": ["127.0.0.1"]}
+"""Settings for a toolkit that may reach this test's server on 127.0.0.1 (and nothing
+else private)."""
+
+
 @pytest.fixture
 async def http_tools() -> dict[str, Tool]:
     # trust_env off: a proxy in the developer's environment must not catch 127.0.0.1.
-    return await tools_of(HttpToolkit("http", {"trust_env": False, "timeout": 5}, Path(".")))
+    # The test server is on loopback, which the toolkit refuses unless allowed.
+    return await tools_of(HttpToolkit("http", {**LOCAL, "timeout": 5}, Path(".")))
 
 
 async def test_http_get(http_tools: dict[str, Tool], server: str) -> None:
@@ -383,14 +394,14 @@ async def test_http_post_json_and_body(http_tools: dict[str, Tool], server: str)
 
 
 async def test_http_size_cap_truncates(server: str) -> None:
-    tools = await tools_of(HttpToolkit("http", {"trust_env": False, "max_bytes": 1000}, Path(".")))
+    tools = await tools_of(HttpToolkit("http", {**LOCAL, "max_bytes": 1000}, Path(".")))
     out = await tools["http.get"].invoke({"url": f"{server}/big"}, ctx_for(Path(".")))
     body = out.partition("\n\n")[2]
     assert body == "a" * 1000 + "\n[truncated: the body is longer than 1000 bytes]"
 
 
 async def test_http_redirects_are_followed_up_to_the_limit(server: str) -> None:
-    tools = await tools_of(HttpToolkit("http", {"trust_env": False, "max_redirects": 3}, Path(".")))
+    tools = await tools_of(HttpToolkit("http", {**LOCAL, "max_redirects": 3}, Path(".")))
     out = await tools["http.get"].invoke({"url": f"{server}/redirect/3"}, ctx_for(Path(".")))
     assert out.endswith("\n\narrived") and f"url: {server}/redirect/0" in out
     with pytest.raises(ToolError, match=r"too many redirects \(more than 3\)"):
@@ -400,7 +411,7 @@ async def test_http_redirects_are_followed_up_to_the_limit(server: str) -> None:
 
 
 async def test_http_timeout(server: str) -> None:
-    tools = await tools_of(HttpToolkit("http", {"trust_env": False, "timeout": 0.5}, Path(".")))
+    tools = await tools_of(HttpToolkit("http", {**LOCAL, "timeout": 0.5}, Path(".")))
     t0 = time.monotonic()
     with pytest.raises(ToolError, match=r"timed out after 0\.5s"):
         await tools["http.get"].invoke({"url": f"{server}/slow"}, ctx_for(Path(".")))
@@ -423,6 +434,78 @@ async def test_http_binary_body_is_not_dumped(http_tools: dict[str, Tool], serve
 async def test_http_connection_refused(http_tools: dict[str, Tool]) -> None:
     with pytest.raises(ToolError, match="failed: ConnectError"):
         await http_tools["http.get"].invoke({"url": "http://127.0.0.1:9/"}, ctx_for(Path(".")))
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("http://127.0.0.1:{port}/hello", "127.0.0.1 is a loopback address"),
+        ("http://localhost:{port}/hello", "(localhost resolves to "),
+        ("http://[::1]:{port}/hello", "::1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.0.0.7/", "10.0.0.7 is a private address"),
+        ("http://[::ffff:127.0.0.1]:{port}/", "is a loopback address"),
+        ("http://0.0.0.0:{port}/", "0.0.0.0 is a unspecified address"),
+    ],
+)
+async def test_http_refuses_private_addresses_by_default(server: str, url: str, what: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    tools = await tools_of(HttpToolkit("http", {"trust_env": False, "timeout": 5}, Path(".")))
+    for name in ("http.get", "http.post"):
+        with pytest.raises(ToolError) as info:
+            await tools[name].invoke({"url": url.format(port=port)}, ctx_for(Path(".")))
+        assert what in str(info.value)
+        assert "allow_private under toolkits: http:" in str(info.value)
+
+
+async def test_http_allow_private_and_redirects(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    everything = await tools_of(
+        HttpToolkit("http", {"trust_env": False, "allow_private": True}, Path("."))
+    )
+    out = await everything["http.get"].invoke({"url": f"{server}/hello"}, ctx_for(Path(".")))
+    assert "hello nobody" in out
+    # Allowed: 127.0.0.1 only. A redirect to another loopback address is checked too.
+    tools = await tools_of(HttpToolkit("http", LOCAL, Path(".")))
+    arrived = await tools["http.get"].invoke(
+        {"url": f"{server}/to/http://127.0.0.1:{port}/hello"}, ctx_for(Path("."))
+    )
+    assert "hello nobody" in arrived
+    with pytest.raises(ToolError, match="127.0.0.2 is a loopback address"):
+        await tools["http.get"].invoke(
+            {"url": f"{server}/to/http://127.0.0.2:{port}/hello"}, ctx_for(Path("."))
+        )
+    with pytest.raises(ValueError, match="allow_private"):
+        HttpToolkit("http", {"allow_private": "yes"}, Path("."))
+    with pytest.raises(ValueError, match="not an address or a network"):
+        HttpToolkit("http", {"allow_private": ["intranet"]}, Path("."))
+
+
+async def test_the_connection_is_checked_not_only_the_name(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to a public address when checked and to loopback when connected
+    (DNS rebinding) is refused at the connection."""
+    import plugins.http as http_plugin
+
+    port = int(server.rsplit(":", 1)[1])
+    calls = 0
+    real = http_plugin._Guard.check_host
+
+    async def flip(self: Any, host: str, p: int) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the request hook: a public answer
+            return ["93.184.216.34"]
+        return await real(self, "127.0.0.1", p)  # the connection: loopback
+
+    monkeypatch.setattr(http_plugin._Guard, "check_host", flip)
+    tools = await tools_of(HttpToolkit("http", {"trust_env": False}, Path(".")))
+    with pytest.raises(ToolError, match="127.0.0.1 is a loopback address"):
+        await tools["http.get"].invoke(
+            {"url": f"http://rebind.example:{port}/hello"}, ctx_for(Path("."))
+        )
+    assert calls == 2
 
 
 # -- web ---------------------------------------------------------------------------------

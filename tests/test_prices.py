@@ -192,3 +192,41 @@ def test_reading_single_entries_and_parsing_the_whole_map_agree(
     assert answers() == single
     assert single[names.index("GPT-4o")][0] is not None  # case aside, as litellm
     prices.model_info.cache_clear()
+
+
+def test_what_media_a_model_takes_comes_from_the_map_without_litellm() -> None:
+    """``accepts`` (may a tool's image or audio reach the model?) reads the map as a file,
+    and answers as litellm's own model info does."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from workbench.models import LiteLLMModel
+        names = sys.argv[1:]
+        print(json.dumps([[LiteLLMModel(n).accepts(k) for k in ("image", "audio")] for n in names]
+                         + ["litellm" in sys.modules]))
+        """
+    )
+    names = [*models_to_compare(), "openai/gpt-4o-audio-preview", "openai/gpt-3.5-turbo"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    *ours, imported = json.loads(done.stdout)
+    assert imported is False
+    from workbench.models import litellm_module
+
+    ll = litellm_module()
+    for name, (image, audio) in zip(names, ours, strict=True):
+        try:
+            info = ll.get_model_info(name)
+        except Exception:
+            info = {}
+        assert image == bool(info.get("supports_vision")), name
+        assert audio == bool(info.get("supports_audio_input")), name
+    table = dict(zip(names, ours, strict=True))
+    assert table["openai/gpt-4o"] == [True, False]
+    assert table["openai/gpt-3.5-turbo"][0] is False
+    assert table["openai/fake"] == [False, False]
+    # The model's table says otherwise: it wins.
+    assert LiteLLMModel("openai/fake", media=["image"]).accepts("image")
+    assert not LiteLLMModel("openai/gpt-4o", media=[]).accepts("image")

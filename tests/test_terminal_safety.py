@@ -35,7 +35,9 @@ from workbench.events import (
     TeamDelegated,
     ToolCall,
     ToolCallRequest,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
     WorkflowStepCompleted,
 )
 from workbench.store import Store
@@ -150,6 +152,19 @@ def nasty_events(sid: str) -> list[object]:
             **common, call_id="c1", tool="shell.run", decision="allow", note=NASTY, rule=NASTY
         ),
         ToolCall(**common, call_id="c1", tool="shell.run", arguments={"cmd": NASTY}),
+        # What a tool (an MCP server) says while it runs, and when it cannot start.
+        ToolProgress(**common, call_id="c1", tool="shell.run", progress=1, total=2, message=NASTY),
+        ToolUnavailable(**common, toolkit=NASTY, patterns=[NASTY], error=NASTY),
+        # A server asking for input: its question and its form's descriptions are its own.
+        ApprovalRequired(
+            **common,
+            call_id="c1#input1",
+            tool="shell.run",
+            arguments={"cmd": NASTY},
+            reason=NASTY,
+            kind="input",
+            form={"type": "object", "properties": {"cmd": {"type": "string", "title": NASTY}}},
+        ),
         ToolResult(**common, call_id="c1", tool="shell.run", output=NASTY),
         ToolResult(**common, call_id="c2", tool="shell.run", error=NASTY),
         TeamDelegated(**common, member=NASTY, task=NASTY, child_run_id="r_x"),
@@ -268,6 +283,8 @@ def test_the_tui_state_holds_no_control_sequence() -> None:
     for a in state.approvals.values():
         texts += [a.reason, a.tool, a.source, a.diff or "", *a.parts]
         assert a.arguments == {"cmd": NASTY}  # exact, for editing; shown as JSON
+        if a.form is not None:  # an input form: shown, never edited as is
+            texts.append(json.dumps(a.form, ensure_ascii=False))
     assert any("PWNED-TITLE" in t for t in texts)
     for t in texts:
         assert_terminal_safe(t.replace("\n", "").replace("\t", ""))

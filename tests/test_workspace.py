@@ -320,7 +320,8 @@ def test_full_workspace_loads_every_key(tmp_path: Path, monkeypatch: pytest.Monk
     assert ws.line_of("workflows.brief.steps[3].max_iterations") == 53
 
 
-def test_models_are_frozen(tmp_path: Path) -> None:
+def test_models_are_frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WB_TEST_KEY", "sk-123")  # the MCP header needs it (unset is an error)
     ws = load_workspace(write(tmp_path, FULL, mytools=TOOLS_PY), known_toolkits=KNOWN)
     with pytest.raises(ValueError):
         ws.agents["writer"].instructions = "x"  # type: ignore[misc]
@@ -382,7 +383,8 @@ agents:
     assert ws.agents["other"].instructions == "Own."
 
 
-def test_fingerprint_and_diff(tmp_path: Path) -> None:
+def test_fingerprint_and_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WB_TEST_KEY", "sk-123")  # the MCP header needs it (unset is an error)
     old = load_workspace(write(tmp_path, FULL, mytools=TOOLS_PY), known_toolkits=KNOWN)
     assert old.fingerprint() == load_workspace(tmp_path, known_toolkits=KNOWN).fingerprint()
     changed = (

@@ -32,11 +32,22 @@ from workbench.events import (
     ModelRetry,
     ToolCall,
     ToolCallRequest,
+    ToolMedia,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
 )
 from workbench.models import Model, ModelTurn, TurnToolCall, estimate_tokens
 from workbench.runtime import RunContext, RunError, RunOutcome, run_lifecycle
-from workbench.tools import ApprovalPreview, Tool, ToolContext, ToolError, ToolNames, timed
+from workbench.tools import (
+    ApprovalPreview,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolNames,
+    ToolOutput,
+    timed,
+)
 
 if TYPE_CHECKING:
     from workbench.approvals import Verdict
@@ -55,6 +66,22 @@ class _Decision:
     allowed: bool
     arguments: dict[str, Any]
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A toolkit an agent lists that could not be loaded: it runs without its tools."""
+
+    toolkit: str
+    """The toolkit or MCP server."""
+    patterns: tuple[str, ...]
+    """The agent's ``tools:`` entries it would have served."""
+    error: str
+    """Why."""
+
+
+_PROGRESS_EVERY = 0.2
+"""Seconds between two ``tool.progress`` events of one call (the last one always goes)."""
 
 
 @dataclass
@@ -90,6 +117,12 @@ class Agent:
     """What it is for (teams show it to their leader)."""
     model_label: str | None = None
     """The model as configured (shown in events)."""
+    unavailable: list[Unavailable] = field(default_factory=list)
+    """Toolkits it lists that could not be loaded (each run says so in a
+    ``tool.unavailable`` event)."""
+    tool_instructions: list[tuple[str, str]] = field(default_factory=list)
+    """``(server, text)``: what its MCP servers say about using them, added to the system
+    prompt."""
 
     def __post_init__(self) -> None:
         self._by_name = {t.name: t for t in self.tools}
@@ -161,9 +194,16 @@ class Agent:
     ) -> RunOutcome:
         """Do the work of one run; the caller wraps it in :func:`run_lifecycle`."""
         messages: list[Message] = []
-        if self.instructions:
-            messages.append({"role": "system", "content": self.instructions})
+        system = self._system_prompt()
+        if system:
+            messages.append({"role": "system", "content": system})
         messages.extend(history)
+        for gone in self.unavailable:
+            await ctx.emit(
+                ToolUnavailable(
+                    toolkit=gone.toolkit, patterns=list(gone.patterns), error=gone.error
+                )
+            )
         evidence: dict[str, _Evidence] = {}
         done_results: dict[str, ToolResult] = {}
         rounds = 0
@@ -227,6 +267,12 @@ class Agent:
             )
             rounds = self.max_tool_rounds  # the corrective turn gets no tools
 
+    def _system_prompt(self) -> str:
+        parts = [self.instructions] if self.instructions else []
+        for server, text in self.tool_instructions:
+            parts.append(f"Instructions from the MCP server '{server}':\n{text.strip()}")
+        return "\n\n".join(parts)
+
     # -- model turns -------------------------------------------------------------------
 
     def _offered(self) -> list[dict[str, Any]]:
@@ -279,17 +325,25 @@ class Agent:
         evidence: dict[str, _Evidence],
     ) -> None:
         results = await asyncio.gather(*(self._one_call(ctx, c, evidence.get(c.id)) for c in calls))
-        for call, content in zip(calls, results, strict=True):
+        media: list[tuple[str, str, list[ToolMedia]]] = []
+        for call, (content, parts) in zip(calls, results, strict=True):
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+            if parts:
+                media.append((self._names.name(call.name) or call.name, call.id, parts))
+        shown = _media_message(media, self.model.accepts)
+        if shown is not None:
+            messages.append(shown)
 
-    async def _one_call(self, ctx: RunContext, call: TurnToolCall, was: _Evidence | None) -> str:
+    async def _one_call(
+        self, ctx: RunContext, call: TurnToolCall, was: _Evidence | None
+    ) -> tuple[str, list[ToolMedia]]:
         name = self._names.name(call.name) or call.name
         args = _parse_args(call.arguments)
         tool = self._by_name.get(name)
 
-        async def fail(error: str) -> str:
+        async def fail(error: str) -> tuple[str, list[ToolMedia]]:
             await ctx.emit(ToolResult(call_id=call.id, tool=name, error=error))
-            return f"Error: {error}"
+            return f"Error: {error}", []
 
         if tool is None:
             return await fail(
@@ -310,13 +364,79 @@ class Agent:
             run_id=ctx.run_id,
             agent=self.name,
             call_id=call.id,
+            progress=_progress_reporter(ctx, call.id, name),
+            ask=self._asker(ctx, call.id, name),
         )
         await ctx.emit(ToolCall(call_id=call.id, tool=name, arguments=decision.arguments))
-        output, error, ms = await timed(tool.invoke(decision.arguments, tctx))
+        out, error, ms = await timed(tool.run(decision.arguments, tctx))
+        media = [ToolMedia(kind=m.kind, mime_type=m.mime_type, data=m.data) for m in _media(out)]
         await ctx.emit(
-            ToolResult(call_id=call.id, tool=name, output=output, error=error, duration_ms=ms)
+            ToolResult(
+                call_id=call.id,
+                tool=name,
+                output=out.text if out is not None else None,
+                error=error,
+                duration_ms=ms,
+                structured=out.structured if out is not None else None,
+                media=media,
+            )
         )
-        return (output or "") if error is None else f"Error: {error}"
+        if error is not None:
+            return f"Error: {error}", []
+        return (out.text if out is not None else ""), media
+
+    def _asker(self, ctx: RunContext, call_id: str, tool: str) -> Any:
+        """``ToolContext.ask`` for one call: the question goes into the approvals queue as
+        an ``input`` approval (the form's values as its arguments); allow sends them
+        (edited, if edited), deny declines."""
+        asked = 0
+
+        async def ask(message: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+            nonlocal asked
+            from workbench.approvals import PendingApproval
+
+            asked += 1
+            input_id = f"{call_id}#input{asked}"
+            values = _form_defaults(schema)
+            svc = ctx.services
+            await ctx.emit(
+                ApprovalRequired(
+                    call_id=input_id,
+                    tool=tool,
+                    arguments=values,
+                    reason=message,
+                    kind="input",
+                    form=schema,
+                )
+            )
+            res = await svc.broker.request(
+                PendingApproval(
+                    call_id=input_id,
+                    tool=tool,
+                    arguments=values,
+                    reason=message,
+                    session_id=ctx.session_id,
+                    run_id=ctx.run_id,
+                    source=self.name,
+                    kind="input",
+                    form=schema,
+                )
+            )
+            await ctx.emit(
+                ApprovalResolved(
+                    call_id=input_id,
+                    tool=tool,
+                    decision=res.decision,
+                    note=res.note,
+                    edited_arguments=res.edited_arguments,
+                    decided_by=res.decided_by,
+                )
+            )
+            if res.decision != "allow":
+                return "decline", None
+            return "accept", res.edited_arguments if res.edited_arguments is not None else values
+
+        return ask
 
     async def _decide(
         self,
@@ -549,7 +669,14 @@ class Agent:
         """Rebuild the conversation of an interrupted run from its events, and what they say
         about the calls that have no result (evidence for deciding them again)."""
         rounds = 0
+        # A batch's media follow all its results (a user message may not split them).
+        batch_media: list[tuple[str, str, Sequence[ToolMedia]]] = []
         for ev in prior:
+            if batch_media and isinstance(ev, MessageCompleted | ContextSummarized):
+                shown = _media_message(batch_media, self.model.accepts)
+                if shown is not None:
+                    messages.append(shown)
+                batch_media = []
             if isinstance(ev, MessageCompleted):
                 if ev.role == "assistant":
                     if ev.tool_calls:
@@ -565,6 +692,8 @@ class Agent:
             elif isinstance(ev, ToolResult):
                 done[ev.call_id] = ev
                 messages.append(_tool_message(ev))
+                if ev.media:
+                    batch_media.append((ev.tool, ev.call_id, ev.media))
             elif isinstance(ev, ApprovalResolved):
                 evidence.setdefault(ev.call_id, _Evidence()).recorded = ev
             elif isinstance(ev, ToolCall):
@@ -637,6 +766,73 @@ def _assistant_from_event(ev: MessageCompleted) -> Message:
 def _tool_message(ev: ToolResult) -> Message:
     content = ev.output if ev.error is None else f"Error: {ev.error}"
     return {"role": "tool", "tool_call_id": ev.call_id, "content": content or ""}
+
+
+def _media(out: ToolOutput | None) -> list[Any]:
+    return list(out.media) if out is not None else []
+
+
+def _media_message(
+    results: Sequence[tuple[str, str, Sequence[ToolMedia]]], accepts: Any
+) -> Message | None:
+    """The images and sounds of a tool batch as a user message of content parts, for a
+    model that accepts them (providers take media in user messages, not in tool results);
+    ``None`` when there are none it accepts. The tool results name them either way."""
+    parts: list[dict[str, Any]] = []
+    for tool, call_id, media in results:
+        kept = [m for m in media if accepts(m.kind) and _part(m) is not None]
+        if not kept:
+            continue
+        parts.append({"type": "text", "text": f"(returned by {tool}, call {call_id})"})
+        parts.extend(p for m in kept if (p := _part(m)) is not None)
+    if not parts:
+        return None
+    return {"role": "user", "content": parts}
+
+
+_AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3"}
+
+
+def _part(m: ToolMedia) -> dict[str, Any] | None:
+    """One medium as an OpenAI content part (``None``: a format providers do not take)."""
+    if m.kind == "image":
+        return {"type": "image_url", "image_url": {"url": f"data:{m.mime_type};base64,{m.data}"}}
+    fmt = _AUDIO_FORMATS.get(m.mime_type.lower())
+    if fmt is None:
+        return None
+    return {"type": "input_audio", "input_audio": {"data": m.data, "format": fmt}}
+
+
+def _form_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """The starting values of an elicitation form: each field's default, else ``None``
+    (so a person editing the values sees every field to fill in)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return {}
+    return {k: v.get("default") if isinstance(v, dict) else None for k, v in props.items()}
+
+
+def _progress_reporter(ctx: RunContext, call_id: str, tool: str) -> Any:
+    """``ToolContext.progress`` for one call: ``tool.progress`` events, at most one per
+    :data:`_PROGRESS_EVERY` seconds (a finished count always goes)."""
+    import time
+
+    last = 0.0
+
+    async def report(progress: float, total: float | None, message: str | None) -> None:
+        nonlocal last
+        now = time.monotonic()
+        done = total is not None and progress >= total
+        if now - last < _PROGRESS_EVERY and not done:
+            return
+        last = now
+        await ctx.emit(
+            ToolProgress(
+                call_id=call_id, tool=tool, progress=progress, total=total, message=message
+            )
+        )
+
+    return report
 
 
 def _pending_calls(messages: list[Message], done: dict[str, ToolResult]) -> list[TurnToolCall]:

@@ -2211,6 +2211,12 @@ class PendingApproval:
     """The policy's verdict, when the engine has it (for :meth:`rules_for`)."""
     match_on: tuple[str, str] | None = None
     """The tool's ``match_on`` (for :meth:`rules_for`)."""
+    kind: Literal["tool", "input"] = "tool"
+    """``tool``: a call waits to run. ``input``: a running tool asks the person for input (an
+    MCP elicitation): ``arguments`` are the form's values, :attr:`form` its schema; allow
+    sends them (edited, if edited), deny declines. Never decided by rules."""
+    form: dict[str, Any] | None = None
+    """For ``input``: the JSON schema of the form."""
     interrupted: bool = False
     """The call started in a process that stopped before it gave a result: it may already
     have run (a resumed run offers it again instead of running it silently)."""
@@ -2236,6 +2242,8 @@ class PendingApproval:
             run_id=event.run_id,
             source=event.source,
             created_at=event.ts,
+            kind=event.kind,
+            form=event.form,
         )
 
     def required_event(self, parent_run_id: str | None = None) -> ApprovalRequired:
@@ -2253,6 +2261,8 @@ class PendingApproval:
             reason=self.reason,
             parts=list(self.parts),
             diff=self.diff,
+            kind=self.kind,
+            form=self.form,
         )
 
     def resolved_event(
@@ -2292,7 +2302,7 @@ class PendingApproval:
             scope: ``session``, ``workspace`` or ``always``.
             root: The workspace root.
         """
-        if self.verdict is None:
+        if self.verdict is None or self.kind != "tool":
             return []
         return rules_for_decision(
             self.tool, self.match_on, self.arguments, self.verdict, scope, root=root

@@ -138,8 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="move a damaged store aside (to FILE.corrupt-TIME) and start an empty one",
     )
 
-    tools = sub.add_parser("tools", help="list every tool the workspace can use, with its policy")
+    tools = sub.add_parser(
+        "tools",
+        help="list every tool the workspace can use, with its policy, and each toolkit's and "
+        "MCP server's state",
+    )
     _late_common(tools)
+    tools.add_argument(
+        "--wait",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for MCP servers that are starting (default 15; they start "
+        "concurrently)",
+    )
+    tools.add_argument("--json", action="store_true", help="print the report as JSON")
 
     serve = sub.add_parser(
         "serve", help="serve the workspace over HTTP: REST + SSE, OpenAI-compatible chat, MCP"
@@ -161,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     ka.add_argument(
         "paths", nargs="*", type=Path, help="files or folders (default: the knowledge: sources)"
     )
+    ks = ksub.add_parser("search", help="search the knowledge base as knowledge.search does")
+    _late_common(ks, db=False)
+    ks.add_argument("--limit", type=int, default=5, help="how many passages (default 5)")
+    ks.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
+    ks.add_argument("--json", action="store_true", help="print the hits as JSON")
+    ks.add_argument("query", nargs="+", help="what to look for")
 
     rules = sub.add_parser("rules", help="saved approval rules")
     _late_common(rules)
@@ -1142,38 +1161,101 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     import asyncio
+    import json
 
     from rich.console import Console
     from rich.table import Table
 
     engine = _engine(args)
 
-    async def collect() -> list[tuple[str, str, str, str]]:
+    async def collect() -> tuple[list[tuple[str, str, str, str]], list[Any], dict[str, str]]:
         async with engine:
+            tools, statuses, broken = await engine.catalogue_tools(wait=max(0.0, args.wait))
             rows: list[tuple[str, str, str, str]] = []
-            for t in await engine.all_tools():
+            for t in tools:
                 v = engine.policy.evaluate(
                     t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root
                 )
                 rows.append(
                     (t.name, t.source, v.decision, (t.description or "").split("\n")[0][:70])
                 )
-            return rows
+            return rows, statuses, broken
 
     from rich.text import Text
 
+    from workbench.termsafe import json_visible, visible
+
+    rows, statuses, broken = asyncio.run(collect())
+    rows = sorted(set(rows))
+    if args.json:
+        print(
+            json_visible(
+                json.dumps(
+                    {
+                        "tools": [
+                            {"name": r[0], "source": r[1], "policy": r[2], "description": r[3]}
+                            for r in rows
+                        ],
+                        "toolkits": [s.to_dict() for s in statuses],
+                        "broken": broken,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+        )
+    else:
+        console = Console(highlight=False)
+        table = Table("tool", "source", "policy", "description", box=None)
+        for r in rows:
+            style = {"allow": "green", "ask": "yellow", "deny": "red"}.get(r[2], "")
+            # Names and descriptions may come from an MCP server: text, never markup or escapes.
+            table.add_row(
+                Text(visible(r[0])), Text(visible(r[1])), Text(r[2], style), Text(visible(r[3]))
+            )
+        console.print(table)
+        _print_toolkit_states(console, statuses, broken, args.wait)
+    bad = [s for s in statuses if s.state == "failed" and s.kind == "mcp"]
+    return EXIT_FAILED if bad or broken else EXIT_OK
+
+
+def _print_toolkit_states(
+    console: Console, statuses: list[Any], broken: dict[str, str], waited: float
+) -> None:
+    """The MCP servers (every one, whatever its state) and the toolkits that failed."""
+    from rich.markup import escape
+
     from workbench.termsafe import visible
 
-    rows = asyncio.run(collect())
-    table = Table("tool", "source", "policy", "description", box=None)
-    for r in sorted(rows):
-        style = {"allow": "green", "ask": "yellow", "deny": "red"}.get(r[2], "")
-        # Names and descriptions may come from an MCP server: text, never markup or escapes.
-        table.add_row(
-            Text(visible(r[0])), Text(visible(r[1])), Text(r[2], style), Text(visible(r[3]))
+    def safe(text: str) -> str:
+        # A server's name, command, stderr and skipped items: text, never markup or escapes.
+        return escape(visible(text))
+
+    shown = [s for s in statuses if s.kind == "mcp" or s.state == "failed"]
+    if not shown and not broken:
+        return
+    console.print()
+    for s in shown:
+        what = "mcp server" if s.kind == "mcp" else "toolkit"
+        if s.state == "ready":
+            mark, state = "[green]✓[/]", f"ready, {len(s.tools)} tools"
+        elif s.state == "failed":
+            mark, state = "[red]✗[/]", "failed"
+        elif s.state == "starting":
+            mark, state = "[yellow]…[/]", f"still starting after {waited:g}s"
+        else:
+            mark, state = "[dim]·[/]", "not started"
+        req = " (required)" if getattr(s, "required", False) else ""
+        console.print(
+            f"{mark} {what} [bold]{safe(s.name)}[/]{req}: {state}  [dim]{safe(s.detail)}[/]"
         )
-    Console().print(table)
-    return EXIT_OK
+        if s.error:
+            for line in s.error.splitlines():
+                console.print(f"    {safe(line)}")
+        for note in s.skipped:
+            console.print(f"    [dim]not offered: {safe(note)}[/]")
+    for spec, error in broken.items():
+        console.print(f"[red]✗[/] tool [bold]{safe(spec)}[/]: {safe(error)}")
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -1247,10 +1329,17 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_knowledge(args: argparse.Namespace) -> int:
-    from workbench.knowledge import cmd_knowledge_add
+    from workbench.knowledge import cmd_knowledge_add, cmd_knowledge_search
 
+    if args.action == "search":
+        return cmd_knowledge_search(
+            args.workspace, " ".join(args.query), args.limit, args.source, as_json=args.json
+        )
     if args.action != "add":
-        raise CliError("usage: workbench knowledge add [-w DIR] PATH...")
+        raise CliError(
+            "usage: workbench knowledge add [-w DIR] [PATH...] | "
+            "workbench knowledge search [-w DIR] QUERY..."
+        )
     return cmd_knowledge_add(args.workspace, list(args.paths))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+
+from workbench.termsafe import visible
 
 __all__ = [
     "PROVIDER_EXAMPLES",
@@ -364,6 +365,7 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
     checks.append(provider_keys_check())
     checks.append(ollama_check(offline))
 
+    checks.extend(_check_mcp_servers(ws, offline=offline))
     used_kits = sorted(
         {
             t.split(".", 1)[0]
@@ -374,20 +376,63 @@ def check_setup(root: Path | None, db: str | None, offline: bool = False) -> lis
     )
     for kit in used_kits:
         if kit in ws.mcp:
-            cfg = ws.mcp[kit]
-            if cfg.command and shutil.which(cfg.command) is None and not Path(cfg.command).exists():
-                checks.append(
-                    Check(f"mcp {kit}", False, f"command '{cfg.command}' not found on PATH")
-                )
-            else:
-                checks.append(Check(f"mcp {kit}", True, cfg.command or cfg.url or ""))
             continue
         try:
             load_toolkit(kit, dict(ws.toolkits.get(kit, {})), ws.root)
             checks.append(Check(f"toolkit {kit}", True, "loads"))
         except PluginError as exc:
             checks.append(Check(f"toolkit {kit}", False, str(exc)))
+    module_tools = dict.fromkeys(
+        t.strip()
+        for a in ws.agents.values()
+        for t in a.tools
+        if ":" in t and "." not in t.split(":", 1)[0]
+    )
+    from workbench.registry import load_module_tool
+
+    for ref in module_tools:
+        try:
+            load_module_tool(ws.root, ref)
+            checks.append(Check(f"tool {ref}", True, "loads"))
+        except PluginError as exc:
+            checks.append(Check(f"tool {ref}", False, str(exc)))
     return checks
+
+
+def _check_mcp_servers(ws: Any, offline: bool) -> list[Check]:
+    """Start every MCP server of the workspace (concurrently) and list its tools: a server
+    that cannot start fails with its stderr tail. With ``offline``, URL servers are not
+    contacted."""
+    import asyncio
+
+    from workbench.registry import PluginError, load_toolkit
+
+    async def one(name: str, cfg: Any) -> Check:
+        if offline and cfg.url:
+            return Check(f"mcp {name}", True, f"{cfg.url} (not contacted)")
+        try:
+            tk = load_toolkit("mcp", cfg.model_dump(), ws.root, name=name)
+        except PluginError as exc:
+            return Check(f"mcp {name}", False, str(exc))
+        try:
+            tools = await tk.list_tools()
+        except Exception as exc:
+            return Check(f"mcp {name}", False, str(exc))
+        finally:
+            await tk.aclose()
+        names = ", ".join(t.name.removeprefix(f"{name}.") for t in tools) or "no tools"
+        skipped = getattr(tk, "status", None)
+        extra = ""
+        if skipped is not None and skipped.skipped:
+            extra = f" (not offered: {'; '.join(skipped.skipped)})"
+        return Check(f"mcp {name}", True, f"{len(tools)} tools: {names}{extra}")
+
+    async def every() -> list[Check]:
+        return list(await asyncio.gather(*(one(n, c) for n, c in ws.mcp.items())))
+
+    if not ws.mcp:
+        return []
+    return asyncio.run(every())
 
 
 def repair_store(db: str | None, console: Console) -> bool:
@@ -456,6 +501,7 @@ def run_doctor(
         else:
             mark = "[red]✗[/]"
             failed = True
-        console.print(f"{mark} [bold]{escape(c.name)}[/]: {escape(c.detail)}")
+        # An MCP server's tool names and stderr are in the details: text, never escapes.
+        console.print(f"{mark} [bold]{escape(visible(c.name))}[/]: {escape(visible(c.detail))}")
     console.print("[red]Some checks failed.[/]" if failed else "[green]Ready.[/]")
     return 1 if failed else 0

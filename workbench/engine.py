@@ -36,14 +36,14 @@ from workbench.runtime import (
 )
 
 if TYPE_CHECKING:
-    from workbench.agent import Agent
+    from workbench.agent import Agent, Unavailable
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Resolution, Rule
     from workbench.models import Recording
     from workbench.store import Claim, RunInfo, SearchHit, SessionInfo, Store
-    from workbench.tools import Tool, Toolkit
+    from workbench.tools import Tool, Toolkit, ToolkitStatus
     from workbench.workspace import AgentConfig, Workspace
 
-__all__ = ["Engine", "MemoryServices", "RunHandle", "Target"]
+__all__ = ["Engine", "MemoryServices", "ResolvedTools", "RunHandle", "Target"]
 
 log = logging.getLogger("workbench.engine")
 
@@ -79,6 +79,18 @@ class RunHandle:
             if self.task.cancelled():
                 return RunOutcome("cancelled", run_id=self.run_id)
             raise
+
+
+@dataclass
+class ResolvedTools:
+    """An agent's ``tools:`` list as the toolkits that loaded allow."""
+
+    tools: list[Tool]
+    """The tools, in order."""
+    unavailable: list[Unavailable]
+    """Toolkits that could not be loaded (not ``required``): the agent runs without them."""
+    instructions: list[tuple[str, str]]
+    """``(server, text)``: the instructions of the MCP servers it uses."""
 
 
 class _Fanout:
@@ -170,6 +182,10 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._toolkits: dict[str, Toolkit] = {}
         self._toolkit_lock = asyncio.Lock()
+        self._toolkit_failures: dict[str, str] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._retired: list[Toolkit] = []
+        self._status_listeners: list[Callable[[ToolkitStatus], None]] = []
         self._agents: dict[tuple[str, str | None], Agent] = {}
         self._started: dict[str, str] = {}  # run id -> session, every run this engine started
         self._interrupting = False
@@ -180,17 +196,56 @@ class Engine:
 
     def reload(self, workspace: Workspace) -> None:
         """Use a changed workspace for new runs; runs in flight finish on the agents they
-        already built. The approval policy follows the file; toolkits are reopened lazily."""
+        already built. The approval policy follows the file. A toolkit or MCP server whose
+        settings changed (or that is gone) is closed and opened again, from the new
+        settings, when next used (a server whose command was fixed starts again)."""
+        old = self.workspace
         self.workspace = workspace
         self.policy = _policy(workspace)
         self._agents.clear()
 
-    def warm_up(self) -> bool:
-        """Start, in background threads, what the workspace's first model calls would wait
-        for: the price map, and litellm when one of its models needs it (``serve`` calls
-        this at start). Returns whether litellm is being imported."""
+        def changed(name: str) -> bool:
+            if name in old.mcp or name in workspace.mcp:
+                return old.mcp.get(name) != workspace.mcp.get(name)
+            return old.toolkits.get(name) != workspace.toolkits.get(name)
+
+        for name in [n for n in self._toolkit_failures if changed(n)]:
+            del self._toolkit_failures[name]
+        for name in [n for n in self._toolkits if changed(n)]:
+            # Runs in flight may still call it: it is closed once none is.
+            self._retired.append(self._toolkits.pop(name))
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close retired toolkits once no run is in flight (in the background)."""
+        if not self._retired or self.running():
+            return
+        retired, self._retired = self._retired, []
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: nothing was started in one either
+            return
+        for tk in retired:
+            task = loop.create_task(tk.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def warm_up(self, *, litellm: bool = True) -> bool:
+        """Start in the background what the workspace's first runs would wait for: the
+        price map (in a thread), litellm when one of its models needs it (in another; not
+        with ``litellm=False``: the TUI imports it for the chosen target only, saying so),
+        and every MCP server, concurrently (when called from a running event loop). The one
+        warm-up path of ``serve`` and the TUI. Returns whether litellm is being imported."""
         from workbench.models import warm_up
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop to start the servers in: the first run starts them
+            pass
+        else:
+            self.warm_toolkits()
+        if not litellm:
+            return warm_up(())
         ws = self.workspace
         targets = [
             *(("agent", n) for n in ws.agents),
@@ -244,12 +299,15 @@ class Engine:
         for agent in self._agents.values():
             await agent.model.aclose()
         self._agents.clear()
-        for tk in self._toolkits.values():
+        for tk in [*self._toolkits.values(), *self._retired]:
             try:
                 await tk.aclose()
             except Exception:
                 log.exception("closing toolkit %s", tk.name)
         self._toolkits.clear()
+        self._retired.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self._unlease()
         self.store.close()
 
@@ -398,23 +456,148 @@ class Engine:
         return [*ws.agents, *ws.teams, *ws.workflows]
 
     async def toolkit(self, name: str) -> Toolkit:
-        """The toolkit ``name`` (an MCP server or a plugin), loaded on first use."""
-        async with self._toolkit_lock:
-            tk = self._toolkits.get(name)
-            if tk is None:
-                from workbench.registry import load_toolkit
+        """The toolkit ``name`` (an MCP server or a plugin), loaded on first use.
 
+        Raises:
+            PluginError: the plugin cannot be imported (what to install), or bad settings.
+        """
+        async with self._toolkit_lock:
+            return self._toolkit_now(name)
+
+    def _toolkit_now(self, name: str) -> Toolkit:
+        tk = self._toolkits.get(name)
+        if tk is None:
+            from workbench.registry import PluginError, load_toolkit
+
+            try:
                 if name in self.workspace.mcp:
                     cfg = self.workspace.mcp[name].model_dump()
                     tk = load_toolkit("mcp", cfg, self.root, name=name)
+                    tk.on_status = self._toolkit_changed  # type: ignore[attr-defined]
                 else:
                     tk = load_toolkit(name, dict(self.workspace.toolkits.get(name, {})), self.root)
-                self._toolkits[name] = tk
-            return tk
+            except PluginError as exc:
+                self._toolkit_failures[name] = str(exc)
+                raise
+            self._toolkit_failures.pop(name, None)
+            self._toolkits[name] = tk
+        return tk
+
+    # -- toolkit status ----------------------------------------------------------------
+
+    def warm_toolkits(self, names: Sequence[str] | None = None) -> None:
+        """Start MCP servers in the background, concurrently (all configured ones, or
+        ``names``); returns at once. Their progress shows in :meth:`toolkit_statuses`."""
+        for name in self.workspace.mcp if names is None else names:
+            if name not in self.workspace.mcp:
+                continue
+            try:
+                tk = self._toolkit_now(name)
+            except Exception as exc:
+                log.warning("MCP server %s: %s", name, exc)
+                continue
+            start = getattr(tk, "start", None)
+            if start is not None:
+                start()
+
+    def toolkit_statuses(self) -> list[ToolkitStatus]:
+        """Where every toolkit the workspace can use stands: each MCP server (idle until
+        started), each installed plugin (ready once loaded, failed with what to install)."""
+        from workbench.registry import available_toolkits
+        from workbench.tools import ToolkitStatus
+
+        out: list[ToolkitStatus] = []
+        for name, server in self.workspace.mcp.items():
+            tk = self._toolkits.get(name)
+            status = getattr(tk, "status", None)
+            if isinstance(status, ToolkitStatus):
+                out.append(status)
+                continue
+            target = server.url or " ".join([server.command or "", *server.args]).strip()
+            error = self._toolkit_failures.get(name)
+            out.append(
+                ToolkitStatus(
+                    name=name,
+                    kind="mcp",
+                    state="failed" if error else "idle",
+                    detail=target,
+                    error=error,
+                    required=server.required,
+                )
+            )
+        for name, ep in available_toolkits().items():
+            if name == "mcp" or name in self.workspace.mcp:
+                continue
+            tk = self._toolkits.get(name)
+            error = self._toolkit_failures.get(name)
+            tools = [t.name for t in getattr(tk, "_tools", None) or []]
+            out.append(
+                ToolkitStatus(
+                    name=name,
+                    kind="plugin",
+                    state="failed" if error else ("ready" if tk is not None else "idle"),
+                    detail=ep.value,
+                    error=error,
+                    tools=tools,
+                )
+            )
+        return out
+
+    def add_toolkit_listener(self, fn: Callable[[ToolkitStatus], None]) -> Callable[[], None]:
+        """Call ``fn`` with a toolkit's new status whenever an MCP server starts, becomes
+        ready or fails; returns a function that removes it."""
+        self._status_listeners.append(fn)
+        return lambda: self._status_listeners.remove(fn) if fn in self._status_listeners else None
+
+    def _toolkit_changed(self, status: ToolkitStatus) -> None:
+        for fn in list(self._status_listeners):
+            try:
+                fn(status)
+            except Exception:
+                log.exception("toolkit status listener failed")
+
+    async def mcp_server(self, name: str) -> Any:
+        """The MCP toolkit of server ``name`` (its resources, prompts, restart).
+
+        Raises:
+            KeyError: no such server.
+        """
+        if name not in self.workspace.mcp:
+            raise KeyError(name)
+        return await self.toolkit(name)
+
+    # -- tool lists --------------------------------------------------------------------
 
     async def tools_for(self, patterns: Sequence[str]) -> list[Tool]:
-        """Resolve an agent's tool list (``toolkit.tool``, globs, ``module:function``)."""
-        from workbench.registry import load_module_tool, resolve_tools
+        """Resolve a tool list (``toolkit.tool``, globs, ``module:function``).
+
+        Raises:
+            PluginError, ToolError: a toolkit it needs could not be loaded, or a pattern
+                matches nothing.
+        """
+        resolved = await self.resolve_tools(patterns)
+        if resolved.unavailable:
+            from workbench.tools import ToolError
+
+            raise ToolError(resolved.unavailable[0].error)
+        return resolved.tools
+
+    async def resolve_tools(self, patterns: Sequence[str]) -> ResolvedTools:
+        """Resolve an agent's tool list with the toolkits that load.
+
+        Its toolkits are loaded concurrently, and only those it names: an agent waits for
+        its own MCP servers, not for the others. A toolkit that fails (an MCP server that
+        cannot start, a plugin whose package is missing) is left out and reported in
+        :attr:`ResolvedTools.unavailable`, unless it is an MCP server marked ``required``.
+
+        Raises:
+            PluginError: a ``module:function`` tool cannot be loaded (naming the file, the
+                function and the parameter), or a pattern matches nothing.
+            RunError: a ``required`` MCP server failed.
+        """
+        from workbench.agent import Unavailable
+        from workbench.registry import PluginError, load_module_tool, resolve_tools
+        from workbench.tools import ToolError
 
         tools: list[Tool] = []
         kit_patterns: list[str] = []
@@ -423,25 +606,109 @@ class Engine:
                 tools.append(load_module_tool(self.root, p))
             else:
                 kit_patterns.append(p)
+        unavailable: list[Unavailable] = []
+        instructions: list[tuple[str, str]] = []
         if kit_patterns:
-            needed = {p.split(".", 1)[0] for p in kit_patterns}
-            kits = {n: await self.toolkit(n) for n in needed}
-            tools.extend(await resolve_tools(kit_patterns, kits, self.root))
-        return tools
+            needed = list(dict.fromkeys(p.split(".", 1)[0] for p in kit_patterns))
 
-    async def all_tools(self) -> list[Tool]:
-        """Every tool the workspace can use (for ``workbench tools``)."""
+            async def load(name: str) -> Toolkit:
+                tk = await self.toolkit(name)
+                await tk.list_tools()  # starts an MCP server (or waits for its warm-up)
+                return tk
+
+            loaded = await asyncio.gather(*(load(n) for n in needed), return_exceptions=True)
+            kits: dict[str, Toolkit] = {}
+            for name, got in zip(needed, loaded, strict=True):
+                if isinstance(got, BaseException):
+                    if not isinstance(got, ToolError | PluginError):
+                        raise got
+                    server = self.workspace.mcp.get(name)
+                    if server is not None and server.required:
+                        raise RunError(
+                            str(got),
+                            hint=f"the MCP server '{name}' is marked required: agents that use "
+                            "it do not run without it",
+                        ) from got
+                    if server is None and name not in self._toolkit_failures:
+                        raise got  # bad plugin settings: a config error, not an outage
+                    mine = tuple(p for p in kit_patterns if p.split(".", 1)[0] == name)
+                    unavailable.append(Unavailable(name, mine, str(got)))
+                    continue
+                kits[name] = got
+                text = getattr(got, "instructions", None)
+                if isinstance(text, str) and text.strip():
+                    instructions.append((name, text))
+            usable = [p for p in kit_patterns if p.split(".", 1)[0] in kits]
+            if usable:
+                tools.extend(await resolve_tools(usable, kits, self.root))
+        return ResolvedTools(tools, unavailable, instructions)
+
+    def module_tool_specs(self) -> list[str]:
+        """Every ``module:function`` tool the workspace's agents (and inline team leaders)
+        list, in order, once each."""
+        from workbench.workspace import AgentConfig
+
+        configs: list[AgentConfig] = list(self.workspace.agents.values())
+        configs += [
+            t.leader for t in self.workspace.teams.values() if isinstance(t.leader, AgentConfig)
+        ]
+        specs = [
+            p.strip()
+            for cfg in configs
+            for p in cfg.tools
+            if ":" in p and "." not in p.split(":", 1)[0]
+        ]
+        return list(dict.fromkeys(specs))
+
+    async def catalogue_tools(
+        self, wait: float | None = None
+    ) -> tuple[list[Tool], list[ToolkitStatus], dict[str, str]]:
+        """What ``workbench tools`` and ``GET /api/tools`` show: every tool (plugins, MCP
+        servers, the workspace's ``module:function`` tools), where each toolkit stands, and
+        the ``module:function`` tools that fail to load, with why.
+
+        Args:
+            wait: Seconds to wait for servers that are starting (``None``: until each has
+                started or failed).
+        """
+        from workbench.registry import PluginError, load_module_tool
+
+        tools = await self.all_tools(wait=wait)
+        broken: dict[str, str] = {}
+        for spec in self.module_tool_specs():
+            try:
+                tools.append(load_module_tool(self.root, spec))
+            except PluginError as exc:
+                broken[spec] = str(exc)
+        return tools, self.toolkit_statuses(), broken
+
+    async def all_tools(self, wait: float | None = None) -> list[Tool]:
+        """Every tool the workspace can use (for ``workbench tools``): every toolkit is
+        started concurrently; those that fail, or are still starting after ``wait``
+        seconds, are left out (see :meth:`toolkit_statuses` for why)."""
         from workbench.registry import available_toolkits
 
-        out: list[Tool] = []
         # "mcp" is the adapter each server under mcp: is loaded with, not a toolkit itself
         # (alone it has no server: every listing logged "toolkit mcp unavailable").
-        kits = [n for n in available_toolkits() if n != "mcp"]
-        for name in [*kits, *self.workspace.mcp]:
+        names = [n for n in available_toolkits() if n != "mcp"] + list(self.workspace.mcp)
+        self.warm_toolkits()
+
+        async def one(name: str) -> list[Tool]:
             try:
-                out.extend(await (await self.toolkit(name)).list_tools())
+                return await (await self.toolkit(name)).list_tools()
             except Exception as exc:
                 log.warning("toolkit %s unavailable: %s", name, exc)
+                return []
+
+        tasks = [asyncio.ensure_future(one(n)) for n in names]
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait)
+        out: list[Tool] = []
+        for t in tasks:
+            if t.done():
+                out.extend(t.result())
+            else:
+                t.cancel()
         return out
 
     async def build_agent(self, name: str, model: str | None = None) -> Agent:
@@ -449,7 +716,10 @@ class Engine:
         key = (name, model or self.model_override)
         agent = self._agents.get(key)
         if agent is None:
-            agent = self._agents[key] = await self._make_agent(name, model)
+            agent = await self._make_agent(name, model)
+            # An agent missing a toolkit is built again next time: the server may be up.
+            if not agent.unavailable:
+                self._agents[key] = agent
         return agent
 
     async def _make_agent(self, name: str, model: str | None) -> Agent:
@@ -466,11 +736,19 @@ class Engine:
         params = dict(spec.params)
         if cfg.temperature is not None:
             params["temperature"] = cfg.temperature
+        from workbench.registry import PluginError
+
+        try:
+            resolved = await self.resolve_tools(cfg.tools)
+        except PluginError as exc:
+            raise RunError(str(exc), hint=f"fix the tools: list of the agent '{name}'") from exc
         return Agent(
             name=name,
             model=make_model(spec.model, params, context_window=spec.context_window),
             instructions=cfg.instructions,
-            tools=await self.tools_for(cfg.tools),
+            tools=resolved.tools,
+            unavailable=resolved.unavailable,
+            tool_instructions=resolved.instructions,
             max_tool_rounds=cfg.max_tool_rounds,
             output_schema=cfg.output_schema,
             context_window=cfg.context_window or spec.context_window,
@@ -674,11 +952,12 @@ class Engine:
         self._tasks[ctx.run_id] = task
         self._fences[ctx.run_id] = fence
 
-        def done(_: object) -> None:
+        def ended(_: object) -> None:
             self._tasks.pop(ctx.run_id, None)
             self._fences.pop(ctx.run_id, None)
+            self._close_retired()
 
-        task.add_done_callback(done)
+        task.add_done_callback(ended)
         return RunHandle(ctx.run_id, ctx.session_id, task)
 
     def _lease_lost(self, old_owner: str) -> None:

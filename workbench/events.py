@@ -12,9 +12,16 @@ The common fields are filled in by the engine (``session_id``, ``run_id``,
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 
 __all__ = [
     "ApprovalRequired",
@@ -37,7 +44,10 @@ __all__ = [
     "TeamVote",
     "ToolCall",
     "ToolCallRequest",
+    "ToolMedia",
+    "ToolProgress",
     "ToolResult",
+    "ToolUnavailable",
     "Usage",
     "WorkflowConflict",
     "WorkflowStepCompleted",
@@ -104,6 +114,24 @@ class EventBase(BaseModel):
     """Seconds since the epoch when the event was created."""
     source: str = ""
     """The agent, team or workflow that emitted it."""
+
+
+class _QuietDefaults(EventBase):
+    """An event with fields added after the first logs were written: they are left out of
+    the JSON while they hold their default, so a log written before them reads (and
+    exports) byte for byte the same."""
+
+    _quiet_defaults: ClassVar[dict[str, Any]] = {}
+    """Field -> the default that is not written."""
+
+    @model_serializer(mode="wrap")
+    def _drop_quiet_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key, default in self._quiet_defaults.items():
+                if key in data and data[key] == default:
+                    del data[key]
+        return data
 
 
 class RunStarted(EventBase):
@@ -225,7 +253,20 @@ class ToolCall(EventBase):
     """Validated arguments (edited ones, if a person edited them)."""
 
 
-class ToolResult(EventBase):
+class ToolMedia(BaseModel):
+    """An image or a sound a tool returned (MCP ``image`` / ``audio`` content)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["image", "audio"]
+    """What it is."""
+    mime_type: str
+    """``image/png``, ``audio/wav`` ..."""
+    data: str
+    """The bytes, base64-encoded."""
+
+
+class ToolResult(_QuietDefaults):
     """A tool returned, failed, timed out or was refused."""
 
     type: Literal["tool.result"] = "tool.result"
@@ -234,14 +275,51 @@ class ToolResult(EventBase):
     tool: str
     """Workspace name of the tool."""
     output: str | None = None
-    """What the tool returned, as sent to the model."""
+    """What the tool returned, as sent to the model (capped: see ``max_output``)."""
     error: str | None = None
     """Why it failed; also sent to the model."""
     duration_ms: float = 0.0
     """How long the call took."""
+    structured: Any = None
+    """Structured content (an MCP tool with an ``outputSchema``), as the tool returned it."""
+    media: list[ToolMedia] = Field(default_factory=list)
+    """Images and sounds it returned; models that accept them get them as content parts."""
+
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"structured": None, "media": []}
 
 
-class ApprovalRequired(EventBase):
+class ToolProgress(EventBase):
+    """A running tool call said how far it got (MCP progress notifications)."""
+
+    type: Literal["tool.progress"] = "tool.progress"
+    call_id: str
+    """The model's call id."""
+    tool: str
+    """Workspace name of the tool."""
+    progress: float
+    """How far it got (in the tool's own unit)."""
+    total: float | None = None
+    """Out of how much, when the tool knows."""
+    message: str | None = None
+    """What it is doing."""
+
+
+class ToolUnavailable(EventBase):
+    """Tools an agent lists could not be loaded: it runs without them (or, for a
+    ``required`` MCP server, the run fails)."""
+
+    type: Literal["tool.unavailable"] = "tool.unavailable"
+    toolkit: str
+    """The toolkit or MCP server that failed."""
+    patterns: list[str] = Field(default_factory=list)
+    """The agent's ``tools:`` entries it would have served."""
+    error: str
+    """Why (with an MCP server's stderr tail)."""
+    required: bool = False
+    """True when the server is ``required``: the run fails."""
+
+
+class ApprovalRequired(_QuietDefaults):
     """A tool call waits for a person's decision."""
 
     type: Literal["approval.required"] = "approval.required"
@@ -257,6 +335,14 @@ class ApprovalRequired(EventBase):
     """For shell commands: the split parts, each of which must be allowed."""
     diff: str | None = None
     """For file writes and edits: the unified diff the call would apply."""
+    kind: Literal["tool", "input"] = "tool"
+    """``tool``: a tool call waits to run. ``input``: a running tool asks the person for
+    input (an MCP elicitation); ``arguments`` are the form's values, ``form`` its fields;
+    allow sends them (edited, if edited), deny declines."""
+    form: dict[str, Any] | None = None
+    """For ``input``: the JSON schema of the form (``arguments`` holds its values)."""
+
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"kind": "tool", "form": None}
 
 
 Decision = Literal["allow", "deny"]
@@ -419,6 +505,8 @@ Event = Annotated[
     | WorkflowConflict
     | ContextSummarized
     | ModelRetry
+    | ToolProgress
+    | ToolUnavailable
     | SessionImported,
     Field(discriminator="type"),
 ]

@@ -31,6 +31,7 @@ importing this module costs nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -56,6 +57,7 @@ __all__ = [
     "Progress",
     "chunk_document",
     "cmd_knowledge_add",
+    "cmd_knowledge_search",
     "data_dir",
     "ensure_fts_index",
     "ingest",
@@ -64,6 +66,7 @@ __all__ = [
     "read_document",
     "resolve_embedder",
     "search",
+    "sources_state",
     "sql_quote",
 ]
 
@@ -171,6 +174,8 @@ class Hit:
     """The chunk's heading path."""
     source: str = ""
     """The knowledge source it came from."""
+    also: list[str] = field(default_factory=list)
+    """Other files with the very same passage (returned once, under the best match)."""
 
 
 @dataclass
@@ -429,6 +434,7 @@ def _markdown_blocks(text: str) -> list[_Block]:
     section = 0
     para: list[str] = []
     fence: str | None = None
+    body_at = 0  # len(blocks) when the current heading began
 
     def heading_path() -> str:
         return " > ".join(title for _, title in stack)
@@ -438,6 +444,12 @@ def _markdown_blocks(text: str) -> list[_Block]:
         if body.strip():
             blocks.append(_Block(heading_path(), body, section))
         para.clear()
+
+    def empty_heading(next_level: int) -> None:
+        # A heading with no body and no subsection (a stub, a to-do, the last line) is
+        # still a place in the document: its title becomes its text, so it can be found.
+        if stack and len(blocks) == body_at and next_level <= stack[-1][0]:
+            blocks.append(_Block(heading_path(), stack[-1][1], section))
 
     for line in text.split("\n"):
         m_fence = _FENCE.match(line)
@@ -454,16 +466,19 @@ def _markdown_blocks(text: str) -> list[_Block]:
         if m:
             flush()
             level = len(m.group(1))
+            empty_heading(level)
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, m.group(2).strip()))
             section += 1
+            body_at = len(blocks)
             continue
         if not line.strip():
             flush()
             continue
         para.append(line)
     flush()
+    empty_heading(0)
     return blocks
 
 
@@ -667,6 +682,24 @@ def _expand(root: Path, pattern: str) -> list[Path]:
     if p.is_file():
         return [p]
     return []
+
+
+def sources_state(root: Path, sources: Mapping[str, KnowledgeSourceLike] | None) -> str:
+    """A fingerprint of the files the sources list: their paths, sizes and modification
+    times, and the sources' settings. It changes when a file is added, changed or deleted,
+    at the cost of a walk and a ``stat`` per file (no reading)."""
+    root = Path(root).resolve()
+    h = hashlib.sha256()
+    for name, src in sorted((sources or {}).items()):
+        h.update(f"{name}\0{_settings(src)!r}\0".encode())
+        for pattern in src.paths:
+            for f in _expand(root, pattern):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def _covers(root: Path, pattern: str, path: Path) -> bool:
@@ -1035,10 +1068,26 @@ def search(
                 vector = resolve_embedder(root, str(model)).embed([query])[0]
             except KnowledgeError as exc:
                 log.warning("searching %s by full text only: %s", table, exc)
-        ranked.append(_search_table(tbl, query, vector, limit, where))
-    if len(ranked) == 1:
-        return ranked[0][:limit]
-    return _fuse(ranked)[:limit]
+        # More than asked for: identical passages are folded into one below.
+        ranked.append(_search_table(tbl, query, vector, limit * 3 + 5, where))
+    hits = ranked[0] if len(ranked) == 1 else _fuse(ranked)
+    return _unique(hits)[:limit]
+
+
+def _unique(hits: Sequence[Hit]) -> list[Hit]:
+    """Each passage once: a chunk whose text (ignoring spacing) is the same as a better
+    hit's is folded into it, its file listed in :attr:`Hit.also`."""
+    first: dict[str, Hit] = {}
+    out: list[Hit] = []
+    for hit in hits:
+        key = " ".join(hit.text.split())
+        kept = first.get(key)
+        if kept is None:
+            first[key] = hit
+            out.append(hit)
+        elif hit.path != kept.path and hit.path not in kept.also:
+            kept.also.append(hit.path)
+    return out
 
 
 def _search_table(
@@ -1102,7 +1151,8 @@ def cmd_knowledge_add(workspace: Path | None, paths: list[Path]) -> int:
     With no paths, every source under ``knowledge:`` in ``workbench.yaml`` is synced.
 
     Returns:
-        The exit status: 0, 1 if some files failed or ingesting failed, 2 for a bad
+        The exit status: 0 when the files are indexed (those that could not be read are
+        listed, as skipped), 1 when none could be or ingesting failed, 2 for a bad
         workspace.
     """
     from rich.console import Console
@@ -1151,12 +1201,74 @@ def cmd_knowledge_add(workspace: Path | None, paths: list[Path]) -> int:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
     for path, why in report.errors:
-        err.print(f"[red]skipped[/red] {escape(path)}: {escape(why)}")
+        err.print(f"[yellow]skipped[/yellow] {escape(path)}: {escape(why)}")
+    skipped = f", {len(report.errors)} skipped" if report.errors else ""
     out.print(
         f"Added {len(report.added_files)} file{'s' * (len(report.added_files) != 1)} "
         f"({report.chunks} chunk{'s' * (report.chunks != 1)}), "
-        f"{len(report.skipped_unchanged)} unchanged, {len(report.removed)} removed "
+        f"{len(report.skipped_unchanged)} unchanged, {len(report.removed)} removed{skipped} "
         f"-> {escape(str(data_dir(ws.root)))}",
         highlight=False,
     )
-    return 1 if report.errors else 0
+    indexed = report.added_files or report.skipped_unchanged or report.removed
+    return 1 if report.errors and not indexed else 0
+
+
+def cmd_knowledge_search(
+    workspace: Path | None,
+    query: str,
+    limit: int = 5,
+    sources: Sequence[str] | None = None,
+    *,
+    as_json: bool = False,
+) -> int:
+    """``workbench knowledge search [-w DIR] QUERY``: the passages ``knowledge.search``
+    would give a model.
+
+    Returns:
+        The exit status: 0 with hits, 1 with none (or an error), 2 for a bad workspace or
+        an unknown source.
+    """
+    import json as jsonlib
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from workbench.workspace import WorkspaceError, load_workspace
+
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        ws = load_workspace(workspace)
+    except WorkspaceError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        return 2
+    if sources:
+        known = set(ws.knowledge) | {ADDED_SOURCE}
+        unknown = [s for s in sources if s not in known]
+        if unknown:
+            listed = ", ".join(sorted(ws.knowledge)) or "none"
+            err.print(f"[red]no knowledge source {unknown[0]!r}[/red] (sources: {listed})")
+            return 2
+    try:
+        hits = search(ws.root, query, max(1, limit), sources=sources)
+    except KnowledgeError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        return 1
+    if as_json:
+        print(jsonlib.dumps([dataclasses.asdict(h) for h in hits], indent=2, ensure_ascii=False))
+        return 0 if hits else 1
+    if not hits:
+        if not data_dir(ws.root).is_dir():
+            err.print("The knowledge base is empty: run `workbench knowledge add` first.")
+        else:
+            err.print(f"No passage matches {query!r}.")
+        return 1
+    for n, hit in enumerate(hits, start=1):
+        where = f"{hit.path} - {hit.heading}" if hit.heading else hit.path
+        out.print(f"[bold][{n}] {escape(where)}[/bold] [dim](score {hit.score:.3g})[/dim]")
+        out.print(escape(hit.text))
+        if hit.also:
+            out.print(f"[dim](the same passage is also in: {escape(', '.join(hit.also))})[/dim]")
+        out.print()
+    return 0

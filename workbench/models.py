@@ -130,6 +130,11 @@ class Model(ABC):
         """Tokens the model accepts, when known."""
         return None
 
+    def accepts(self, kind: str) -> bool:
+        """Whether the model takes ``image`` or ``audio`` content parts (tool results'
+        media reach it only then; otherwise it reads their description)."""
+        return False
+
     @abstractmethod
     def stream(
         self,
@@ -337,6 +342,8 @@ class LiteLLMModel(Model):
         retry: back-off for transient failures.
         stream: stream the reply (``False``: one whole response).
         direct: allow the direct path.
+        media: the content parts it takes (``image``, ``audio``); ``None``: what the price
+            map says (``supports_vision``, ``supports_audio_input``).
     """
 
     def __init__(
@@ -348,10 +355,12 @@ class LiteLLMModel(Model):
         retry: RetryPolicy | None = None,
         stream: bool = True,
         direct: bool = True,
+        media: Sequence[str] | None = None,
     ) -> None:
         self.name = model
         self.model = model
         self.params = dict(params or {})
+        self._media: frozenset[str] | None = None if media is None else frozenset(media)
         self.retry = retry or RetryPolicy()
         self.use_stream = stream
         self._context_window = context_window
@@ -509,6 +518,18 @@ class LiteLLMModel(Model):
             if delta:
                 yield delta
         yield acc.turn()
+
+    def accepts(self, kind: str) -> bool:
+        """From the ``media`` setting, else the price map's entry for the model (read as a
+        file, no litellm import; asked only when a tool returned media), else no."""
+        if self._media is None:
+            info = prices.model_info(self.model) or {}
+            self._media = frozenset(
+                k
+                for k, key in (("image", "supports_vision"), ("audio", "supports_audio_input"))
+                if info.get(key)
+            )
+        return kind in self._media
 
     @property
     def context_window(self) -> int | None:
@@ -795,6 +816,10 @@ class TestModel(Model):
         """A fixed window, so context budgets can be shown offline."""
         return 32_000
 
+    def accepts(self, kind: str) -> bool:
+        """Images and audio, so media from tools can be followed offline."""
+        return kind in ("image", "audio")
+
     def __init__(self, delay: float = 0.0, max_tools: int = 8) -> None:
         self.delay = delay
         self.max_tools = max_tools
@@ -808,6 +833,9 @@ class TestModel(Model):
     ) -> AsyncIterator[str | ModelTurn]:
         last = messages[-1] if messages else {"role": "user", "content": ""}
         prompt_tokens = estimate_tokens(messages)
+        seen_media = _media_parts(last) if last.get("role") == "user" else []
+        if seen_media and len(messages) > 1 and messages[-2].get("role") == "tool":
+            last = messages[-2]  # the media of a tool batch follow its results
         if tools and last.get("role") == "user":
             calls = []
             for i, t in enumerate(tools[: self.max_tools]):
@@ -841,11 +869,14 @@ class TestModel(Model):
             return
         if last.get("role") == "tool":
             results = []
-            for m in reversed(messages):
+            end = len(messages) - (1 if seen_media else 0)
+            for m in reversed(messages[:end]):
                 if m.get("role") != "tool":
                     break
                 results.append(str(m.get("content", ""))[:200])
             text = "[test model] Tool results: " + " | ".join(reversed(results))
+            if seen_media:
+                text += f" | and I see {len(seen_media)} attachment(s): {', '.join(seen_media)}"
         else:
             content = last.get("content")
             said = content if isinstance(content, str) else json.dumps(content)
@@ -861,6 +892,23 @@ class TestModel(Model):
             finish_reason="stop",
             model=self.name,
         )
+
+
+def _media_parts(message: Message) -> list[str]:
+    """The kinds of the media content parts in a message (``image/png`` ...)."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    found = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            found.append(url[5:].split(";", 1)[0] if url.startswith("data:") else "image")
+        elif part.get("type") == "input_audio":
+            found.append(f"audio/{(part.get('input_audio') or {}).get('format', '?')}")
+    return found
 
 
 class ReplayModel(Model):
@@ -1001,4 +1049,15 @@ def make_model(model: str, params: dict[str, Any] | None = None, **kw: Any) -> M
     )
     # ``direct: false`` sends an OpenAI-compatible model through litellm too.
     direct = bool(p.pop("direct", True))
-    return LiteLLMModel(model, p, stream=stream, retry=retry, direct=direct, **kw)
+    # ``media: [image, audio]`` says which content parts the model takes (default: litellm's
+    # model map); tools' images and audio reach it only then.
+    media = p.pop("media", None)
+    return LiteLLMModel(
+        model,
+        p,
+        stream=stream,
+        retry=retry,
+        direct=direct,
+        media=None if media is None else [str(m) for m in media],
+        **kw,
+    )

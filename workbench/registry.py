@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from workbench.tools import Tool, Toolkit, tool
+from workbench.tools import FunctionTool, Tool, ToolDefinitionError, Toolkit, tool
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -199,15 +199,22 @@ def load_module_tool(root: Path, spec: str) -> Tool:
         raise PluginError(f"tool {spec!r}: {path} has no function {func_name!r}") from None
     where = f"workspace {path.relative_to(root).as_posix()}"
     if isinstance(obj, Tool):
-        return obj.renamed(f"{module_name}:{func_name}", where)
-    if not callable(obj):
+        made = obj
+    elif not callable(obj):
         raise PluginError(f"tool {spec!r}: {func_name!r} in {path} is not a function")
-    try:
-        made = tool(obj)
-    except Exception as exc:
-        raise PluginError(
-            f"tool {spec!r}: cannot make a tool of {func_name!r} in {path}: {exc}"
-        ) from exc
+    else:
+        try:
+            made = tool(obj)
+        except Exception as exc:
+            raise PluginError(
+                f"tool {spec!r}: cannot make a tool of {func_name!r} in {path}: {exc}"
+            ) from exc
+    if isinstance(made, FunctionTool):
+        # At load, not at the first call: a bad annotation is the workspace's error.
+        try:
+            made.check()
+        except ToolDefinitionError as exc:
+            raise PluginError(f"tool {spec!r} in {path}: {exc}") from exc
     return made.renamed(f"{module_name}:{func_name}", where)
 
 

@@ -32,7 +32,9 @@ from workbench.events import (
     TeamDelegated,
     TeamVote,
     ToolCall,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
     WorkflowConflict,
     WorkflowStepCompleted,
     WorkflowStepStarted,
@@ -146,7 +148,23 @@ class TranscriptPrinter:
                     f"{escape(short(ev.output, 200))}"
                 )
         elif isinstance(ev, ApprovalRequired):
-            c.print(f"{ind}[yellow]? approval needed for {escape(ev.tool)}[/]: {escape(ev.reason)}")
+            if ev.kind == "input":
+                c.print(f"{ind}[yellow]? {escape(ev.tool)} asks for input[/]: {escape(ev.reason)}")
+            else:
+                c.print(
+                    f"{ind}[yellow]? approval needed for {escape(ev.tool)}[/]: {escape(ev.reason)}"
+                )
+        elif isinstance(ev, ToolProgress):
+            if self.live:
+                done = f"{ev.progress:g}" + (f"/{ev.total:g}" if ev.total is not None else "")
+                said = f" {escape(short(ev.message, 120))}" if ev.message else ""
+                c.print(f"{ind}[dim]… {escape(ev.tool)} {done}{said}[/]")
+        elif isinstance(ev, ToolUnavailable):
+            first = ev.error.splitlines()[0] if ev.error else ""
+            c.print(
+                f"{ind}[yellow]! {escape(ev.toolkit)} unavailable, running without "
+                f"{escape(', '.join(ev.patterns))}[/]: {escape(short(first, 300))}"
+            )
         elif isinstance(ev, ApprovalResolved):
             colour = "green" if ev.decision == "allow" else "red"
             scope = f" for {ev.scope}" if ev.decision == "allow" and ev.scope != "once" else ""

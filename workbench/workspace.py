@@ -891,7 +891,9 @@ class McpServerConfig(_Config):
     """An MCP server: a command to start (stdio) or a URL to reach (HTTP).
 
     ``${VAR}`` in ``env`` and ``headers`` values is replaced by the environment's value
-    when the workspace loads (``""`` when unset), so secrets need not be in the file.
+    when the workspace loads, so secrets need not be in the file (an unset variable gives
+    ``""`` in ``env``, and is an error in ``headers``: a header with an empty credential is
+    never what was meant).
     """
 
     _what: ClassVar[str] = "a table with 'command' or 'url'"
@@ -910,7 +912,22 @@ class McpServerConfig(_Config):
     headers: dict[str, str] = Field(default_factory=dict)
     """HTTP headers for the URL (authorisation, for instance)."""
     timeout: float = Field(default=30, gt=0)
-    """Seconds to wait for the server to start and for each call."""
+    """Seconds to wait for each call (progress notifications restart the clock)."""
+    startup_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the server gets to start (default: ``timeout``, but at least 30)."""
+    retry_after: float = Field(default=10, ge=0)
+    """Seconds after a failed start before a use tries the server again."""
+    required: bool = False
+    """Agents that use the server fail when it cannot start (by default they run without
+    its tools, and the run says which server failed and why)."""
+    max_output: int | dict[str, int] | None = None
+    """Characters of a tool result kept (head and tail): a number, or a table of tool name
+    (globs allowed, ``"*"`` for the rest) -> number. Default 100,000."""
+    max_message_bytes: int | None = Field(default=None, ge=1024)
+    """The largest message a streamable HTTP server may send (default 32 MiB)."""
+    header_vars: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Header name -> the environment variables its value refers to (so an unset one is
+    an error naming it). Computed; not read from the file."""
 
     @model_validator(mode="before")
     @classmethod
@@ -919,9 +936,19 @@ class McpServerConfig(_Config):
             return data
         d = dict(data)
         found: set[str] = set()
-        for key in ("env", "headers"):
-            if isinstance(d.get(key), Mapping):
-                d[key] = _expand_env(d[key], found)
+        if isinstance(d.get("env"), Mapping):
+            d["env"] = _expand_env(d["env"], found)
+        headers = d.get("headers")
+        refs: dict[str, tuple[str, ...]] = {}
+        d["header_vars"] = refs  # computed only, never read from the file
+        if isinstance(headers, Mapping):
+            expanded: dict[Any, Any] = {}
+            for k, v in headers.items():
+                used: set[str] = set()
+                expanded[k] = _expand_env(v, used)
+                if used:
+                    refs[str(k)] = tuple(sorted(used))
+            d["headers"] = expanded
         return d
 
     @model_validator(mode="after")
@@ -1595,6 +1622,7 @@ class _Checker:
         self.check_teams()
         self.check_workflows()
         self.check_toolkits()
+        self.check_mcp()
         self.check_approvals()
         self.check_knowledge()
         return self.errors
@@ -1930,9 +1958,11 @@ class _Checker:
     # the rest ------------------------------------------------------------------------
 
     def check_toolkits(self) -> None:
-        if self.known is None:
-            return
         for name, settings in self.ws.toolkits.items():
+            if self.known is None:
+                # Toolkits unknown here (no plugin is looked at): what every toolkit takes.
+                self.check_toolkit_settings(name, settings, None)
+                continue
             if name not in self.known and name not in BUILTIN_TOOLKITS:
                 self.error(
                     ("toolkits", name),
@@ -1940,14 +1970,25 @@ class _Checker:
                     f"{_names(sorted(self.known | BUILTIN_TOOLKITS))})",
                 )
                 continue
-            self.check_toolkit_settings(name, settings)
+            from workbench.registry import toolkit_settings
 
-    def check_toolkit_settings(self, name: str, settings: dict[str, Any]) -> None:
+            self.check_toolkit_settings(name, settings, toolkit_settings(name))
+
+    def check_toolkit_settings(
+        self, name: str, settings: dict[str, Any], model: type[BaseModel] | None
+    ) -> None:
         """A toolkit that declares its settings (``Toolkit.settings``) has them checked
-        here, at load, with the line and key of each mistake."""
-        from workbench.registry import toolkit_settings
+        here, at load, with the line and key of each mistake. ``max_output``, which every
+        toolkit takes (:class:`~workbench.tools.ToolkitSettings`), is checked for those
+        whose model does not have it (or that declare none)."""
+        from workbench.tools import check_output_limit
 
-        model = toolkit_settings(name)
+        if model is None or "max_output" not in model.model_fields:
+            try:
+                check_output_limit(settings.get("max_output"))
+            except ValueError as exc:
+                self.error(("toolkits", name, "max_output"), str(exc))
+            settings = {k: v for k, v in settings.items() if k != "max_output"}
         if model is None:
             return
         try:
@@ -1958,9 +1999,29 @@ class _Checker:
                 loc: Loc = ("toolkits", name, *err["loc"])
                 if err["type"] == "extra_forbidden":
                     message = f"unknown setting {err['loc'][-1]!r}; {name} takes {known}"
+                elif err["type"] == "value_error":  # our validators' own words
+                    message = str(err["ctx"]["error"])
                 else:
                     message = f"{err['msg']}, got {_got(err.get('input'))}"
                 self.error(loc, message)
+
+    def check_mcp(self) -> None:
+        from workbench.tools import check_output_limit
+
+        for name, server in self.ws.mcp.items():
+            for header, names in server.header_vars.items():
+                unset = [v for v in names if v not in os.environ]
+                if unset:
+                    listed = ", ".join(f"${{{v}}}" for v in unset)
+                    self.error(
+                        ("mcp", name, "headers", header),
+                        f"{listed} is not set in the environment (the header would be sent "
+                        "with an empty value); set it, or remove the header",
+                    )
+            try:
+                check_output_limit(server.max_output)
+            except ValueError as exc:
+                self.error(("mcp", name, "max_output"), str(exc))
 
     def check_approvals(self) -> None:
         a = self.ws.approvals

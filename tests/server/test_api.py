@@ -197,9 +197,23 @@ def test_resume_refuses_runs_that_ended(client: httpx.Client) -> None:
     assert r.status_code == 409 and "already completed" in r.json()["error"]["message"]
 
 
-def test_resume_a_run_whose_process_died(make_server: MakeServer, db_url: str) -> None:
+@pytest.mark.parametrize("slow_store", [False, True])
+def test_resume_a_run_whose_process_died(
+    make_server: MakeServer, db_url: str, monkeypatch: pytest.MonkeyPatch, slow_store: bool
+) -> None:
+    """``after_seq`` is the last event before the resumed run's: with a store slow to
+    answer (a loaded machine), the run's own run.started must not slip in before it."""
     from workbench.events import MessageCompleted, RunStarted
     from workbench.store import Store
+
+    if slow_store:
+        last_seq = Store.last_seq
+
+        def slow(self: Store, session_id: str) -> int:
+            time.sleep(0.3)
+            return last_seq(self, session_id)
+
+        monkeypatch.setattr(Store, "last_seq", slow)
 
     with Store.open(db_url) as store:  # a run that started and whose process vanished
         sid = store.create_session().id

@@ -102,6 +102,27 @@ class ToolOut(_Out):
     policy: str
     match_on: list[str] | None = None
     """What approval rules match on: ``[kind, argument]`` (``["shell", "command"]``)."""
+    state: Literal["ready", "starting", "idle", "failed"] = "ready"
+    """``ready`` for a tool that can be called. A toolkit or MCP server that is not ready
+    is one row named ``<toolkit>.*`` in its state; a ``module:function`` tool that fails
+    to load is a ``failed`` row under its own name."""
+    error: str | None = None
+    """Why it failed (an MCP server's stderr tail included)."""
+
+
+class ToolkitOut(_Out):
+    """An MCP server or a plugin toolkit, and where it stands."""
+
+    name: str
+    kind: Literal["plugin", "mcp"]
+    state: Literal["ready", "starting", "idle", "failed"]
+    detail: str = ""
+    error: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    since: float = 0.0
+    required: bool = False
+    instructions: str | None = None
+    skipped: list[str] = Field(default_factory=list)
 
 
 class RuleOut(_Out):
@@ -367,16 +388,18 @@ async def workspace(wb: Wb) -> dict[str, Any]:
 
 
 @router.get("/tools", response_model=list[ToolOut], tags=["catalogue"])
-async def tools(wb: Wb) -> list[ToolOut]:
-    """Every tool the workspace can use, with its approval policy."""
+async def tools(
+    wb: Wb,
+    wait: Annotated[
+        float, Query(ge=0, le=120, description="Seconds to wait for MCP servers still starting.")
+    ] = 5.0,
+) -> list[ToolOut]:
+    """Every tool the workspace can use, with its approval policy; MCP servers and toolkits
+    that are not ready (starting, failed with their stderr tail) as one row each."""
     engine = wb.engine
-    found = {t.name: t for t in await engine.all_tools()}
-    for agent in engine.workspace.agents.values():  # workspace functions (module:function)
-        local = [p for p in agent.tools if ":" in p and "." not in p.split(":", 1)[0]]
-        if local:
-            found.update((t.name, t) for t in await engine.tools_for(local))
+    found, statuses, broken = await engine.catalogue_tools(wait=wait)
     out: list[ToolOut] = []
-    for t in found.values():
+    for t in {t.name: t for t in found}.values():
         verdict = engine.policy.evaluate(
             t.name, t.match_on, {}, engine.saved_rules(""), root=engine.root
         )
@@ -389,8 +412,43 @@ async def tools(wb: Wb) -> list[ToolOut]:
                 match_on=list(t.match_on) if t.match_on else None,
             )
         )
+    for s in statuses:
+        if s.state == "ready" or (s.kind == "plugin" and s.state == "idle"):
+            continue
+        out.append(
+            ToolOut(
+                name=f"{s.name}.*",
+                source=f"{'mcp' if s.kind == 'mcp' else 'plugin'} {s.name}",
+                description=s.detail,
+                policy=engine.policy.evaluate(
+                    f"{s.name}.*", None, {}, engine.saved_rules(""), root=engine.root
+                ).decision,
+                state=s.state,
+                error=s.error,
+            )
+        )
+    for spec, error in broken.items():
+        out.append(
+            ToolOut(
+                name=spec,
+                source="workspace",
+                description="",
+                policy=engine.policy.evaluate(
+                    spec, None, {}, engine.saved_rules(""), root=engine.root
+                ).decision,
+                state="failed",
+                error=error,
+            )
+        )
     out.sort(key=lambda t: t.name)
     return out
+
+
+@router.get("/toolkits", response_model=list[ToolkitOut], tags=["catalogue"])
+async def toolkits(wb: Wb) -> list[ToolkitOut]:
+    """Every MCP server and plugin toolkit and where it stands (``idle``, ``starting``,
+    ``ready``, ``failed`` with the reason and the stderr tail), without waiting."""
+    return [ToolkitOut(**s.to_dict()) for s in wb.engine.toolkit_statuses()]
 
 
 @router.get("/rules", response_model=list[RuleOut], tags=["approvals"])
@@ -497,7 +555,8 @@ async def resume_run(wb: Wb, run_id: RunId) -> RunStartedOut:
     is claimed first: of several servers asked at once exactly one resumes it, and a run
     whose server is alive (its lease holds) is refused with 409."""
     info = await _get_run(wb, run_id)
-    # before the run goes on: a client that streams from here sees all of it
+    # Read before the run goes on: its first events (run.started, resumed) come after it,
+    # so a client reading from after_seq misses none of them.
     last = await asyncio.to_thread(wb.engine.store.last_seq, info.session_id)
     try:
         handle = await wb.engine.resume(run_id)

@@ -187,7 +187,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # What the first model calls would wait for (litellm only if a model needs it).
+        # What the first runs would wait for: the price map, litellm only if a model needs
+        # it, and the MCP servers (concurrently, so the first run does not wait for them).
         engine.warm_up()
         hub.start()
         control.start()
