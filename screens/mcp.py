@@ -13,7 +13,7 @@ person sees and can edit what will be sent. ``enter`` on a prompt asks for its a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,6 +42,11 @@ def state_mark(state: str) -> Text:
 def resource_block(uri: str, text: str) -> str:
     """A resource as it goes into the prompt: its text, marked with where it came from."""
     return f'<resource uri="{uri}">\n{text.rstrip()}\n</resource>\n'
+
+
+def _first_line(text: str | None) -> str:
+    """The first non-empty line of a description."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
 class PromptArguments(ModalScreen[dict[str, str] | None]):
@@ -141,6 +146,8 @@ class McpScreen(Screen[None]):
         """Its prompts."""
         error: str | None = None
         """Why they could not be listed."""
+        tools: dict[str, str] = field(default_factory=dict)
+        """Its tools' names with the first line of each one's description."""
 
     @dataclass
     class Attach(Message):
@@ -156,6 +163,8 @@ class McpScreen(Screen[None]):
         """The MCP servers' statuses, by name, in workspace order."""
         self.listing: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]] = {}
         """A server's resources, prompts and listing error, once loaded."""
+        self._tool_about: dict[str, dict[str, str]] = {}
+        """A server's tools with the first line of their descriptions, once loaded."""
         self.selected: str | None = None
         """The server whose details show."""
         self._rows: list[tuple[str, dict[str, Any]]] = []
@@ -300,24 +309,27 @@ class McpScreen(Screen[None]):
             args = ", ".join(a["name"] for a in p.get("arguments", []))
             about = (p.get("description") or "") + (f" ({args})" if args else "")
             table.add_row("prompt", Text(visible(p["name"])), Text(visible(about)))
+        about_tools = self._tool_about.get(s.name, {})
         for tool in s.tools:
             self._rows.append(("tool", {"name": tool}))
-            table.add_row("tool", Text(visible(tool)), Text(""))
+            table.add_row("tool", Text(visible(tool)), Text(visible(about_tools.get(tool, ""))))
 
     @work(group="mcp-list", exclusive=True, description="list resources and prompts")
     async def _load(self, name: str) -> None:
         try:
             server = await self.engine.mcp_server(name)
+            tools = {t.name: _first_line(t.description) for t in await server.list_tools()}
             resources = await server.list_resources()
             prompts = await server.list_prompts()
         except Exception as exc:
             self.post_message(self.Loaded(name, [], [], f"resources and prompts: {exc}"))
             return
-        self.post_message(self.Loaded(name, resources, prompts))
+        self.post_message(self.Loaded(name, resources, prompts, tools=tools))
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         self.listing[event.server] = (event.resources, event.prompts, event.error)
+        self._tool_about[event.server] = event.tools
         self._listed_version += 1
         if event.server == self.selected:
             s = self.statuses.get(event.server)

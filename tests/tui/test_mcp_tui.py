@@ -98,7 +98,8 @@ async def test_mcp_screen_shows_states_and_attaches_a_resource(
         rows = cell_texts(items)
         assert rows[0][:2] == ["resource", "toy://readme"]
         assert rows[1][:2] == ["prompt", "review"]
-        assert ["tool", "toy.echo", ""] in rows
+        # Each tool with the first line of what the server says it does.
+        assert ["tool", "toy.echo", "Answer the text back."] in rows
         detail = str(screen.query_one("#mcp-detail", Static).render())
         assert "Call toy.echo once before anything else" in detail
         assert "not offered: batch_job" in detail
