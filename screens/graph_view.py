@@ -248,6 +248,9 @@ class GraphCanvas(ScrollView, can_focus=True):
         if self.layout_ is not None and self.selected not in self.layout_.placed:
             self.selected = self.layout_.first()
         self.redraw()
+        # The selection may have moved with the new layout (the workflow's full graph replacing
+        # the one built from events): keep it in view once the new size is laid out.
+        self.call_after_refresh(self.scroll_to_selected)
 
     def set_steps(
         self, steps: dict[str, StepState], now_ts: float, ended: str | None = None
@@ -342,6 +345,7 @@ class GraphCanvas(ScrollView, can_focus=True):
     def watch_selected(self, node_id: str | None) -> None:
         self.redraw()
         self.scroll_to_selected()
+        self.call_after_refresh(self.scroll_to_selected)  # once a new virtual size is laid out
         self.post_message(self.Selected(self, node_id))
 
     def scroll_to_selected(self) -> None:
