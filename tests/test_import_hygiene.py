@@ -12,7 +12,14 @@ UI_MODULES = ("textual", "screens")
 
 
 @pytest.mark.parametrize(
-    "module", ["workbench.server", "workbench.cli", "workbench.engine", "workbench.client"]
+    "module",
+    [
+        "workbench.server",
+        "workbench.cli",
+        "workbench.engine",
+        "workbench.client",
+        "workbench.approvals",
+    ],
 )
 def test_importing_does_not_load_the_ui(module: str) -> None:
     code = (
