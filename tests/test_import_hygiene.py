@@ -19,6 +19,7 @@ UI_MODULES = ("textual", "screens")
         "workbench.engine",
         "workbench.client",
         "workbench.approvals",
+        "workbench.workspace",
     ],
 )
 def test_importing_does_not_load_the_ui(module: str) -> None:
