@@ -20,6 +20,7 @@ UI_MODULES = ("textual", "screens")
         "workbench.client",
         "workbench.approvals",
         "workbench.workspace",
+        "workbench.sessions",
     ],
 )
 def test_importing_does_not_load_the_ui(module: str) -> None:
