@@ -6,22 +6,27 @@ import html
 from collections.abc import Iterable
 from typing import Final
 
+from workbench.describe import describe
 from workbench.events import (
     ApprovalRequired,
     ApprovalResolved,
     ContextSummarized,
     Event,
     MessageCompleted,
+    MessageDelta,
     ModelRetry,
     RunCancelled,
     RunCompleted,
     RunFailed,
     RunInterrupted,
     RunStarted,
+    SessionImported,
     TeamDelegated,
     TeamVote,
     ToolCall,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
     WorkflowConflict,
     WorkflowStepCompleted,
     WorkflowStepStarted,
@@ -75,83 +80,9 @@ def export_html(header: ArchiveHeader, events: Iterable[Event]) -> str:
     """A session as one self-contained HTML page: inline CSS, no scripts, nothing fetched,
     every text escaped."""
     shown, entries = _gather(events)
-    depth = _depths(shown)
     title = header.title or header.session_id
-    body: list[str] = []
-    for e in shown:
-        indent = depth.get(e.run_id, 0)
-        style = f' style="margin-left:{indent * 1.5:g}rem"' if indent else ""
-        who = _h(e.source or "agent")
-        if isinstance(e, RunStarted):
-            model = f' <span class="dim">model {_h(e.model)}</span>' if e.model else ""
-            resumed = ' <span class="warn">(resumed)</span>' if e.resumed else ""
-            body.append(
-                f'<div class="ev run"{style}>▶ {_h(e.target_kind)} {_h(e.target)}{model}'
-                f'{resumed} <span class="id">{_h(e.run_id)}</span></div>'
-            )
-        elif isinstance(e, MessageCompleted):
-            if e.role == "assistant" and not e.content:
-                continue
-            name = {"user": "you" if e.parent_run_id is None else "task", "system": "system"}
-            body.append(
-                f'<div class="ev msg {_h(e.role)}"{style}><div class="who">'
-                f"{name.get(e.role, who)}</div>"
-                f'<div class="text">{_h(e.content)}</div></div>'
-            )
-        elif isinstance(e, ApprovalRequired | ApprovalResolved | ToolCall | ToolResult):
-            body.append(_html_tool(entries[(e.run_id, e.call_id)], who, style))
-        elif isinstance(e, RunCompleted):
-            cost = f" · ${e.cost:.4f}" if e.cost else ""
-            body.append(
-                f'<div class="ev ok"{style}>✓ {who} done in {_seconds(e.duration_ms)} · '
-                f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tokens{_h(cost)}</div>"
-            )
-        elif isinstance(e, RunFailed):
-            hint = f'<div class="warn">hint: {_h(e.hint)}</div>' if e.hint else ""
-            body.append(f'<div class="ev bad"{style}>✗ {who} failed{_pre(e.error)}{hint}</div>')
-        elif isinstance(e, RunCancelled):
-            body.append(f'<div class="ev warn"{style}>■ {who} cancelled ({_h(e.reason)})</div>')
-        elif isinstance(e, RunInterrupted):
-            body.append(f'<div class="ev warn"{style}>⚠ {who} interrupted ({_h(e.reason)})</div>')
-        elif isinstance(e, TeamDelegated):
-            body.append(
-                f'<div class="ev"{style}>⇢ delegated to <b>{_h(e.member)}</b>'
-                f'<div class="text">{_h(e.task)}</div></div>'
-            )
-        elif isinstance(e, TeamVote):
-            verdict = "agrees" if e.agree else "disagrees"
-            body.append(
-                f'<div class="ev"{style}>round {e.round}: <b>{_h(e.member)}</b> {verdict}'
-                f'<div class="text">{_h(e.position)}</div></div>'
-            )
-        elif isinstance(e, WorkflowStepStarted):
-            body.append(
-                f'<div class="ev"{style}>◆ step <code>{_h(e.path)}</code> '
-                f'<span class="dim">{_h(e.kind)}</span></div>'
-            )
-        elif isinstance(e, WorkflowStepCompleted):
-            cls = {"done": "ok", "failed": "bad", "cancelled": "warn"}.get(e.status, "dim")
-            detail = e.error if e.error is not None else e.output
-            body.append(
-                f'<div class="ev"{style}><span class="{cls}">◇ step <code>{_h(e.path)}</code> '
-                f"{_h(e.status)}</span>{_pre(detail) if detail else ''}</div>"
-            )
-        elif isinstance(e, WorkflowConflict):
-            body.append(
-                f'<div class="ev warn"{style}>! state conflict on <code>{_h(e.key)}</code> in '
-                f"<code>{_h(e.path)}</code>{_pre(_json(e.values))}</div>"
-            )
-        elif isinstance(e, ContextSummarized):
-            body.append(
-                f'<div class="ev warn"{style}>⋯ {e.turns} earlier messages summarised '
-                f"({e.tokens_before} → {e.tokens_after} tokens)"
-                f'<div class="text">{_h(e.summary)}</div></div>'
-            )
-        elif isinstance(e, ModelRetry):
-            body.append(
-                f'<div class="ev warn"{style}>↻ model call failed (attempt {e.attempt}), '
-                f"retry in {e.delay_s:.1f} s: {_h(e.error)}</div>"
-            )
+    renderer = _Html(entries, _depths(shown))
+    body = [piece for e in shown if (piece := describe(e, renderer)) is not None]
     meta = [
         ("Session", header.session_id),
         ("Workspace", header.workspace or "(unknown)"),
@@ -169,6 +100,125 @@ def export_html(header: ArchiveHeader, events: Iterable[Event]) -> str:
         f'<header><h1>{_h(title)}</h1><dl class="meta">{meta_html}</dl></header>\n'
         "<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
     )
+
+
+class _Html:
+    """One HTML fragment per event (a :class:`~workbench.describe.EventRenderer`); a tool call
+    is one fragment, where it first appears, with its approval and result."""
+
+    def __init__(self, entries: dict[tuple[str, str], _Entry], depth: dict[str, int]) -> None:
+        self._entries = entries
+        self._depth = depth
+
+    def _style(self, e: Event) -> str:
+        indent = self._depth.get(e.run_id, 0)
+        return f' style="margin-left:{indent * 1.5:g}rem"' if indent else ""
+
+    def _who(self, e: Event) -> str:
+        return _h(e.source or "agent")
+
+    def _tool(self, e: ApprovalRequired | ApprovalResolved | ToolCall | ToolResult) -> str:
+        return _html_tool(self._entries[(e.run_id, e.call_id)], self._who(e), self._style(e))
+
+    def run_started(self, e: RunStarted) -> str:
+        model = f' <span class="dim">model {_h(e.model)}</span>' if e.model else ""
+        resumed = ' <span class="warn">(resumed)</span>' if e.resumed else ""
+        return (
+            f'<div class="ev run"{self._style(e)}>▶ {_h(e.target_kind)} {_h(e.target)}{model}'
+            f'{resumed} <span class="id">{_h(e.run_id)}</span></div>'
+        )
+
+    def message(self, e: MessageCompleted) -> str | None:
+        if e.role == "assistant" and not e.content:
+            return None
+        name = {"user": "you" if e.parent_run_id is None else "task", "system": "system"}
+        return (
+            f'<div class="ev msg {_h(e.role)}"{self._style(e)}><div class="who">'
+            f"{name.get(e.role, self._who(e))}</div>"
+            f'<div class="text">{_h(e.content)}</div></div>'
+        )
+
+    tool_call = tool_result = approval_required = approval_resolved = _tool
+
+    def run_completed(self, e: RunCompleted) -> str:
+        cost = f" · ${e.cost:.4f}" if e.cost else ""
+        return (
+            f'<div class="ev ok"{self._style(e)}>✓ {self._who(e)} done in '
+            f"{_seconds(e.duration_ms)} · "
+            f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tokens{_h(cost)}</div>"
+        )
+
+    def run_failed(self, e: RunFailed) -> str:
+        hint = f'<div class="warn">hint: {_h(e.hint)}</div>' if e.hint else ""
+        return f'<div class="ev bad"{self._style(e)}>✗ {self._who(e)} failed{_pre(e.error)}{hint}</div>'
+
+    def run_cancelled(self, e: RunCancelled) -> str:
+        return f'<div class="ev warn"{self._style(e)}>■ {self._who(e)} cancelled ({_h(e.reason)})</div>'
+
+    def run_interrupted(self, e: RunInterrupted) -> str:
+        return (
+            f'<div class="ev warn"{self._style(e)}>⚠ {self._who(e)} interrupted '
+            f"({_h(e.reason)})</div>"
+        )
+
+    def team_delegated(self, e: TeamDelegated) -> str:
+        return (
+            f'<div class="ev"{self._style(e)}>⇢ delegated to <b>{_h(e.member)}</b>'
+            f'<div class="text">{_h(e.task)}</div></div>'
+        )
+
+    def team_vote(self, e: TeamVote) -> str:
+        verdict = "agrees" if e.agree else "disagrees"
+        return (
+            f'<div class="ev"{self._style(e)}>round {e.round}: <b>{_h(e.member)}</b> {verdict}'
+            f'<div class="text">{_h(e.position)}</div></div>'
+        )
+
+    def step_started(self, e: WorkflowStepStarted) -> str:
+        return (
+            f'<div class="ev"{self._style(e)}>◆ step <code>{_h(e.path)}</code> '
+            f'<span class="dim">{_h(e.kind)}</span></div>'
+        )
+
+    def step_completed(self, e: WorkflowStepCompleted) -> str:
+        cls = {"done": "ok", "failed": "bad", "cancelled": "warn"}.get(e.status, "dim")
+        detail = e.error if e.error is not None else e.output
+        return (
+            f'<div class="ev"{self._style(e)}><span class="{cls}">◇ step '
+            f"<code>{_h(e.path)}</code> "
+            f"{_h(e.status)}</span>{_pre(detail) if detail else ''}</div>"
+        )
+
+    def workflow_conflict(self, e: WorkflowConflict) -> str:
+        return (
+            f'<div class="ev warn"{self._style(e)}>! state conflict on <code>{_h(e.key)}</code> in '
+            f"<code>{_h(e.path)}</code>{_pre(_json(e.values))}</div>"
+        )
+
+    def context_summarized(self, e: ContextSummarized) -> str:
+        return (
+            f'<div class="ev warn"{self._style(e)}>⋯ {e.turns} earlier messages summarised '
+            f"({e.tokens_before} → {e.tokens_after} tokens)"
+            f'<div class="text">{_h(e.summary)}</div></div>'
+        )
+
+    def model_retry(self, e: ModelRetry) -> str:
+        return (
+            f'<div class="ev warn"{self._style(e)}>↻ model call failed (attempt {e.attempt}), '
+            f"retry in {e.delay_s:.1f} s: {_h(e.error)}</div>"
+        )
+
+    def message_delta(self, e: MessageDelta) -> None:
+        return None  # the completed message is shown
+
+    def tool_progress(self, e: ToolProgress) -> None:
+        return None  # the result is shown
+
+    def tool_unavailable(self, e: ToolUnavailable) -> None:
+        return None
+
+    def session_imported(self, e: SessionImported) -> None:
+        return None
 
 
 def _html_tool(entry: _Entry, who: str, style: str) -> str:

@@ -5,22 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from workbench.describe import describe
 from workbench.events import (
     ApprovalRequired,
     ApprovalResolved,
     ContextSummarized,
     Event,
     MessageCompleted,
+    MessageDelta,
     ModelRetry,
     RunCancelled,
     RunCompleted,
     RunFailed,
     RunInterrupted,
     RunStarted,
+    SessionImported,
     TeamDelegated,
     TeamVote,
     ToolCall,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
     WorkflowConflict,
     WorkflowStepCompleted,
     WorkflowStepStarted,
@@ -72,7 +77,6 @@ def export_markdown(header: ArchiveHeader, events: Iterable[Event]) -> str:
     other text (names, arguments, results, notes) is escaped or fenced.
     """
     shown, entries = _gather(events)
-    depth = _depths(shown)
     out: list[str] = [f"# {_md_inline(header.title or header.session_id)}\n"]
     meta = [
         f"- Session: {_md_code(header.session_id)}",
@@ -84,65 +88,106 @@ def export_markdown(header: ArchiveHeader, events: Iterable[Event]) -> str:
             f"- Forked from: {_md_code(header.forked_from)} at event {header.forked_from_seq}"
         )
     out.append("\n".join(meta) + "\n")
+    renderer = _Markdown(entries, _depths(shown))
     for e in shown:
-        level = "#" * min(6, 2 + depth.get(e.run_id, 0))
-        who = _md_inline(e.source or "agent")
-        if isinstance(e, RunStarted):
-            model = f" · model {_md_code(e.model)}" if e.model else ""
-            resumed = " · resumed" if e.resumed else ""
-            out.append(
-                f"{level} ▶ {e.target_kind} {_md_inline(e.target)}\n\n"
-                f"Run {_md_code(e.run_id)}{model}{resumed}\n"
-            )
-        elif isinstance(e, MessageCompleted):
-            if e.role == "assistant" and not e.content:
-                continue
-            name = {"user": "You" if e.parent_run_id is None else "Task", "system": "System"}
-            out.append(f"**{name.get(e.role, who)}:**\n\n{_md_quote(e.content)}")
-        elif isinstance(e, ApprovalRequired | ApprovalResolved | ToolCall | ToolResult):
-            out.append(_md_tool(entries[(e.run_id, e.call_id)], who))
-        elif isinstance(e, RunCompleted):
-            cost = f" · ${e.cost:.4f}" if e.cost else ""
-            out.append(
-                f"✓ {who} done in {_seconds(e.duration_ms)} · {e.usage.prompt_tokens}+"
-                f"{e.usage.completion_tokens} tokens{cost}\n"
-            )
-        elif isinstance(e, RunFailed):
-            hint = f"\n\nHint: {_md_inline(e.hint)}" if e.hint else ""
-            out.append(f"**✗ {who} failed:**\n\n{_md_block(e.error)}{hint}\n")
-        elif isinstance(e, RunCancelled):
-            out.append(f"■ {who} cancelled ({_md_inline(e.reason)})\n")
-        elif isinstance(e, RunInterrupted):
-            out.append(f"⚠ {who} interrupted ({_md_inline(e.reason)})\n")
-        elif isinstance(e, TeamDelegated):
-            out.append(f"⇢ delegated to **{_md_inline(e.member)}**:\n\n{_md_quote(e.task)}")
-        elif isinstance(e, TeamVote):
-            verdict = "agrees" if e.agree else "disagrees"
-            out.append(
-                f"Round {e.round}: **{_md_inline(e.member)}** {verdict}\n\n{_md_quote(e.position)}"
-            )
-        elif isinstance(e, WorkflowStepStarted):
-            out.append(f"◆ step {_md_code(e.path)} ({e.kind}) started\n")
-        elif isinstance(e, WorkflowStepCompleted):
-            detail = e.error if e.error is not None else e.output
-            body = f"\n\n{_md_block(detail)}" if detail else "\n"
-            out.append(f"◇ step {_md_code(e.path)} {e.status}{body}")
-        elif isinstance(e, WorkflowConflict):
-            out.append(
-                f"! state conflict on {_md_code(e.key)} in {_md_code(e.path)}:\n\n"
-                f"{_md_block(_json(e.values), 'json')}"
-            )
-        elif isinstance(e, ContextSummarized):
-            out.append(
-                f"⋯ {e.turns} earlier messages summarised ({e.tokens_before} → "
-                f"{e.tokens_after} tokens):\n\n{_md_quote(e.summary)}"
-            )
-        elif isinstance(e, ModelRetry):
-            out.append(
-                f"↻ model call failed (attempt {e.attempt}), retry in {e.delay_s:.1f} s: "
-                f"{_md_code(e.error)}\n"
-            )
+        block = describe(e, renderer)
+        if block is not None:
+            out.append(block)
     return "\n".join(out)
+
+
+class _Markdown:
+    """One Markdown block per event (a :class:`~workbench.describe.EventRenderer`); a tool
+    call is one block, where it first appears, with its approval and result."""
+
+    def __init__(self, entries: dict[tuple[str, str], _Entry], depth: dict[str, int]) -> None:
+        self._entries = entries
+        self._depth = depth
+
+    def _who(self, e: Event) -> str:
+        return _md_inline(e.source or "agent")
+
+    def _tool(self, e: ApprovalRequired | ApprovalResolved | ToolCall | ToolResult) -> str:
+        return _md_tool(self._entries[(e.run_id, e.call_id)], self._who(e))
+
+    def run_started(self, e: RunStarted) -> str:
+        level = "#" * min(6, 2 + self._depth.get(e.run_id, 0))
+        model = f" · model {_md_code(e.model)}" if e.model else ""
+        resumed = " · resumed" if e.resumed else ""
+        return (
+            f"{level} ▶ {e.target_kind} {_md_inline(e.target)}\n\n"
+            f"Run {_md_code(e.run_id)}{model}{resumed}\n"
+        )
+
+    def message(self, e: MessageCompleted) -> str | None:
+        if e.role == "assistant" and not e.content:
+            return None
+        name = {"user": "You" if e.parent_run_id is None else "Task", "system": "System"}
+        return f"**{name.get(e.role, self._who(e))}:**\n\n{_md_quote(e.content)}"
+
+    tool_call = tool_result = approval_required = approval_resolved = _tool
+
+    def run_completed(self, e: RunCompleted) -> str:
+        cost = f" · ${e.cost:.4f}" if e.cost else ""
+        return (
+            f"✓ {self._who(e)} done in {_seconds(e.duration_ms)} · {e.usage.prompt_tokens}+"
+            f"{e.usage.completion_tokens} tokens{cost}\n"
+        )
+
+    def run_failed(self, e: RunFailed) -> str:
+        hint = f"\n\nHint: {_md_inline(e.hint)}" if e.hint else ""
+        return f"**✗ {self._who(e)} failed:**\n\n{_md_block(e.error)}{hint}\n"
+
+    def run_cancelled(self, e: RunCancelled) -> str:
+        return f"■ {self._who(e)} cancelled ({_md_inline(e.reason)})\n"
+
+    def run_interrupted(self, e: RunInterrupted) -> str:
+        return f"⚠ {self._who(e)} interrupted ({_md_inline(e.reason)})\n"
+
+    def team_delegated(self, e: TeamDelegated) -> str:
+        return f"⇢ delegated to **{_md_inline(e.member)}**:\n\n{_md_quote(e.task)}"
+
+    def team_vote(self, e: TeamVote) -> str:
+        verdict = "agrees" if e.agree else "disagrees"
+        return f"Round {e.round}: **{_md_inline(e.member)}** {verdict}\n\n{_md_quote(e.position)}"
+
+    def step_started(self, e: WorkflowStepStarted) -> str:
+        return f"◆ step {_md_code(e.path)} ({e.kind}) started\n"
+
+    def step_completed(self, e: WorkflowStepCompleted) -> str:
+        detail = e.error if e.error is not None else e.output
+        body = f"\n\n{_md_block(detail)}" if detail else "\n"
+        return f"◇ step {_md_code(e.path)} {e.status}{body}"
+
+    def workflow_conflict(self, e: WorkflowConflict) -> str:
+        return (
+            f"! state conflict on {_md_code(e.key)} in {_md_code(e.path)}:\n\n"
+            f"{_md_block(_json(e.values), 'json')}"
+        )
+
+    def context_summarized(self, e: ContextSummarized) -> str:
+        return (
+            f"⋯ {e.turns} earlier messages summarised ({e.tokens_before} → "
+            f"{e.tokens_after} tokens):\n\n{_md_quote(e.summary)}"
+        )
+
+    def model_retry(self, e: ModelRetry) -> str:
+        return (
+            f"↻ model call failed (attempt {e.attempt}), retry in {e.delay_s:.1f} s: "
+            f"{_md_code(e.error)}\n"
+        )
+
+    def message_delta(self, e: MessageDelta) -> None:
+        return None  # the completed message is shown
+
+    def tool_progress(self, e: ToolProgress) -> None:
+        return None  # the result is shown
+
+    def tool_unavailable(self, e: ToolUnavailable) -> None:
+        return None
+
+    def session_imported(self, e: SessionImported) -> None:
+        return None
 
 
 def _md_tool(entry: _Entry, who: str) -> str:
