@@ -1182,6 +1182,46 @@ class TestBroker:
             'allow shell.run "curl x"',
         )
         assert p.resolved_event(Resolution("deny", note="no")).rule is None
+        two = [Rule("shell.run", "ls", "allow", "session"), *saved]
+        assert p.resolved_event(Resolution("allow", "session"), two).rule == (
+            'allow shell.run "ls"; allow shell.run "curl x"'
+        )
+
+    async def test_one_record_on_the_wire(self) -> None:
+        """The REST shape of a pending call is the record's: the server's out-model has the
+        record's wire keys, and the client reads back what the server sent."""
+        from workbench.events import ApprovalRequired
+        from workbench.server._api import ApprovalOut
+
+        assert tuple(ApprovalOut.model_fields) == PendingApproval.WIRE_FIELDS
+        event = ApprovalRequired(
+            session_id="s1",
+            run_id="r1",
+            source="agent",
+            call_id="call_t2_0",
+            tool="shell.run",
+            arguments={"cmd": "echo '<b>' \x1b[31m"},
+            reason="no rule allows it",
+            parts=["echo '<b>' \x1b[31m"],
+            diff=None,
+            seq=7,
+            ts=1700000000.5,
+        )
+        p = PendingApproval.from_event(event)
+        wire = ApprovalOut.model_validate(p.to_json()).model_dump(mode="json")
+        assert list(wire) == list(PendingApproval.WIRE_FIELDS)
+        assert (wire["seq"], wire["ts"], wire["source"]) == (7, 1700000000.5, "agent")
+        back = PendingApproval.from_json(wire)
+        assert back.key == p.key == ("r1", "call_t2_0")
+        assert back.to_json() == p.to_json() == wire
+        # the event the record announces itself with says what the wire says
+        again = back.required_event()
+        assert (again.call_id, again.arguments, again.parts, again.reason) == (
+            event.call_id,
+            event.arguments,
+            event.parts,
+            event.reason,
+        )
 
     def test_session_rules(self) -> None:
         broker = ApprovalBroker()

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from workbench.events import (
-    ApprovalRequired,
     ApprovalResolved,
     ContextSummarized,
     Event,
@@ -50,7 +49,7 @@ from workbench.tools import (
 )
 
 if TYPE_CHECKING:
-    from workbench.approvals import Verdict
+    from workbench.approvals import PendingApproval, Rule, Verdict
 
 __all__ = ["Agent", "history_from_events"]
 
@@ -399,39 +398,21 @@ class Agent:
             input_id = f"{call_id}#input{asked}"
             values = _form_defaults(schema)
             svc = ctx.services
-            await ctx.emit(
-                ApprovalRequired(
-                    call_id=input_id,
-                    tool=tool,
-                    arguments=values,
-                    reason=message,
-                    kind="input",
-                    form=schema,
-                )
+            pending = PendingApproval(
+                call_id=input_id,
+                tool=tool,
+                arguments=values,
+                reason=message,
+                session_id=ctx.session_id,
+                run_id=ctx.run_id,
+                source=self.name,
+                kind="input",
+                form=schema,
             )
-            res = await svc.broker.request(
-                PendingApproval(
-                    call_id=input_id,
-                    tool=tool,
-                    arguments=values,
-                    reason=message,
-                    session_id=ctx.session_id,
-                    run_id=ctx.run_id,
-                    source=self.name,
-                    kind="input",
-                    form=schema,
-                )
-            )
-            await ctx.emit(
-                ApprovalResolved(
-                    call_id=input_id,
-                    tool=tool,
-                    decision=res.decision,
-                    note=res.note,
-                    edited_arguments=res.edited_arguments,
-                    decided_by=res.decided_by,
-                )
-            )
+            await ctx.emit(pending.required_event())
+            res = await svc.broker.request(pending)
+            # an answer to a form reaches no further than this question
+            await ctx.emit(pending.resolved_event(dataclasses.replace(res, scope="once")))
             if res.decision != "allow":
                 return "decline", None
             return "accept", res.edited_arguments if res.edited_arguments is not None else values
@@ -489,17 +470,6 @@ class Agent:
         arguments, asked = args, verdict
         while True:
             preview = await self._preview(ctx, tool, arguments)
-            await ctx.emit(
-                ApprovalRequired(
-                    call_id=call_id,
-                    tool=tool.name,
-                    arguments=arguments,
-                    reason=reason,
-                    parts=asked.parts,
-                    diff=preview.diff if preview else None,
-                ),
-                durable=True,  # on disk before anyone is asked: it survives a restart
-            )
             pending = PendingApproval(
                 call_id=call_id,
                 tool=tool.name,
@@ -514,6 +484,8 @@ class Agent:
                 match_on=tool.match_on,
                 interrupted=interrupted,
             )
+            # on disk before anyone is asked: it survives a restart
+            await ctx.emit(pending.required_event(), durable=True)
             res = await svc.broker.request(pending)
             if res.decision != "allow" or res.edited_arguments is None:
                 break
@@ -523,41 +495,29 @@ class Agent:
                 again = self._verdict(ctx, tool, tool.validate(edited))
             except ToolError as exc:
                 note = f"edited arguments are invalid: {exc}"
-                await self._resolved(ctx, tool, call_id, "deny", note, edited, res.decided_by)
+                await self._resolved(ctx, pending, "deny", note, edited, res.decided_by)
                 return _Decision(False, args, note)
             if again.decision == "deny":
                 note = f"the edited call is denied: {again.reason}"
-                await self._resolved(ctx, tool, call_id, "deny", note, edited, "policy")
+                await self._resolved(ctx, pending, "deny", note, edited, "policy")
                 return _Decision(False, args, note)
             arguments, asked = edited, again
             if again.decision == "ask" and again.rule is not None and again.rule.decision == "ask":
                 # The person decided on the call as they were shown it; an ask rule wants
                 # the edited call shown as it will run, and decided again.
                 note = f"the edited call asks again: {again.reason}"
-                await self._resolved(ctx, tool, call_id, "allow", note, edited, res.decided_by)
+                await self._resolved(ctx, pending, "allow", note, edited, res.decided_by)
                 reason = f"{res.decided_by} edited the arguments; {again.reason}"
                 interrupted = False
                 continue
             break
-        saved: list[str] = []
+        saved: list[Rule] = []
         if res.decision == "allow" and res.scope != "once":
-            rules = rules_for_decision(
+            saved = rules_for_decision(
                 tool.name, tool.match_on, _judged(arguments), asked, res.scope, root=svc.root
             )
-            svc.save_rules(ctx.session_id, rules, res.scope)
-            saved = [r.display() for r in rules]
-        await ctx.emit(
-            ApprovalResolved(
-                call_id=call_id,
-                tool=tool.name,
-                decision=res.decision,
-                scope=res.scope,
-                note=res.note,
-                edited_arguments=res.edited_arguments,
-                decided_by=res.decided_by,
-                rule="; ".join(saved) or None,
-            )
-        )
+            svc.save_rules(ctx.session_id, saved, res.scope)
+        await ctx.emit(pending.resolved_event(res, saved))
         return _Decision(res.decision == "allow", arguments, res.note)
 
     def _verdict(self, ctx: RunContext, tool: Tool, validated: dict[str, Any]) -> Verdict:
@@ -585,23 +545,16 @@ class Agent:
     async def _resolved(
         self,
         ctx: RunContext,
-        tool: Tool,
-        call_id: str,
+        pending: PendingApproval,
         decision: Literal["allow", "deny"],
         note: str,
         edited: dict[str, Any],
         decided_by: str,
     ) -> None:
-        await ctx.emit(
-            ApprovalResolved(
-                call_id=call_id,
-                tool=tool.name,
-                decision=decision,
-                note=note,
-                edited_arguments=edited,
-                decided_by=decided_by,
-            )
-        )
+        from workbench.approvals import Resolution
+
+        resolution = Resolution(decision, note=note, edited_arguments=edited, decided_by=decided_by)
+        await ctx.emit(pending.resolved_event(resolution))
 
     # -- context budget ----------------------------------------------------------------
 

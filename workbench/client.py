@@ -248,18 +248,7 @@ class RemoteBroker:
     def _from_json(self, data: dict[str, Any]) -> PendingApproval:
         from workbench.approvals import PendingApproval
 
-        p = PendingApproval(
-            call_id=data["call_id"],
-            tool=data["tool"],
-            arguments=dict(data.get("arguments") or {}),
-            reason=data.get("reason", ""),
-            parts=list(data.get("parts") or []),
-            diff=data.get("diff"),
-            session_id=data.get("session_id", ""),
-            run_id=data.get("run_id", ""),
-            source=data.get("source", ""),
-            created_at=float(data.get("ts") or time.time()),
-        )
+        p = PendingApproval.from_json(data)
         p.future = asyncio.get_running_loop().create_future()
         return p
 

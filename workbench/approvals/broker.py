@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 if TYPE_CHECKING:  # asyncio and pathlib are imported when used: this loads fast
     import asyncio
@@ -82,13 +82,70 @@ class PendingApproval:
     interrupted: bool = False
     """The call started in a process that stopped before it gave a result: it may already
     have run (a resumed run offers it again instead of running it silently)."""
+    seq: int = 0
+    """Seq of its ``approval.required`` event, once stored (0 before)."""
     future: asyncio.Future[Resolution] | None = field(default=None, repr=False)
     """Resolved with the decision; set by :meth:`ApprovalBroker.request`."""
+
+    WIRE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "call_id",
+        "run_id",
+        "session_id",
+        "tool",
+        "arguments",
+        "reason",
+        "parts",
+        "diff",
+        "source",
+        "seq",
+        "ts",
+    )
+    """The keys of :meth:`to_json`, in order: what ``GET /api/approvals`` and the approvals
+    stream send for one pending call (the server's ``ApprovalOut`` is checked against it)."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(run_id, call_id)``: unique, unlike a call id alone (models reuse call ids)."""
+        return (self.run_id, self.call_id)
 
     @property
     def resolved(self) -> bool:
         """True once decided (or abandoned)."""
         return self.future is not None and self.future.done()
+
+    def to_json(self) -> dict[str, Any]:
+        """The pending call as the REST API sends it (keys :attr:`WIRE_FIELDS`; ``ts`` is
+        :attr:`created_at`)."""
+        return {
+            "call_id": self.call_id,
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "reason": self.reason,
+            "parts": self.parts,
+            "diff": self.diff,
+            "source": self.source,
+            "seq": self.seq,
+            "ts": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingApproval:
+        """A pending call from what :meth:`to_json` sent (a remote engine's view of it)."""
+        return cls(
+            call_id=data["call_id"],
+            tool=data["tool"],
+            arguments=dict(data.get("arguments") or {}),
+            reason=data.get("reason", ""),
+            parts=list(data.get("parts") or []),
+            diff=data.get("diff"),
+            session_id=data.get("session_id", ""),
+            run_id=data.get("run_id", ""),
+            source=data.get("source", ""),
+            created_at=float(data.get("ts") or time.time()),
+            seq=int(data.get("seq") or 0),
+        )
 
     @classmethod
     def from_event(cls, event: ApprovalRequired) -> PendingApproval:
@@ -106,6 +163,7 @@ class PendingApproval:
             created_at=event.ts,
             kind=event.kind,
             form=event.form,
+            seq=event.seq,
         )
 
     def required_event(self, parent_run_id: str | None = None) -> ApprovalRequired:
@@ -137,7 +195,8 @@ class PendingApproval:
 
         Args:
             resolution: The decision.
-            saved: The rules the decision saved, shown as :meth:`Rule.display` lines.
+            saved: The rules the decision saved, shown as :meth:`Rule.display` texts joined
+                by ``; `` (as the event has always recorded them).
             parent_run_id: The run's parent, if any.
         """
         from ..events import ApprovalResolved
@@ -154,7 +213,7 @@ class PendingApproval:
             note=resolution.note,
             edited_arguments=resolution.edited_arguments,
             decided_by=resolution.decided_by,
-            rule="\n".join(r.display() for r in saved) or None,
+            rule="; ".join(r.display() for r in saved) or None,
         )
 
     def rules_for(self, scope: ResolutionScope, root: Path | None = None) -> list[Rule]:

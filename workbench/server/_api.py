@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
@@ -16,8 +16,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from workbench.events import TERMINAL_TYPES, Event, dump_event
 from workbench.runtime import RunError
 
-from ._control import PendingInfo
 from ._state import ServerState, state_of, wait_until
+
+if TYPE_CHECKING:
+    from workbench.approvals import PendingApproval
 
 __all__ = ["router"]
 
@@ -254,7 +256,9 @@ class SessionDetailOut(_Out):
 
 
 class ApprovalOut(_Out):
-    """A tool call that waits for a person."""
+    """A tool call that waits for a person: :meth:`PendingApproval.to_json
+    <workbench.approvals.PendingApproval.to_json>`, whose keys
+    (:attr:`~workbench.approvals.PendingApproval.WIRE_FIELDS`) these fields are."""
 
     call_id: str
     run_id: str
@@ -317,8 +321,8 @@ def _session_out(info: Any) -> SessionOut:
     return SessionOut(**{name: getattr(info, name) for name in SessionOut.model_fields})
 
 
-def _approval_out(p: PendingInfo) -> ApprovalOut:
-    return ApprovalOut(**{name: getattr(p, name) for name in ApprovalOut.model_fields})
+def _approval_out(p: PendingApproval) -> ApprovalOut:
+    return ApprovalOut.model_validate(p.to_json())
 
 
 def _after(after: int, last_event_id: str) -> int:
@@ -716,7 +720,7 @@ async def stream_approvals(wb: Wb) -> EventSourceResponse:
     ``event: added`` / ``event: removed`` with one approval each."""
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        known: dict[tuple[str, str], PendingInfo] = {}
+        known: dict[tuple[str, str], PendingApproval] = {}
         first = True
         while True:
             now = {p.key: p for p in await wb.approvals.current()}
@@ -755,16 +759,7 @@ async def resolve_approval(wb: Wb, run_id: RunId, call_id: CallId, body: Resolve
     pending = next((p for p in await wb.approvals.current() if p.key == key), None)
     if pending is None:
         # The log may be a moment behind the broker of this process.
-        local = wb.engine.broker.get(run_id, call_id)
-        if local is not None:
-            pending = PendingInfo(
-                call_id=local.call_id,
-                run_id=local.run_id,
-                session_id=local.session_id,
-                tool=local.tool,
-                arguments=local.arguments,
-                reason=local.reason,
-            )
+        pending = wb.engine.broker.get(run_id, call_id)
     if pending is None:
         run = await asyncio.to_thread(wb.engine.store.get_run, run_id)
         if run is not None and run.status == "interrupted":

@@ -22,8 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Connection, text
 
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from workbench.engine import Engine
     from workbench.store import Store
 
-__all__ = ["ControlPlane", "PendingInfo", "pending_from_log"]
+__all__ = ["ControlPlane", "pending_from_log"]
 
 log = logging.getLogger("workbench.server")
 
@@ -44,46 +43,15 @@ _IDLE_S = 60.0
 """Seconds between looks while listening and nothing woke the control plane."""
 
 
-@dataclass(frozen=True)
-class PendingInfo:
-    """A tool call waiting for a decision, as the log tells it."""
-
-    call_id: str
-    """The model's call id."""
-    run_id: str
-    """The run that waits."""
-    session_id: str
-    """Its session."""
-    tool: str
-    """Workspace name of the tool."""
-    arguments: dict[str, Any]
-    """The arguments as the model sent them."""
-    reason: str
-    """Why it asks."""
-    parts: list[str] = field(default_factory=list)
-    """Shell command parts, each of which must be allowed."""
-    diff: str | None = None
-    """The diff a file write would apply."""
-    source: str = ""
-    """The agent that asks."""
-    seq: int = 0
-    """Seq of the ``approval.required`` event."""
-    ts: float = 0.0
-    """When it was asked."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """``(run_id, call_id)``: unique, unlike a call id alone."""
-        return (self.run_id, self.call_id)
-
-
-def pending_from_log(store: Store) -> list[PendingInfo]:
+def pending_from_log(store: Store) -> list[PendingApproval]:
     """Every pending approval in the database, oldest first (blocking; call in a thread).
 
     Args:
         store: The store (shared by every process of a deployment).
     """
-    out: list[PendingInfo] = []
+    from workbench.approvals import PendingApproval
+
+    out: list[PendingApproval] = []
     for run in store.runs_with_status("waiting"):
         asked: dict[str, ApprovalRequired] = {}
         for ev in store.events(run.session_id, run_id=run.id):
@@ -91,23 +59,8 @@ def pending_from_log(store: Store) -> list[PendingInfo]:
                 asked[ev.call_id] = ev
             elif ev.type == "approval.resolved":
                 asked.pop(getattr(ev, "call_id", ""), None)
-        out.extend(
-            PendingInfo(
-                call_id=e.call_id,
-                run_id=e.run_id,
-                session_id=e.session_id,
-                tool=e.tool,
-                arguments=e.arguments,
-                reason=e.reason,
-                parts=list(e.parts),
-                diff=e.diff,
-                source=e.source,
-                seq=e.seq,
-                ts=e.ts,
-            )
-            for e in asked.values()
-        )
-    out.sort(key=lambda p: (p.ts, p.session_id, p.seq))
+        out.extend(PendingApproval.from_event(e) for e in asked.values())
+    out.sort(key=lambda p: (p.created_at, p.session_id, p.seq))
     return out
 
 

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, TypeVar
 from fastapi import HTTPException, Request
 
 from ._config import ServerConfig
-from ._control import ControlPlane, PendingInfo, pending_from_log
+from ._control import ControlPlane, pending_from_log
 from ._hub import EventHub
 from ._leases import Ownership
 from ._metrics import Metrics
 from ._notify import Listener
 
 if TYPE_CHECKING:
+    from workbench.approvals import PendingApproval
     from workbench.engine import Engine
 
 __all__ = ["ApprovalFeed", "ServerState", "state_of", "wait_until"]
@@ -43,11 +44,11 @@ class ApprovalFeed:
         self.listening = False
         """True while database notifications arrive: streams wait for them, no polling."""
         self.max_age = max_age
-        self._cached: tuple[float, list[PendingInfo]] | None = None
+        self._cached: tuple[float, list[PendingApproval]] | None = None
         self._lock = asyncio.Lock()
         self._waiters: set[asyncio.Event] = set()
 
-    async def current(self) -> list[PendingInfo]:
+    async def current(self) -> list[PendingApproval]:
         """Pending approvals, oldest first."""
         async with self._lock:
             now = time.monotonic()
