@@ -21,6 +21,7 @@ UI_MODULES = ("textual", "screens")
         "workbench.approvals",
         "workbench.workspace",
         "workbench.sessions",
+        "workbench.knowledge",
     ],
 )
 def test_importing_does_not_load_the_ui(module: str) -> None:

@@ -5,6 +5,7 @@ through litellm's real HTTP path), the ``knowledge`` toolkit and ``knowledge add
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,12 @@ from typing import Any
 import pytest
 
 from tests.support.embeddings import DIM, EmbeddingServer
+from workbench.cli import cmd_knowledge_add
 from workbench.knowledge import (
     ADDED_SOURCE,
     FileSource,
     KnowledgeError,
     chunk_document,
-    cmd_knowledge_add,
     data_dir,
     ingest,
     open_db,
@@ -140,7 +141,7 @@ def test_markdown_is_split_at_headings_not_inside_fences(tmp_path: Path) -> None
 
 
 def test_long_text_is_cut_into_overlapping_chunks_of_bounded_size() -> None:
-    from workbench.knowledge import _Block
+    from workbench.knowledge.chunking import _Block
 
     words = [f"word{i}" for i in range(1500)]
     paragraphs = [" ".join(words[i : i + 50]) + "." for i in range(0, 1500, 50)]
@@ -553,3 +554,14 @@ def test_knowledge_search_command(ws: Path) -> None:
     assert none.returncode == 1 and "No passage matches 'zzzqqq'" in none.stderr
     bad = wb("search", "-w", str(ws), "--source", "nope", "warp")
     assert bad.returncode == 2 and "no knowledge source 'nope'" in bad.stderr
+
+
+def test_chunking_is_pure() -> None:
+    """Chunking needs no database, model or embedding library: importing it loads none."""
+    code = (
+        "import sys, workbench.knowledge.chunking; "
+        "print(sorted(m for m in ('lancedb', 'pyarrow', 'litellm', 'pypdf', 'textual') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,7 @@
+"""The error of knowledge: what a person must fix (a model, a path, a file that cannot be read)."""
+
+from __future__ import annotations
+
+
+class KnowledgeError(Exception):
+    """Ingesting or searching failed in a way the user must fix (a model, a path)."""
