@@ -522,7 +522,7 @@ async def test_search_finds_messages_and_tool_results_newest_first(
 async def test_search_in_the_library(
     store: Store, probe_from: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workbench.store import store as store_module
+    from workbench.store import search as store_module
 
     # Both of SQLite's plans: group every match (few matches) or walk sessions (many).
     monkeypatch.setattr(store_module, "_SEARCH_PROBE_FROM", probe_from)

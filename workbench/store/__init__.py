@@ -12,9 +12,10 @@ SQLite in WAL mode by default (under the user data directory), or any SQLAlchemy
 from __future__ import annotations
 
 from ._errors import StoreError, store_error
+from .connection import create_engine_for
 from .leases import DEFAULT_LEASE_S, LEASE_ENV_VAR, ProcessInfo, lease_seconds
 from .migrations import MIGRATIONS, Migration, SchemaTooNewError, latest_version, migrate
-from .store import (
+from .records import (
     DB_ENV_VAR,
     NOTIFY_CHANNEL,
     SNIPPET_END,
@@ -27,14 +28,13 @@ from .store import (
     RunStatus,
     SearchHit,
     SessionInfo,
-    Store,
     StoreClosedError,
-    create_engine_for,
     default_url,
     new_id,
     notify,
     process_owner,
 )
+from .store import Store
 
 __all__ = [
     "DB_ENV_VAR",

@@ -1,0 +1,139 @@
+"""How the store connects: the SQLAlchemy engine (SQLite pragmas, PostgreSQL), and the
+read and write connections every part of the store uses."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
+
+from ._errors import StoreError
+from .leases import Lease
+
+if TYPE_CHECKING:
+    from .writer import _Checkpointer, _Pending, _Statements
+
+# -- engine -------------------------------------------------------------------------------
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from pysqlite (which would not BEGIN before DDL and so
+    # autocommit it); the "begin" listener below issues BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL syncs at checkpoints only: a commit survives a killed process
+        # (it is in the WAL file) though not a power cut. That is the durability promised.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Write transactions begin IMMEDIATE: a deferred one that reads, then writes, gets
+    # SQLITE_BUSY at once (no busy_timeout) if another writer committed in between.
+    if conn.get_execution_options().get("workbench_immediate"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_engine_for(url: str | URL) -> Engine:
+    """A SQLAlchemy engine set up the way the store needs it.
+
+    SQLite gets WAL, ``synchronous=NORMAL``, ``busy_timeout=10000`` and foreign keys on
+    every connection, connections usable from any thread, explicit ``BEGIN`` (so DDL is
+    transactional) and its parent directory created. An in-memory SQLite database is one
+    connection shared by everyone (the store serialises access to it). Other databases get
+    a pool that pings connections before use.
+
+    Args:
+        url: Any SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if sqlite3.sqlite_version_info < (3, 35, 0):
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: the store needs 3.35 or newer "
+            "(UPDATE ... RETURNING)"
+        )
+    if _is_sqlite_memory(parsed):
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+    else:
+        if parsed.database and not parsed.query.get("uri"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+class _StoreBase:
+    """What every part of :class:`~workbench.store.Store` shares: the engine, the lock of a
+    shared in-memory SQLite connection, the writer's statements and queue (set by
+    ``Store.__init__``), and the read and write connections."""
+
+    _engine: Engine
+    _sqlite: bool
+    _db_lock: contextlib.AbstractContextManager[Any]
+    _sql: _Statements
+    _item_errors: tuple[type[BaseException], ...]
+    _host: str
+    _lease: Lease | None
+    _lease_lost: list[Callable[[str], None]]
+    _now_sql: str
+    _cond: threading.Condition
+    _queue: list[_Pending]
+    _closing: bool
+    _raw: PoolProxiedConnection | None
+    _checkpointer: _Checkpointer | None
+    _thread: threading.Thread
+    read_only: StoreError | None
+    """Why the store is open for reading only (a full disk, a read-only file), or None."""
+    default_workspace: str
+    """The workspace recorded for a session that its first event creates."""
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def owner(self) -> str:
+        """What runs started through this store record as their owner: the lease's id
+        (``hostname:pid:nonce``) once :meth:`~workbench.store.Store.hold_lease` was called. A store without a
+        lease runs nothing (engines hold one): the runs it writes (an import, a fork, a
+        test's) are nobody's, ``''``."""
+        return self._lease.id if self._lease is not None else ""
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._db_lock, self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._db_lock, self._engine.connect() as conn:
+            conn = conn.execution_options(workbench_immediate=True)
+            with conn.begin():
+                yield conn
