@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlmodel
 from sqlalchemy import (
     Connection,
     Engine,
@@ -130,6 +131,13 @@ class _StoreBase:
     def _read(self) -> Iterator[Connection]:
         with self._db_lock, self._engine.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def _typed(self) -> Iterator[sqlmodel.Session]:
+        """A sqlmodel session over a read connection: typed reads of the derived tables
+        (rows come back as :mod:`~workbench.store.schema` models)."""
+        with self._read() as conn, sqlmodel.Session(conn) as session:
+            yield session
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import sqlmodel
 from sqlalchemy import (
     Connection,
     Select,
@@ -15,7 +16,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import func as sa_func
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from ..events import Event, EventAdapter
 from .connection import _StoreBase
@@ -30,7 +31,7 @@ from .records import (
     SessionInfo,
     new_id,
 )
-from .schema import TABLE_NAMES
+from .schema import TABLE_NAMES, RunRow
 
 
 class _Queries(_StoreBase):
@@ -234,19 +235,19 @@ class _Queries(_StoreBase):
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
-        return None if row is None else RunInfo(**row._mapping)
+        with self._typed() as s:
+            row = s.get(RunRow, run_id)
+            return None if row is None else _run_info(row)
 
     def list_runs(self, session_id: str) -> list[RunInfo]:
         """A session's runs (children included) in the order they started."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(_runs)
-                .where(_runs.c.session_id == session_id)
-                .order_by(_runs.c.created_at, _runs.c.id)
-            ).all()
-        return [RunInfo(**row._mapping) for row in rows]
+        query = (
+            sqlmodel.select(RunRow)
+            .where(RunRow.session_id == session_id)
+            .order_by(col(RunRow.created_at), col(RunRow.id))
+        )
+        with self._typed() as s:
+            return [_run_info(row) for row in s.exec(query)]
 
     def runs_with_status(self, status: RunStatus | Iterable[RunStatus]) -> list[RunInfo]:
         """Runs in any session with the given status (or any of several), oldest first.
@@ -258,13 +259,13 @@ class _Queries(_StoreBase):
         unknown = set(wanted) - _RUN_STATUSES
         if unknown:
             raise ValueError(f"unknown run status: {', '.join(sorted(unknown))}")
-        with self._read() as conn:
-            rows = conn.execute(
-                select(_runs)
-                .where(_runs.c.status.in_(wanted))
-                .order_by(_runs.c.created_at, _runs.c.id)
-            ).all()
-        return [RunInfo(**row._mapping) for row in rows]
+        query = (
+            sqlmodel.select(RunRow)
+            .where(col(RunRow.status).in_(wanted))
+            .order_by(col(RunRow.created_at), col(RunRow.id))
+        )
+        with self._typed() as s:
+            return [_run_info(row) for row in s.exec(query)]
 
     # -- approval rules -------------------------------------------------------------------
 
@@ -364,6 +365,10 @@ def _session_query() -> Select[Any]:
         .scalar_subquery()
     )
     return select(_sessions, run_count.label("run_count"))
+
+
+def _run_info(row: RunRow) -> RunInfo:
+    return RunInfo(**row.model_dump())
 
 
 def _abs(workspace: str) -> str:
