@@ -22,6 +22,10 @@ UI_MODULES = ("textual", "screens")
         "workbench.workspace",
         "workbench.sessions",
         "workbench.knowledge",
+        "workbench.cli.run",
+        "workbench.cli.sessions",
+        "workbench.cli.knowledge",
+        "workbench.store",
     ],
 )
 def test_importing_does_not_load_the_ui(module: str) -> None:

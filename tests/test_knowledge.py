@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.embeddings import DIM, EmbeddingServer
-from workbench.cli import cmd_knowledge_add
+from workbench.cli.knowledge import cmd_knowledge_add
 from workbench.knowledge import (
     ADDED_SOURCE,
     FileSource,
