@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, get_args
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
@@ -50,8 +50,7 @@ def test_every_event_kind_is_described(cls: type[events.EventBase]) -> None:
     name, seen = describe(ev, _Recorder())
     assert seen is ev
     # the method's parameter is annotated with this very class: one kind, one method
-    annotation = inspect.get_annotations(getattr(EventRenderer, name))["e"]
-    assert annotation == cls.__name__
+    assert get_type_hints(getattr(EventRenderer, name))["e"] is cls
 
 
 def test_each_kind_has_its_own_method() -> None:

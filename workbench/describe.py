@@ -12,34 +12,9 @@ The TUI keeps its own dispatch (``screens/state.py``): it folds events into a li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar, assert_never
+from typing import Protocol, TypeVar, assert_never
 
-from workbench.events import (
-    ApprovalRequired,
-    ApprovalResolved,
-    ContextSummarized,
-    MessageCompleted,
-    MessageDelta,
-    ModelRetry,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunInterrupted,
-    RunStarted,
-    SessionImported,
-    TeamDelegated,
-    TeamVote,
-    ToolCall,
-    ToolProgress,
-    ToolResult,
-    ToolUnavailable,
-    WorkflowConflict,
-    WorkflowStepCompleted,
-    WorkflowStepStarted,
-)
-
-if TYPE_CHECKING:
-    from workbench.events import Event
+from workbench import events as evt
 
 __all__ = ["EventRenderer", "describe"]
 
@@ -50,92 +25,92 @@ class EventRenderer(Protocol[R_co]):
     """What a face makes of each kind of event. A renderer implements every method; one that
     shows nothing for a kind returns ``None`` from it."""
 
-    def run_started(self, e: RunStarted) -> R_co:
+    def run_started(self, e: evt.RunStarted) -> R_co:
         """A run began (or was resumed)."""
         ...
 
-    def run_completed(self, e: RunCompleted) -> R_co:
+    def run_completed(self, e: evt.RunCompleted) -> R_co:
         """A run finished: its duration, tokens and cost."""
         ...
 
-    def run_failed(self, e: RunFailed) -> R_co:
+    def run_failed(self, e: evt.RunFailed) -> R_co:
         """A run failed: the error and its hint."""
         ...
 
-    def run_cancelled(self, e: RunCancelled) -> R_co:
+    def run_cancelled(self, e: evt.RunCancelled) -> R_co:
         """A run was cancelled."""
         ...
 
-    def run_interrupted(self, e: RunInterrupted) -> R_co:
+    def run_interrupted(self, e: evt.RunInterrupted) -> R_co:
         """A run stopped without an end (its process died); it may be resumed."""
         ...
 
-    def message_delta(self, e: MessageDelta) -> R_co:
+    def message_delta(self, e: evt.MessageDelta) -> R_co:
         """A piece of an assistant message as it streams."""
         ...
 
-    def message(self, e: MessageCompleted) -> R_co:
+    def message(self, e: evt.MessageCompleted) -> R_co:
         """A whole message (the person's, a task's, the assistant's)."""
         ...
 
-    def tool_call(self, e: ToolCall) -> R_co:
+    def tool_call(self, e: evt.ToolCall) -> R_co:
         """A tool is called with its arguments."""
         ...
 
-    def tool_result(self, e: ToolResult) -> R_co:
+    def tool_result(self, e: evt.ToolResult) -> R_co:
         """A tool's result or error."""
         ...
 
-    def tool_progress(self, e: ToolProgress) -> R_co:
+    def tool_progress(self, e: evt.ToolProgress) -> R_co:
         """A running tool's progress."""
         ...
 
-    def tool_unavailable(self, e: ToolUnavailable) -> R_co:
+    def tool_unavailable(self, e: evt.ToolUnavailable) -> R_co:
         """A toolkit could not start: the run goes on without its tools."""
         ...
 
-    def approval_required(self, e: ApprovalRequired) -> R_co:
+    def approval_required(self, e: evt.ApprovalRequired) -> R_co:
         """A call waits for a person's decision (or input)."""
         ...
 
-    def approval_resolved(self, e: ApprovalResolved) -> R_co:
+    def approval_resolved(self, e: evt.ApprovalResolved) -> R_co:
         """A person (a rule, ``--approve``) decided a call."""
         ...
 
-    def team_delegated(self, e: TeamDelegated) -> R_co:
+    def team_delegated(self, e: evt.TeamDelegated) -> R_co:
         """A team handed a task to a member."""
         ...
 
-    def team_vote(self, e: TeamVote) -> R_co:
+    def team_vote(self, e: evt.TeamVote) -> R_co:
         """A member's vote in a consensus round."""
         ...
 
-    def step_started(self, e: WorkflowStepStarted) -> R_co:
+    def step_started(self, e: evt.WorkflowStepStarted) -> R_co:
         """A workflow step began."""
         ...
 
-    def step_completed(self, e: WorkflowStepCompleted) -> R_co:
+    def step_completed(self, e: evt.WorkflowStepCompleted) -> R_co:
         """A workflow step ended: done, failed, skipped or cancelled."""
         ...
 
-    def workflow_conflict(self, e: WorkflowConflict) -> R_co:
+    def workflow_conflict(self, e: evt.WorkflowConflict) -> R_co:
         """Parallel branches wrote different values to one state key."""
         ...
 
-    def context_summarized(self, e: ContextSummarized) -> R_co:
+    def context_summarized(self, e: evt.ContextSummarized) -> R_co:
         """Earlier messages were summarised to fit the context window."""
         ...
 
-    def model_retry(self, e: ModelRetry) -> R_co:
+    def model_retry(self, e: evt.ModelRetry) -> R_co:
         """A model call failed and will be retried."""
         ...
 
-    def session_imported(self, e: SessionImported) -> R_co:
+    def session_imported(self, e: evt.SessionImported) -> R_co:
         """The events before this one came from another store."""
         ...
 
 
-def describe(event: Event, to: EventRenderer[R_co]) -> R_co:
+def describe(event: evt.Event, to: EventRenderer[R_co]) -> R_co:
     """What ``to`` makes of ``event``: the method of its kind, called with it.
 
     Args:
@@ -146,47 +121,47 @@ def describe(event: Event, to: EventRenderer[R_co]) -> R_co:
         Whatever that method returns.
     """
     match event:
-        case RunStarted():
+        case evt.RunStarted():
             return to.run_started(event)
-        case RunCompleted():
+        case evt.RunCompleted():
             return to.run_completed(event)
-        case RunFailed():
+        case evt.RunFailed():
             return to.run_failed(event)
-        case RunCancelled():
+        case evt.RunCancelled():
             return to.run_cancelled(event)
-        case RunInterrupted():
+        case evt.RunInterrupted():
             return to.run_interrupted(event)
-        case MessageDelta():
+        case evt.MessageDelta():
             return to.message_delta(event)
-        case MessageCompleted():
+        case evt.MessageCompleted():
             return to.message(event)
-        case ToolCall():
+        case evt.ToolCall():
             return to.tool_call(event)
-        case ToolResult():
+        case evt.ToolResult():
             return to.tool_result(event)
-        case ToolProgress():
+        case evt.ToolProgress():
             return to.tool_progress(event)
-        case ToolUnavailable():
+        case evt.ToolUnavailable():
             return to.tool_unavailable(event)
-        case ApprovalRequired():
+        case evt.ApprovalRequired():
             return to.approval_required(event)
-        case ApprovalResolved():
+        case evt.ApprovalResolved():
             return to.approval_resolved(event)
-        case TeamDelegated():
+        case evt.TeamDelegated():
             return to.team_delegated(event)
-        case TeamVote():
+        case evt.TeamVote():
             return to.team_vote(event)
-        case WorkflowStepStarted():
+        case evt.WorkflowStepStarted():
             return to.step_started(event)
-        case WorkflowStepCompleted():
+        case evt.WorkflowStepCompleted():
             return to.step_completed(event)
-        case WorkflowConflict():
+        case evt.WorkflowConflict():
             return to.workflow_conflict(event)
-        case ContextSummarized():
+        case evt.ContextSummarized():
             return to.context_summarized(event)
-        case ModelRetry():
+        case evt.ModelRetry():
             return to.model_retry(event)
-        case SessionImported():
+        case evt.SessionImported():
             return to.session_imported(event)
         case _:
             assert_never(event)

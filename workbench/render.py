@@ -15,31 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from workbench import events as evt
 from workbench.describe import describe
-from workbench.events import (
-    ApprovalRequired,
-    ApprovalResolved,
-    ContextSummarized,
-    Event,
-    MessageCompleted,
-    MessageDelta,
-    ModelRetry,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunInterrupted,
-    RunStarted,
-    SessionImported,
-    TeamDelegated,
-    TeamVote,
-    ToolCall,
-    ToolProgress,
-    ToolResult,
-    ToolUnavailable,
-    WorkflowConflict,
-    WorkflowStepCompleted,
-    WorkflowStepStarted,
-)
 from workbench.termsafe import json_visible, safe_event
 
 __all__ = ["TranscriptPrinter", "format_args", "short"]
@@ -79,7 +56,7 @@ class TranscriptPrinter:
         self._streaming: str | None = None
         self._streamed: set[str] = set()
         self._depth: dict[str, int] = {}
-        self._held: list[Event] | None = None
+        self._held: list[evt.Event] | None = None
         self._ind = ""
         """The indent of the event being printed (its run's depth)."""
 
@@ -95,7 +72,7 @@ class TranscriptPrinter:
         for ev in held or ():
             self.feed(ev)
 
-    def _indent(self, ev: Event) -> str:
+    def _indent(self, ev: evt.Event) -> str:
         return "  " * self._depth.get(ev.run_id, 0)
 
     def _end_stream(self) -> None:
@@ -103,20 +80,20 @@ class TranscriptPrinter:
             self.console.print()
             self._streaming = None
 
-    def feed(self, ev: Event) -> None:
+    def feed(self, ev: evt.Event) -> None:
         """Print one event."""
         if self._held is not None:
             self._held.append(ev)
             return
         ev = safe_event(ev)
-        if not isinstance(ev, MessageDelta):
+        if not isinstance(ev, evt.MessageDelta):
             self._end_stream()
         self._ind = self._indent(ev)
         describe(ev, self)
 
     # -- one method per kind of event (workbench.describe.EventRenderer) --
 
-    def message_delta(self, ev: MessageDelta) -> None:
+    def message_delta(self, ev: evt.MessageDelta) -> None:
         """Stream a piece of an assistant message (live only)."""
         if not self.live:
             return
@@ -127,7 +104,7 @@ class TranscriptPrinter:
             self._streamed.add(ev.message_id)
         self.console.print(Text(ev.text), end="", soft_wrap=True)
 
-    def run_started(self, ev: RunStarted) -> None:
+    def run_started(self, ev: evt.RunStarted) -> None:
         """``▶ agent name (model)  run id``, indented under its parent run."""
         depth = self._depth.get(ev.parent_run_id, -1) + 1 if ev.parent_run_id else 0
         self._depth[ev.run_id] = depth
@@ -138,7 +115,7 @@ class TranscriptPrinter:
             f"{ind}[bold]▶ {ev.target_kind} {escape(ev.target)}[/]{model}{resumed}  [dim]{ev.run_id}[/]"
         )
 
-    def message(self, ev: MessageCompleted) -> None:
+    def message(self, ev: evt.MessageCompleted) -> None:
         """The person's message, a task, or an assistant message that was not streamed."""
         c, ind = self.console, self._ind
         if ev.role == "user":
@@ -149,13 +126,13 @@ class TranscriptPrinter:
         elif ev.role == "assistant" and ev.content and ev.message_id not in self._streamed:
             c.print(Text(f"{ind}{ev.source}: ", style="bold cyan"), Text(ev.content))
 
-    def tool_call(self, ev: ToolCall) -> None:
+    def tool_call(self, ev: evt.ToolCall) -> None:
         """``→ tool {arguments}``."""
         self.console.print(
             f"{self._ind}[magenta]→ {escape(ev.tool)}[/] [dim]{escape(short(format_args(ev.arguments), 200))}[/]"
         )
 
-    def tool_result(self, ev: ToolResult) -> None:
+    def tool_result(self, ev: evt.ToolResult) -> None:
         """``← tool (ms) output`` or ``✗ tool: error``."""
         if ev.error is not None:
             self.console.print(f"{self._ind}[red]✗ {escape(ev.tool)}: {escape(short(ev.error))}[/]")
@@ -165,7 +142,7 @@ class TranscriptPrinter:
                 f"{escape(short(ev.output, 200))}"
             )
 
-    def approval_required(self, ev: ApprovalRequired) -> None:
+    def approval_required(self, ev: evt.ApprovalRequired) -> None:
         """``? approval needed for tool: reason`` (or ``asks for input``)."""
         ind = self._ind
         if ev.kind == "input":
@@ -177,14 +154,14 @@ class TranscriptPrinter:
                 f"{ind}[yellow]? approval needed for {escape(ev.tool)}[/]: {escape(ev.reason)}"
             )
 
-    def tool_progress(self, ev: ToolProgress) -> None:
+    def tool_progress(self, ev: evt.ToolProgress) -> None:
         """``… tool 3/10 message`` (live only)."""
         if self.live:
             done = f"{ev.progress:g}" + (f"/{ev.total:g}" if ev.total is not None else "")
             said = f" {escape(short(ev.message, 120))}" if ev.message else ""
             self.console.print(f"{self._ind}[dim]… {escape(ev.tool)} {done}{said}[/]")
 
-    def tool_unavailable(self, ev: ToolUnavailable) -> None:
+    def tool_unavailable(self, ev: evt.ToolUnavailable) -> None:
         """``! toolkit unavailable, running without patterns: first line of the error``."""
         first = ev.error.splitlines()[0] if ev.error else ""
         self.console.print(
@@ -192,7 +169,7 @@ class TranscriptPrinter:
             f"{escape(', '.join(ev.patterns))}[/]: {escape(short(first, 300))}"
         )
 
-    def approval_resolved(self, ev: ApprovalResolved) -> None:
+    def approval_resolved(self, ev: evt.ApprovalResolved) -> None:
         """``allow for session tool by who — note (rule: ...)``."""
         colour = "green" if ev.decision == "allow" else "red"
         scope = f" for {ev.scope}" if ev.decision == "allow" and ev.scope != "once" else ""
@@ -202,7 +179,7 @@ class TranscriptPrinter:
             f"{self._ind}[{colour}]{ev.decision}{scope}[/] {escape(ev.tool)} by {escape(ev.decided_by)}{note}{rule}"
         )
 
-    def run_completed(self, ev: RunCompleted) -> None:
+    def run_completed(self, ev: evt.RunCompleted) -> None:
         """``✓ agent done in 1.2s · tokens, cost``."""
         cost = f", ${ev.cost:.4f}" if ev.cost else ""
         self.console.print(
@@ -210,41 +187,41 @@ class TranscriptPrinter:
             f"{ev.usage.prompt_tokens}+{ev.usage.completion_tokens} tokens{cost}[/]"
         )
 
-    def run_failed(self, ev: RunFailed) -> None:
+    def run_failed(self, ev: evt.RunFailed) -> None:
         """``✗ agent failed: error`` and its hint."""
         ind = self._ind
         self.console.print(f"{ind}[bold red]✗ {escape(ev.source)} failed: {escape(ev.error)}[/]")
         if ev.hint:
             self.console.print(f"{ind}[yellow]  hint: {escape(ev.hint)}[/]")
 
-    def run_cancelled(self, ev: RunCancelled) -> None:
+    def run_cancelled(self, ev: evt.RunCancelled) -> None:
         """``■ agent cancelled``."""
         self.console.print(f"{self._ind}[yellow]■ {escape(ev.source)} cancelled[/]")
 
-    def run_interrupted(self, ev: RunInterrupted) -> None:
+    def run_interrupted(self, ev: evt.RunInterrupted) -> None:
         """``⚠ agent interrupted: reason``."""
         self.console.print(
             f"{self._ind}[yellow]⚠ {escape(ev.source)} interrupted: {escape(ev.reason)}[/]"
         )
 
-    def team_delegated(self, ev: TeamDelegated) -> None:
+    def team_delegated(self, ev: evt.TeamDelegated) -> None:
         """``⇢ member: task``."""
         self.console.print(
             f"{self._ind}[blue]⇢ {escape(ev.member)}[/]: {escape(short(ev.task, 200))}"
         )
 
-    def team_vote(self, ev: TeamVote) -> None:
+    def team_vote(self, ev: evt.TeamVote) -> None:
         """``round 1: member agrees position``."""
         verdict = "agrees" if ev.agree else "disagrees"
         self.console.print(
             f"{self._ind}[blue]round {ev.round}: {escape(ev.member)} {verdict}[/] {escape(short(ev.position, 200))}"
         )
 
-    def step_started(self, ev: WorkflowStepStarted) -> None:
+    def step_started(self, ev: evt.WorkflowStepStarted) -> None:
         """``◆ path kind``."""
         self.console.print(f"{self._ind}[blue]◆ {escape(ev.path)}[/] [dim]{ev.kind}[/]")
 
-    def step_completed(self, ev: WorkflowStepCompleted) -> None:
+    def step_completed(self, ev: evt.WorkflowStepCompleted) -> None:
         """``◇ path status detail``."""
         style = {"done": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow"}[
             ev.status
@@ -252,27 +229,27 @@ class TranscriptPrinter:
         detail = escape(short(ev.error or ev.output, 160))
         self.console.print(f"{self._ind}[{style}]◇ {escape(ev.path)} {ev.status}[/] {detail}")
 
-    def workflow_conflict(self, ev: WorkflowConflict) -> None:
+    def workflow_conflict(self, ev: evt.WorkflowConflict) -> None:
         """``! state conflict on 'key' in path``."""
         self.console.print(
             f"{self._ind}[yellow]! state conflict on '{escape(ev.key)}' in {escape(ev.path)}[/]"
         )
 
-    def context_summarized(self, ev: ContextSummarized) -> None:
+    def context_summarized(self, ev: evt.ContextSummarized) -> None:
         """``⋯ n earlier messages summarised (before → after tokens)``."""
         self.console.print(
             f"{self._ind}[yellow]⋯ {ev.turns} earlier messages summarised "
             f"({ev.tokens_before} → {ev.tokens_after} tokens)[/]"
         )
 
-    def session_imported(self, ev: SessionImported) -> None:
+    def session_imported(self, ev: evt.SessionImported) -> None:
         """Where the events above came from, and that their decisions are not trusted here."""
         self.console.print(
             f"[dim]⋯ the {ev.events} events above came from {escape(ev.origin)}: their "
             "decisions were made elsewhere (shown, not trusted here)[/]"
         )
 
-    def model_retry(self, ev: ModelRetry) -> None:
+    def model_retry(self, ev: evt.ModelRetry) -> None:
         """``↻ model call failed (error); retry in 1.0s``."""
         self.console.print(
             f"{self._ind}[yellow]↻ model call failed ({escape(short(ev.error, 120))}); retry in {ev.delay_s:.1f}s[/]"

@@ -116,35 +116,21 @@ class PendingApproval:
     def to_json(self) -> dict[str, Any]:
         """The pending call as the REST API sends it (keys :attr:`WIRE_FIELDS`; ``ts`` is
         :attr:`created_at`)."""
-        return {
-            "call_id": self.call_id,
-            "run_id": self.run_id,
-            "session_id": self.session_id,
-            "tool": self.tool,
-            "arguments": self.arguments,
-            "reason": self.reason,
-            "parts": self.parts,
-            "diff": self.diff,
-            "source": self.source,
-            "seq": self.seq,
-            "ts": self.created_at,
-        }
+        return {n: self.created_at if n == "ts" else getattr(self, n) for n in self.WIRE_FIELDS}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PendingApproval:
         """A pending call from what :meth:`to_json` sent (a remote engine's view of it)."""
+        texts = {name: data.get(name, "") for name in ("reason", "session_id", "run_id", "source")}
         return cls(
             call_id=data["call_id"],
             tool=data["tool"],
             arguments=dict(data.get("arguments") or {}),
-            reason=data.get("reason", ""),
             parts=list(data.get("parts") or []),
             diff=data.get("diff"),
-            session_id=data.get("session_id", ""),
-            run_id=data.get("run_id", ""),
-            source=data.get("source", ""),
             created_at=float(data.get("ts") or time.time()),
             seq=int(data.get("seq") or 0),
+            **texts,
         )
 
     @classmethod
@@ -166,17 +152,17 @@ class PendingApproval:
             seq=event.seq,
         )
 
+    def _about(self, parent_run_id: str | None) -> dict[str, Any]:
+        """What every event about this call says of it: where it runs, which call, which tool."""
+        names = ("session_id", "run_id", "source", "call_id", "tool")
+        return {"parent_run_id": parent_run_id} | {n: getattr(self, n) for n in names}
+
     def required_event(self, parent_run_id: str | None = None) -> ApprovalRequired:
         """The ``approval.required`` event announcing this call."""
         from ..events import ApprovalRequired
 
         return ApprovalRequired(
-            session_id=self.session_id,
-            run_id=self.run_id,
-            parent_run_id=parent_run_id,
-            source=self.source,
-            call_id=self.call_id,
-            tool=self.tool,
+            **self._about(parent_run_id),
             arguments=self.arguments,
             reason=self.reason,
             parts=list(self.parts),
@@ -202,12 +188,7 @@ class PendingApproval:
         from ..events import ApprovalResolved
 
         return ApprovalResolved(
-            session_id=self.session_id,
-            run_id=self.run_id,
-            parent_run_id=parent_run_id,
-            source=self.source,
-            call_id=self.call_id,
-            tool=self.tool,
+            **self._about(parent_run_id),
             decision=resolution.decision,
             scope=resolution.scope,
             note=resolution.note,

@@ -13,9 +13,13 @@ from workbench.events import (
     ApprovalRequired,
     ApprovalResolved,
     Event,
+    MessageDelta,
     RunStarted,
+    SessionImported,
     ToolCall,
+    ToolProgress,
     ToolResult,
+    ToolUnavailable,
 )
 
 
@@ -86,3 +90,25 @@ def _decision_words(r: ApprovalResolved) -> str:
     if r.decision == "deny":
         return "denied"
     return "allowed once" if r.scope == "once" else f"allowed for {r.scope}"
+
+
+class _ExportRenderer:
+    """What the Markdown and HTML renderers share: each tool call's entry, each run's depth,
+    and the kinds of event an export leaves out (shown by what completes them, or not at
+    all)."""
+
+    def __init__(self, entries: dict[tuple[str, str], _Entry], depth: dict[str, int]) -> None:
+        self._entries = entries
+        self._depth = depth
+
+    def message_delta(self, e: MessageDelta) -> None:
+        return None  # the completed message is shown
+
+    def tool_progress(self, e: ToolProgress) -> None:
+        return None  # the result is shown
+
+    def tool_unavailable(self, e: ToolUnavailable) -> None:
+        return None
+
+    def session_imported(self, e: SessionImported) -> None:
+        return None

@@ -6,34 +6,20 @@ import html
 from collections.abc import Iterable
 from typing import Final
 
+from workbench import events as evt
 from workbench.describe import describe
-from workbench.events import (
-    ApprovalRequired,
-    ApprovalResolved,
-    ContextSummarized,
-    Event,
-    MessageCompleted,
-    MessageDelta,
-    ModelRetry,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunInterrupted,
-    RunStarted,
-    SessionImported,
-    TeamDelegated,
-    TeamVote,
-    ToolCall,
-    ToolProgress,
-    ToolResult,
-    ToolUnavailable,
-    WorkflowConflict,
-    WorkflowStepCompleted,
-    WorkflowStepStarted,
-)
 
 from .archive import ArchiveHeader
-from .entries import _decision_words, _depths, _Entry, _gather, _json, _seconds, _utc
+from .entries import (
+    _decision_words,
+    _depths,
+    _Entry,
+    _ExportRenderer,
+    _gather,
+    _json,
+    _seconds,
+    _utc,
+)
 
 # -- HTML --
 
@@ -76,7 +62,7 @@ def _pre(text: str, cls: str = "") -> str:
     return f"<pre{attr}>{_h(text)}</pre>"
 
 
-def export_html(header: ArchiveHeader, events: Iterable[Event]) -> str:
+def export_html(header: ArchiveHeader, events: Iterable[evt.Event]) -> str:
     """A session as one self-contained HTML page: inline CSS, no scripts, nothing fetched,
     every text escaped."""
     shown, entries = _gather(events)
@@ -102,25 +88,23 @@ def export_html(header: ArchiveHeader, events: Iterable[Event]) -> str:
     )
 
 
-class _Html:
+class _Html(_ExportRenderer):
     """One HTML fragment per event (a :class:`~workbench.describe.EventRenderer`); a tool call
     is one fragment, where it first appears, with its approval and result."""
 
-    def __init__(self, entries: dict[tuple[str, str], _Entry], depth: dict[str, int]) -> None:
-        self._entries = entries
-        self._depth = depth
-
-    def _style(self, e: Event) -> str:
+    def _style(self, e: evt.Event) -> str:
         indent = self._depth.get(e.run_id, 0)
         return f' style="margin-left:{indent * 1.5:g}rem"' if indent else ""
 
-    def _who(self, e: Event) -> str:
+    def _who(self, e: evt.Event) -> str:
         return _h(e.source or "agent")
 
-    def _tool(self, e: ApprovalRequired | ApprovalResolved | ToolCall | ToolResult) -> str:
+    def _tool(
+        self, e: evt.ApprovalRequired | evt.ApprovalResolved | evt.ToolCall | evt.ToolResult
+    ) -> str:
         return _html_tool(self._entries[(e.run_id, e.call_id)], self._who(e), self._style(e))
 
-    def run_started(self, e: RunStarted) -> str:
+    def run_started(self, e: evt.RunStarted) -> str:
         model = f' <span class="dim">model {_h(e.model)}</span>' if e.model else ""
         resumed = ' <span class="warn">(resumed)</span>' if e.resumed else ""
         return (
@@ -128,7 +112,7 @@ class _Html:
             f'{resumed} <span class="id">{_h(e.run_id)}</span></div>'
         )
 
-    def message(self, e: MessageCompleted) -> str | None:
+    def message(self, e: evt.MessageCompleted) -> str | None:
         if e.role == "assistant" and not e.content:
             return None
         name = {"user": "you" if e.parent_run_id is None else "task", "system": "system"}
@@ -140,7 +124,7 @@ class _Html:
 
     tool_call = tool_result = approval_required = approval_resolved = _tool
 
-    def run_completed(self, e: RunCompleted) -> str:
+    def run_completed(self, e: evt.RunCompleted) -> str:
         cost = f" · ${e.cost:.4f}" if e.cost else ""
         return (
             f'<div class="ev ok"{self._style(e)}>✓ {self._who(e)} done in '
@@ -148,39 +132,39 @@ class _Html:
             f"{e.usage.prompt_tokens}+{e.usage.completion_tokens} tokens{_h(cost)}</div>"
         )
 
-    def run_failed(self, e: RunFailed) -> str:
+    def run_failed(self, e: evt.RunFailed) -> str:
         hint = f'<div class="warn">hint: {_h(e.hint)}</div>' if e.hint else ""
         return f'<div class="ev bad"{self._style(e)}>✗ {self._who(e)} failed{_pre(e.error)}{hint}</div>'
 
-    def run_cancelled(self, e: RunCancelled) -> str:
+    def run_cancelled(self, e: evt.RunCancelled) -> str:
         return f'<div class="ev warn"{self._style(e)}>■ {self._who(e)} cancelled ({_h(e.reason)})</div>'
 
-    def run_interrupted(self, e: RunInterrupted) -> str:
+    def run_interrupted(self, e: evt.RunInterrupted) -> str:
         return (
             f'<div class="ev warn"{self._style(e)}>⚠ {self._who(e)} interrupted '
             f"({_h(e.reason)})</div>"
         )
 
-    def team_delegated(self, e: TeamDelegated) -> str:
+    def team_delegated(self, e: evt.TeamDelegated) -> str:
         return (
             f'<div class="ev"{self._style(e)}>⇢ delegated to <b>{_h(e.member)}</b>'
             f'<div class="text">{_h(e.task)}</div></div>'
         )
 
-    def team_vote(self, e: TeamVote) -> str:
+    def team_vote(self, e: evt.TeamVote) -> str:
         verdict = "agrees" if e.agree else "disagrees"
         return (
             f'<div class="ev"{self._style(e)}>round {e.round}: <b>{_h(e.member)}</b> {verdict}'
             f'<div class="text">{_h(e.position)}</div></div>'
         )
 
-    def step_started(self, e: WorkflowStepStarted) -> str:
+    def step_started(self, e: evt.WorkflowStepStarted) -> str:
         return (
             f'<div class="ev"{self._style(e)}>◆ step <code>{_h(e.path)}</code> '
             f'<span class="dim">{_h(e.kind)}</span></div>'
         )
 
-    def step_completed(self, e: WorkflowStepCompleted) -> str:
+    def step_completed(self, e: evt.WorkflowStepCompleted) -> str:
         cls = {"done": "ok", "failed": "bad", "cancelled": "warn"}.get(e.status, "dim")
         detail = e.error if e.error is not None else e.output
         return (
@@ -189,36 +173,24 @@ class _Html:
             f"{_h(e.status)}</span>{_pre(detail) if detail else ''}</div>"
         )
 
-    def workflow_conflict(self, e: WorkflowConflict) -> str:
+    def workflow_conflict(self, e: evt.WorkflowConflict) -> str:
         return (
             f'<div class="ev warn"{self._style(e)}>! state conflict on <code>{_h(e.key)}</code> in '
             f"<code>{_h(e.path)}</code>{_pre(_json(e.values))}</div>"
         )
 
-    def context_summarized(self, e: ContextSummarized) -> str:
+    def context_summarized(self, e: evt.ContextSummarized) -> str:
         return (
             f'<div class="ev warn"{self._style(e)}>⋯ {e.turns} earlier messages summarised '
             f"({e.tokens_before} → {e.tokens_after} tokens)"
             f'<div class="text">{_h(e.summary)}</div></div>'
         )
 
-    def model_retry(self, e: ModelRetry) -> str:
+    def model_retry(self, e: evt.ModelRetry) -> str:
         return (
             f'<div class="ev warn"{self._style(e)}>↻ model call failed (attempt {e.attempt}), '
             f"retry in {e.delay_s:.1f} s: {_h(e.error)}</div>"
         )
-
-    def message_delta(self, e: MessageDelta) -> None:
-        return None  # the completed message is shown
-
-    def tool_progress(self, e: ToolProgress) -> None:
-        return None  # the result is shown
-
-    def tool_unavailable(self, e: ToolUnavailable) -> None:
-        return None
-
-    def session_imported(self, e: SessionImported) -> None:
-        return None
 
 
 def _html_tool(entry: _Entry, who: str, style: str) -> str:

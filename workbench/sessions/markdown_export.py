@@ -5,34 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from workbench import events as evt
 from workbench.describe import describe
-from workbench.events import (
-    ApprovalRequired,
-    ApprovalResolved,
-    ContextSummarized,
-    Event,
-    MessageCompleted,
-    MessageDelta,
-    ModelRetry,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunInterrupted,
-    RunStarted,
-    SessionImported,
-    TeamDelegated,
-    TeamVote,
-    ToolCall,
-    ToolProgress,
-    ToolResult,
-    ToolUnavailable,
-    WorkflowConflict,
-    WorkflowStepCompleted,
-    WorkflowStepStarted,
-)
 
 from .archive import ArchiveHeader
-from .entries import _decision_words, _depths, _Entry, _gather, _json, _seconds, _utc
+from .entries import (
+    _decision_words,
+    _depths,
+    _Entry,
+    _ExportRenderer,
+    _gather,
+    _json,
+    _seconds,
+    _utc,
+)
 
 # -- Markdown --
 
@@ -70,7 +56,7 @@ def _md_quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in lines) + "\n"
 
 
-def export_markdown(header: ArchiveHeader, events: Iterable[Event]) -> str:
+def export_markdown(header: ArchiveHeader, events: Iterable[evt.Event]) -> str:
     """A session as a Markdown transcript.
 
     Messages are block quotes holding the text as written (it is Markdown already); every
@@ -96,21 +82,19 @@ def export_markdown(header: ArchiveHeader, events: Iterable[Event]) -> str:
     return "\n".join(out)
 
 
-class _Markdown:
+class _Markdown(_ExportRenderer):
     """One Markdown block per event (a :class:`~workbench.describe.EventRenderer`); a tool
     call is one block, where it first appears, with its approval and result."""
 
-    def __init__(self, entries: dict[tuple[str, str], _Entry], depth: dict[str, int]) -> None:
-        self._entries = entries
-        self._depth = depth
-
-    def _who(self, e: Event) -> str:
+    def _who(self, e: evt.Event) -> str:
         return _md_inline(e.source or "agent")
 
-    def _tool(self, e: ApprovalRequired | ApprovalResolved | ToolCall | ToolResult) -> str:
+    def _tool(
+        self, e: evt.ApprovalRequired | evt.ApprovalResolved | evt.ToolCall | evt.ToolResult
+    ) -> str:
         return _md_tool(self._entries[(e.run_id, e.call_id)], self._who(e))
 
-    def run_started(self, e: RunStarted) -> str:
+    def run_started(self, e: evt.RunStarted) -> str:
         level = "#" * min(6, 2 + self._depth.get(e.run_id, 0))
         model = f" · model {_md_code(e.model)}" if e.model else ""
         resumed = " · resumed" if e.resumed else ""
@@ -119,7 +103,7 @@ class _Markdown:
             f"Run {_md_code(e.run_id)}{model}{resumed}\n"
         )
 
-    def message(self, e: MessageCompleted) -> str | None:
+    def message(self, e: evt.MessageCompleted) -> str | None:
         if e.role == "assistant" and not e.content:
             return None
         name = {"user": "You" if e.parent_run_id is None else "Task", "system": "System"}
@@ -127,67 +111,55 @@ class _Markdown:
 
     tool_call = tool_result = approval_required = approval_resolved = _tool
 
-    def run_completed(self, e: RunCompleted) -> str:
+    def run_completed(self, e: evt.RunCompleted) -> str:
         cost = f" · ${e.cost:.4f}" if e.cost else ""
         return (
             f"✓ {self._who(e)} done in {_seconds(e.duration_ms)} · {e.usage.prompt_tokens}+"
             f"{e.usage.completion_tokens} tokens{cost}\n"
         )
 
-    def run_failed(self, e: RunFailed) -> str:
+    def run_failed(self, e: evt.RunFailed) -> str:
         hint = f"\n\nHint: {_md_inline(e.hint)}" if e.hint else ""
         return f"**✗ {self._who(e)} failed:**\n\n{_md_block(e.error)}{hint}\n"
 
-    def run_cancelled(self, e: RunCancelled) -> str:
+    def run_cancelled(self, e: evt.RunCancelled) -> str:
         return f"■ {self._who(e)} cancelled ({_md_inline(e.reason)})\n"
 
-    def run_interrupted(self, e: RunInterrupted) -> str:
+    def run_interrupted(self, e: evt.RunInterrupted) -> str:
         return f"⚠ {self._who(e)} interrupted ({_md_inline(e.reason)})\n"
 
-    def team_delegated(self, e: TeamDelegated) -> str:
+    def team_delegated(self, e: evt.TeamDelegated) -> str:
         return f"⇢ delegated to **{_md_inline(e.member)}**:\n\n{_md_quote(e.task)}"
 
-    def team_vote(self, e: TeamVote) -> str:
+    def team_vote(self, e: evt.TeamVote) -> str:
         verdict = "agrees" if e.agree else "disagrees"
         return f"Round {e.round}: **{_md_inline(e.member)}** {verdict}\n\n{_md_quote(e.position)}"
 
-    def step_started(self, e: WorkflowStepStarted) -> str:
+    def step_started(self, e: evt.WorkflowStepStarted) -> str:
         return f"◆ step {_md_code(e.path)} ({e.kind}) started\n"
 
-    def step_completed(self, e: WorkflowStepCompleted) -> str:
+    def step_completed(self, e: evt.WorkflowStepCompleted) -> str:
         detail = e.error if e.error is not None else e.output
         body = f"\n\n{_md_block(detail)}" if detail else "\n"
         return f"◇ step {_md_code(e.path)} {e.status}{body}"
 
-    def workflow_conflict(self, e: WorkflowConflict) -> str:
+    def workflow_conflict(self, e: evt.WorkflowConflict) -> str:
         return (
             f"! state conflict on {_md_code(e.key)} in {_md_code(e.path)}:\n\n"
             f"{_md_block(_json(e.values), 'json')}"
         )
 
-    def context_summarized(self, e: ContextSummarized) -> str:
+    def context_summarized(self, e: evt.ContextSummarized) -> str:
         return (
             f"⋯ {e.turns} earlier messages summarised ({e.tokens_before} → "
             f"{e.tokens_after} tokens):\n\n{_md_quote(e.summary)}"
         )
 
-    def model_retry(self, e: ModelRetry) -> str:
+    def model_retry(self, e: evt.ModelRetry) -> str:
         return (
             f"↻ model call failed (attempt {e.attempt}), retry in {e.delay_s:.1f} s: "
             f"{_md_code(e.error)}\n"
         )
-
-    def message_delta(self, e: MessageDelta) -> None:
-        return None  # the completed message is shown
-
-    def tool_progress(self, e: ToolProgress) -> None:
-        return None  # the result is shown
-
-    def tool_unavailable(self, e: ToolUnavailable) -> None:
-        return None
-
-    def session_imported(self, e: SessionImported) -> None:
-        return None
 
 
 def _md_tool(entry: _Entry, who: str) -> str:
