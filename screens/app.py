@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from textual import on, work
 from textual.app import App
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from screens.engine_api import EngineLike
     from screens.session_view import SessionView
     from screens.state import ApprovalState, CallKey, SessionState
+    from workbench.events import TargetKind
 
 __all__ = ["EngineFactory", "WorkbenchApp", "run_app"]
 
@@ -607,8 +608,10 @@ class WorkbenchApp(App[int]):
                     return
                 target = TargetChoice(engine.target_kind(names[0]), names[0])
             try:
+                # The picker's kinds are the workspace's (agent, team, workflow).
+                kind = cast("TargetKind", target.kind)
                 handle = await engine.start_run(
-                    target.name, text, session_id=self.session_id, kind=target.kind
+                    target.name, text, session_id=self.session_id, kind=kind
                 )
             except Exception as exc:
                 hint = getattr(exc, "hint", None)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from workbench.events import TERMINAL_TYPES, Event, Usage, parse_event
-from workbench.runtime import RunError, RunOutcome
+from workbench.runtime import RunError, RunHandle, RunOutcome
 
 if TYPE_CHECKING:
     from workbench.approvals import ApprovalPolicy, PendingApproval, Resolution, Rule
@@ -158,25 +158,9 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[SseMessage]:
 # -- runs ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class RemoteRunHandle:
-    """A run started through a server (the same shape as :class:`~workbench.engine.RunHandle`)."""
-
-    run_id: str
-    """The run."""
-    session_id: str
-    """Its session."""
-    task: asyncio.Task[RunOutcome]
-    """Ends with the run's outcome, once its terminal event arrived."""
-
-    async def wait(self) -> RunOutcome:
-        """The outcome (a cancelled run gives status ``cancelled``)."""
-        try:
-            return await asyncio.shield(self.task)
-        except asyncio.CancelledError:
-            if self.task.cancelled():
-                return RunOutcome("cancelled", run_id=self.run_id)
-            raise
+class RemoteRunHandle(RunHandle):
+    """A run started through a server: a :class:`~workbench.engine.RunHandle` whose task
+    ends with the run's outcome once its terminal event arrived."""
 
 
 def _outcome(event: Event) -> RunOutcome:
@@ -310,14 +294,12 @@ class RemoteEngine:
         self._sync = httpx.Client(base_url=self.url, headers=headers, timeout=self._timeout)
         self.broker = RemoteBroker(self)
         """Pending approvals (``pending()``, ``subscribe()``), like the engine's broker."""
-        self.workspace: Workspace | None = None
-        """The server's workspace (agents, teams, workflows, model names), once connected."""
+        self._workspace: Workspace | None = None
         self.root = Path(".")
         """The workspace folder on the server."""
         self.model_override: str | None = None
         """Sent as ``model`` with agent runs when set."""
-        self.policy: ApprovalPolicy | None = None
-        """The workspace's approval policy (for previews; the server decides)."""
+        self._policy: ApprovalPolicy | None = None
         self._rules_cache: tuple[float, list[Rule]] | None = None
         self._tools_cache: list[RemoteTool] | None = None
         self._asked: dict[tuple[str, str], str] = {}
@@ -453,10 +435,10 @@ class RemoteEngine:
         from workbench.workspace import Workspace
 
         ws = Workspace.model_validate_json(json.dumps(data))
-        self.workspace = ws
+        self._workspace = ws
         self.root = ws.root
         a = ws.approvals
-        self.policy = ApprovalPolicy(
+        self._policy = ApprovalPolicy(
             default=a.default, allow=list(a.allow), ask=list(a.ask), deny=list(a.deny)
         )
         return ws
@@ -526,10 +508,30 @@ class RemoteEngine:
             f"a remote engine cannot build the {kind} '{name}' here: it runs on the server"
         )
 
+    @property
+    def workspace(self) -> Workspace:
+        """The server's workspace (agents, teams, workflows, model names).
+
+        Raises:
+            RemoteError: Not connected (:meth:`connect` and :meth:`open` load it).
+        """
+        return self._ws()
+
+    @property
+    def policy(self) -> ApprovalPolicy:
+        """The workspace's approval policy (for previews; the server decides).
+
+        Raises:
+            RemoteError: Not connected (:meth:`connect` and :meth:`open` load it).
+        """
+        self._ws()
+        assert self._policy is not None  # loaded with the workspace
+        return self._policy
+
     def _ws(self) -> Workspace:
-        if self.workspace is None:
+        if self._workspace is None:
             raise RemoteError("not connected: use RemoteEngine.connect()")
-        return self.workspace
+        return self._workspace
 
     def catalogue_names(self) -> list[str]:
         """Every runnable name."""

@@ -30,6 +30,7 @@ from workbench.runtime import (
     RunContext,
     RunError,
     RunFence,
+    RunHandle,
     RunOutcome,
     new_run_id,
     run_lifecycle,
@@ -58,27 +59,6 @@ class Target(Protocol):
     ) -> RunOutcome:
         """Do the run's work inside its lifecycle."""
         ...
-
-
-@dataclass
-class RunHandle:
-    """A run the engine started."""
-
-    run_id: str
-    """The run."""
-    session_id: str
-    """Its session."""
-    task: asyncio.Task[RunOutcome]
-    """Await it for the outcome."""
-
-    async def wait(self) -> RunOutcome:
-        """The outcome (a cancelled run gives status ``cancelled``)."""
-        try:
-            return await asyncio.shield(self.task)
-        except asyncio.CancelledError:
-            if self.task.cancelled():
-                return RunOutcome("cancelled", run_id=self.run_id)
-            raise
 
 
 @dataclass

@@ -41,6 +41,7 @@ __all__ = [
     "RunContext",
     "RunError",
     "RunFence",
+    "RunHandle",
     "RunOutcome",
     "Services",
     "merge_usage",
@@ -141,6 +142,27 @@ class RunOutcome:
     def ok(self) -> bool:
         """Completed with an answer."""
         return self.status == "completed"
+
+
+@dataclass
+class RunHandle:
+    """A run the engine started."""
+
+    run_id: str
+    """The run."""
+    session_id: str
+    """Its session."""
+    task: asyncio.Task[RunOutcome]
+    """Await it for the outcome."""
+
+    async def wait(self) -> RunOutcome:
+        """The outcome (a cancelled run gives status ``cancelled``)."""
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                return RunOutcome("cancelled", run_id=self.run_id)
+            raise
 
 
 @dataclass
