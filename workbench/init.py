@@ -24,6 +24,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
+
 __all__ = [
     "DEFAULT_TEMPLATE",
     "InitError",
@@ -87,7 +89,7 @@ MINIMAL_FILES: dict[str, str] = {"workbench.yaml": _MINIMAL_YAML, "tools.py": _M
 """The files of the ``minimal`` template."""
 
 
-class InitError(Exception):
+class InitError(WorkbenchError):
     """The workspace cannot be created as asked; the message says why and what to do."""
 
 

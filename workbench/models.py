@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import prices
+from workbench.errors import WorkbenchError
 from workbench.events import MessageCompleted, Usage
 from workbench.providers import Route, needs_litellm, route
 
@@ -59,7 +60,7 @@ Message = dict[str, Any]
 """An OpenAI-format chat message."""
 
 
-class ModelError(Exception):
+class ModelError(WorkbenchError):
     """A model call that failed for good.
 
     Attributes:
@@ -68,8 +69,7 @@ class ModelError(Exception):
     """
 
     def __init__(self, message: str, hint: str | None = None, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.hint = hint
+        super().__init__(message, hint)
         self.retryable = retryable
 
 

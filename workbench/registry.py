@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from workbench.errors import WorkbenchError
 from workbench.tools import FunctionTool, Tool, ToolDefinitionError, Toolkit, tool
 
 __all__ = [
@@ -54,7 +55,7 @@ _DISTRIBUTIONS = {
 _GLOB_CHARS = frozenset("*?[")
 
 
-class PluginError(Exception):
+class PluginError(WorkbenchError):
     """A toolkit or workspace tool that cannot be loaded, or a tool pattern that matches
     nothing. The message says what to fix (a package to install, a name to correct)."""
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from workbench.errors import WorkbenchError
 from workbench.events import (
     Event,
     EventBase,
@@ -86,12 +87,8 @@ def _fenced() -> bool:
     return fence is not None and fence.lost
 
 
-class RunError(Exception):
+class RunError(WorkbenchError):
     """A run failed for a reason the user should read (with an optional hint)."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 class Services(Protocol):

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from workbench.approvals import ApprovalPolicy, Rule, Verdict
+from workbench.errors import with_hint
 from workbench.events import (
     TERMINAL_TYPES,
     Event,
@@ -499,8 +500,7 @@ class _TeamRun:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the member could not even be built: report, don't crash
-            hint = getattr(exc, "hint", None)
-            error = str(exc) + (f" ({hint})" if hint else "")
+            error = with_hint(str(exc), getattr(exc, "hint", None))
             outcome = RunOutcome("failed", error=error or type(exc).__name__, run_id=run_id)
         self.outcomes.append(outcome)
         return outcome

@@ -34,6 +34,8 @@ from typing import Any, ClassVar, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
+from workbench.errors import WorkbenchError
+
 __all__ = [
     "DEFAULT_MAX_OUTPUT",
     "ApprovalPreview",
@@ -62,11 +64,11 @@ toolkit or the tool says otherwise: about 25,000 tokens, the bound Claude Code p
 result."""
 
 
-class ToolError(Exception):
+class ToolError(WorkbenchError):
     """A tool call that failed in a way the model should hear about."""
 
 
-class ToolDefinitionError(ValueError):
+class ToolDefinitionError(WorkbenchError, ValueError):
     """A function that cannot be a tool: an annotation that does not resolve or that
     pydantic cannot validate. The message names the function and the parameter."""
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from workbench.errors import WorkbenchError
+
 from .globs import _tool_regex
 
 Decision: TypeAlias = Literal["allow", "ask", "deny"]
@@ -28,7 +30,7 @@ class ShellParseError(ValueError):
     """A shell command that cannot be split safely (unbalanced quotes or parentheses)."""
 
 
-class ApprovalConfigError(ValueError):
+class ApprovalConfigError(WorkbenchError, ValueError):
     """A bad ``approvals:`` section; :attr:`key` says where (``approvals.allow[2]``)."""
 
     def __init__(self, key: str, message: str) -> None:

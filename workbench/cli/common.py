@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from workbench.errors import WorkbenchError
+
 if TYPE_CHECKING:
     import argparse
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-class CliError(Exception):
+class CliError(WorkbenchError):
     """A usage or configuration problem: printed, exit code 2."""
 
 

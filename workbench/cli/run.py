@@ -74,7 +74,7 @@ async def _run(engine: Engine, args: argparse.Namespace, prompt: str) -> int:
                     target, prompt, session_id=args.session, kind=kind, model=args.model
                 )
         except RunError as exc:
-            raise CliError(str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+            raise CliError(exc.describe()) from None
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, lambda: engine.cancel(handle.run_id))
         if prompter is not None:

@@ -41,7 +41,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     try:
         first = [RemoteEngine.open(args.url, token)]  # fail here, before the TUI takes over
     except RemoteError as exc:
-        raise CliError(str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise CliError(exc.describe()) from None
 
     def factory() -> RemoteEngine:
         return first.pop() if first else RemoteEngine.open(args.url, token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from workbench.errors import WorkbenchError
 
-class KnowledgeError(Exception):
+
+class KnowledgeError(WorkbenchError):
     """Ingesting or searching failed in a way the user must fix (a model, a path)."""

@@ -514,7 +514,7 @@ async def start_run(wb: Wb, body: RunIn) -> RunStartedOut:
             body.target, body.input, session_id=body.session_id, kind=kind, model=body.model
         )
     except RunError as exc:
-        raise HTTPException(400, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise HTTPException(400, exc.describe()) from None
     await wb.hub.started(handle.run_id, handle.task)
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=after)
 
@@ -565,7 +565,7 @@ async def resume_run(wb: Wb, run_id: RunId) -> RunStartedOut:
     try:
         handle = await wb.engine.resume(run_id)
     except RunError as exc:
-        raise HTTPException(409, str(exc) + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise HTTPException(409, exc.describe()) from None
     wb.approvals.changed()
     return RunStartedOut(run_id=handle.run_id, session_id=handle.session_id, after_seq=last)
 

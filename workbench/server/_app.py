@@ -253,7 +253,7 @@ def create_app(
 
     @app.exception_handler(RunError)
     async def run_error(request: Request, exc: RunError) -> JSONResponse:
-        message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        message = exc.describe()
         if is_openai_path(request.url.path):
             return JSONResponse(openai_error(400, message), 400)
         return _error(400, message)

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.errors import with_hint
 from workbench.events import TERMINAL_TYPES, MessageCompleted
 from workbench.runtime import RunError, RunOutcome
 from workbench.store import new_id
@@ -219,8 +220,7 @@ def _usage(outcome: RunOutcome) -> UsageOut:
 def _failure(outcome: RunOutcome) -> str:
     if outcome.status == "cancelled":
         return "the run was cancelled"
-    hint = f" ({outcome.hint})" if outcome.hint else ""
-    return f"the run failed: {outcome.error or 'unknown error'}{hint}"
+    return f"the run failed: {with_hint(outcome.error or 'unknown error', outcome.hint)}"
 
 
 @router.post(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from workbench.errors import WorkbenchError
 from workbench.events import (
     Event,
     EventBase,
@@ -33,7 +34,7 @@ _PAGE: Final = 2000
 """Events read from the store at a time."""
 
 
-class SessionsError(Exception):
+class SessionsError(WorkbenchError):
     """A session operation could not be done; the message says why (and what to do)."""
 
 

@@ -17,13 +17,15 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
+from workbench.errors import WorkbenchError
+
 __all__ = ["StoreError", "StoreProblem", "describe_url", "sqlite_path", "store_error"]
 
 StoreProblem = Literal["damaged", "read-only", "full", "unreachable", "io"]
 """What is wrong with a store."""
 
 
-class StoreError(Exception):
+class StoreError(WorkbenchError):
     """The store cannot be used; ``str()`` says which and why, :attr:`hint` what to do."""
 
     def __init__(
@@ -32,7 +34,7 @@ class StoreError(Exception):
         super().__init__(message)
         self.message = message
         """The database and what is wrong with it."""
-        self.hint = hint
+        self.hint: str = hint
         """What to do about it."""
         self.problem = problem
         """Which kind of problem it is."""

@@ -8,13 +8,15 @@ from typing import (
     TypeAlias,
 )
 
+from workbench.errors import WorkbenchError
+
 Loc: TypeAlias = tuple[str | int, ...]
 
 
 # -- errors ------------------------------------------------------------------------------
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(WorkbenchError):
     """A mistake in ``workbench.yaml``, located by file, line and key.
 
     ``str()`` reads ``/x/workbench.yaml:7: agents.researcher.model: unknown model ...``.
