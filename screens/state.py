@@ -521,17 +521,6 @@ class SessionState:
                 yield c
                 yield from self.descendants(child)
 
-    def root_of(self, run_id: str) -> str:
-        """The top-level run above ``run_id``."""
-        seen = set()
-        while run_id in self.runs and run_id not in seen:
-            seen.add(run_id)
-            parent = self.runs[run_id].parent_run_id
-            if parent is None or parent not in self.runs:
-                return run_id
-            run_id = parent
-        return run_id
-
     def team_of(self, run_id: str) -> str | None:
         """The nearest team run at or above ``run_id``'s parent."""
         run = self.runs.get(run_id)
@@ -549,21 +538,6 @@ class SessionState:
         tops = [w for w in self.workflows.values() if self.runs[w.run_id].parent_run_id is None]
         pool = tops or list(self.workflows.values())
         return pool[-1] if pool else None
-
-    def items_of(self, run_ids: Iterable[str]) -> list[Item]:
-        """The items of some runs, in order."""
-        wanted = set(run_ids)
-        return [i for i in self.items if i.run_id in wanted]
-
-    def total_usage(self) -> AgentUsage:
-        """Usage summed over agents."""
-        total = AgentUsage()
-        for u in self.usage.values():
-            total.prompt_tokens += u.prompt_tokens
-            total.completion_tokens += u.completion_tokens
-            total.cost = _add_cost(total.cost, u.cost)
-            total.calls += u.calls
-        return total
 
     def mark_interrupted(self, run_ids: Iterable[str]) -> None:
         """Runs whose process stopped them without ending them (the store says

@@ -502,11 +502,6 @@ class Transcript(VerticalScroll):
             self._mount_items(items)
             self._update_more()
 
-    @property
-    def item_count(self) -> int:
-        """Items shown plus hidden."""
-        return len(self._widgets) + len(self._hidden)
-
     def rebuild(self, state: SessionState) -> None:
         """Forget what is shown and draw the state's items from scratch (windowed)."""
         self._state = state

@@ -277,7 +277,7 @@ def test_the_tui_state_holds_no_control_sequence() -> None:
     state.extend(nasty_events("s_nasty"))
     texts: list[str] = []
     for run in state.runs.values():
-        for item in state.items_of([run.run_id]):
+        for item in (i for i in state.items if i.run_id == run.run_id):
             values = (getattr(item, f.name) for f in dataclasses.fields(item))
             texts.extend(v for v in values if isinstance(v, str))
     for a in state.approvals.values():

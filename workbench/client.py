@@ -32,7 +32,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -270,7 +270,6 @@ class _Watch:
     session_id: str
     last_seq: int
     task: asyncio.Task[None] | None = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RemoteEngine:
@@ -630,12 +629,6 @@ class RemoteEngine:
         if w is not None and w.task is not None:
             w.task.cancel()
 
-    async def wait_watching(self, session_id: str, timeout: float = 10.0) -> None:
-        """Until the stream of a watched session is connected."""
-        w = self._watches.get(session_id)
-        if w is not None:
-            await asyncio.wait_for(w.ready.wait(), timeout)
-
     async def _follow(self, w: _Watch) -> None:
         backoff = 0.1
         while not self._closed:
@@ -650,7 +643,6 @@ class RemoteEngine:
                         await resp.aread()
                         _raise_for(resp)
                     resp.raise_for_status()
-                    w.ready.set()
                     backoff = 0.1
                     async for msg in iter_sse(resp):
                         ev = parse_event(msg.data)
@@ -666,7 +658,6 @@ class RemoteEngine:
                 return
             except Exception as exc:  # dropped or refused: reconnect with Last-Event-ID
                 log.info("session %s stream dropped (%s); reconnecting", w.session_id, exc)
-            w.ready.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 

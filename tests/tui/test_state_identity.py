@@ -413,7 +413,7 @@ def test_each_lane_reads_in_the_order_things_happened(path: Path) -> None:
     for run in state.runs.values():
         if run.parent_run_id is None or run.kind != "agent":
             continue
-        items = state.items_of([run.run_id])
+        items = [i for i in state.items if i.run_id == run.run_id]
         kinds = [type(i).__name__ for i in items if not type(i).__name__ == "NoteItem"]
         assert isinstance(items[0], UserItem) and items[0].task, (run.target, kinds)
         assert isinstance(items[-1], EndItem), (run.target, kinds)
