@@ -21,7 +21,6 @@ from workbench.events import (
     TERMINAL_TYPES,
     Event,
     EventBase,
-    RunCompleted,
     TargetKind,
     parse_event,
 )
@@ -32,6 +31,7 @@ from workbench.runtime import (
     RunFence,
     RunHandle,
     RunOutcome,
+    child_checkpoint,
     new_run_id,
     run_lifecycle,
 )
@@ -779,23 +779,10 @@ class Engine:
         recorded outcome is returned and nothing runs again.
         """
         prior: list[Event] = []
-        # Teams and workflows pass a run id for every child; most name a child that never
-        # ran, so ask the runs table first and read the log only for one that did.
-        if run_id is not None and self.store.get_run(run_id) is not None:
-            prior = self.store.events(parent.session_id, run_id=run_id)
-            ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
-            if isinstance(ended, RunCompleted):
-                return RunOutcome(
-                    "completed",
-                    output=ended.output,
-                    usage=ended.usage,
-                    cost=ended.cost,
-                    structured=ended.structured,
-                    run_id=run_id,
-                )
-            if ended is not None:
-                prior = []  # a failed or cancelled child runs again from scratch
-                run_id = new_run_id()
+        if run_id is not None:
+            recorded, prior, run_id = child_checkpoint(self.store, parent.session_id, run_id)
+            if recorded is not None:
+                return recorded
         ctx = parent.child(name, run_id=run_id, prior=prior)
         target: Target
         label: str | None = None

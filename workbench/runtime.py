@@ -18,10 +18,11 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from workbench.errors import WorkbenchError
 from workbench.events import (
+    TERMINAL_TYPES,
     Event,
     EventBase,
     RunCancelled,
@@ -36,15 +37,18 @@ from workbench.models import ModelError
 if TYPE_CHECKING:
     from workbench.approvals import ApprovalBroker, ApprovalPolicy, Rule
     from workbench.models import Recording
+    from workbench.store import Store
 
 __all__ = [
     "RUN_FENCE",
+    "ChildCheckpoint",
     "RunContext",
     "RunError",
     "RunFence",
     "RunHandle",
     "RunOutcome",
     "Services",
+    "child_checkpoint",
     "merge_usage",
     "new_run_id",
     "run_lifecycle",
@@ -220,6 +224,54 @@ class RunContext:
 
 
 Body = Callable[[RunContext], Awaitable[RunOutcome]]
+
+
+class ChildCheckpoint(NamedTuple):
+    """What the log holds of an earlier attempt of a child run (see :func:`child_checkpoint`)."""
+
+    outcome: RunOutcome | None
+    """The attempt completed: its recorded outcome (nothing runs again)."""
+    prior: list[Event]
+    """The attempt was interrupted: its events, to continue from (else empty)."""
+    run_id: str
+    """The id to run under: the one asked for, or a new one when the attempt failed or was
+    cancelled (it runs again from scratch)."""
+
+
+def child_checkpoint(store: Store, session_id: str, run_id: str) -> ChildCheckpoint:
+    """Where a child run (a team member, a workflow step) starts when its parent is resumed.
+
+    A resumed parent asks for each child by the id it gave it the first time: a child that
+    completed gives its recorded outcome and runs no model call; one that was interrupted
+    continues from its events; one that failed or was cancelled runs again under a new id;
+    one that never ran starts. The runs table is asked first, so the log is read only for a
+    child that did run.
+
+    Args:
+        store: The store holding earlier attempts.
+        session_id: The parent's session.
+        run_id: The child's run id.
+    """
+    if store.get_run(run_id) is None:
+        return ChildCheckpoint(None, [], run_id)
+    prior = store.events(session_id, run_id=run_id)
+    ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
+    if isinstance(ended, RunCompleted):
+        return ChildCheckpoint(
+            RunOutcome(
+                "completed",
+                output=ended.output,
+                usage=ended.usage,
+                cost=ended.cost,
+                structured=ended.structured,
+                run_id=run_id,
+            ),
+            prior,
+            run_id,
+        )
+    if ended is not None:
+        return ChildCheckpoint(None, [], new_run_id())
+    return ChildCheckpoint(None, prior, run_id)
 
 
 async def run_lifecycle(

@@ -64,11 +64,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from workbench.approvals import ApprovalPolicy, Rule, Verdict
 from workbench.errors import with_hint
 from workbench.events import (
-    TERMINAL_TYPES,
     Event,
     EventBase,
     MessageCompleted,
-    RunCompleted,
     TeamDelegated,
     TeamVote,
 )
@@ -77,8 +75,8 @@ from workbench.runtime import (
     RunError,
     RunOutcome,
     Services,
+    child_checkpoint,
     merge_usage,
-    new_run_id,
     run_lifecycle,
 )
 from workbench.tools import Tool, ToolContext, ToolError
@@ -140,10 +138,10 @@ async def run_agent_child(
     """Run an agent object (not a workspace name) as a child run of ``parent``.
 
     The counterpart of :meth:`Engine.run_child` for agents a team builds itself (a leader
-    with delegation tools, a judge with team instructions), with the same resume rules: a
-    child that completed in the log gives its recorded outcome and runs no model call; one
-    that was interrupted continues from its events; one that failed or was cancelled runs
-    again under a new id.
+    with delegation tools, a judge with team instructions), with the same resume rules
+    (:func:`~workbench.runtime.child_checkpoint`): a child that completed in the log gives
+    its recorded outcome and runs no model call; one that was interrupted continues from its
+    events; one that failed or was cancelled runs again under a new id.
 
     Args:
         engine: The engine (its store holds earlier attempts).
@@ -155,21 +153,9 @@ async def run_agent_child(
         services: What the child's context publishes through and asks policy of
             (default: the parent's).
     """
-    prior: list[Event] = []
-    if engine.store.get_run(run_id) is not None:
-        prior = engine.store.events(parent.session_id, run_id=run_id)
-        ended = next((e for e in reversed(prior) if e.type in TERMINAL_TYPES), None)
-        if isinstance(ended, RunCompleted):
-            return RunOutcome(
-                "completed",
-                output=ended.output,
-                usage=ended.usage,
-                cost=ended.cost,
-                structured=ended.structured,
-                run_id=run_id,
-            )
-        if ended is not None:
-            prior, run_id = [], new_run_id()
+    recorded, prior, run_id = child_checkpoint(engine.store, parent.session_id, run_id)
+    if recorded is not None:
+        return recorded
     ctx = RunContext(
         services=services or parent.services,
         session_id=parent.session_id,
