@@ -469,7 +469,7 @@ class LiteLLMModel(Model):
                     add, done = reader.add, reader.turn
                 else:
                     acc = _Accumulator(self.model)
-                    add, done = acc.add_dict, acc.turn
+                    add, done = acc.add, acc.turn
                 # Read to the end (past [DONE]) so the connection is kept alive for the next call.
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
@@ -580,8 +580,17 @@ class LiteLLMModel(Model):
                 await asyncio.sleep(delay)
 
 
+def _field(obj: Any, key: str) -> Any:
+    """``obj[key]`` of a chunk parsed from the wire, ``obj.key`` of litellm's objects; None
+    when it has none."""
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
 class _Accumulator:
-    """Assembles streamed chunks (litellm's ModelResponseStream) into a turn."""
+    """Assembles a streamed OpenAI-style completion into a turn: litellm's chunks
+    (``ModelResponseStream`` objects) or the direct path's (JSON parsed from the wire)."""
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -591,67 +600,44 @@ class _Accumulator:
         self.finish: str | None = None
 
     def add(self, chunk: Any) -> str:
-        usage = getattr(chunk, "usage", None)
+        """Take one chunk; returns the text it adds."""
+        usage = _field(chunk, "usage")
+        if not usage and isinstance(chunk, dict):
+            # Groq reports usage under its own key when not asked through stream_options
+            # (litellm's chunks have it where it belongs).
+            usage = (chunk.get("x_groq") or {}).get("usage")
         if usage:
             self.usage = Usage(
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                prompt_tokens=int(_field(usage, "prompt_tokens") or 0),
+                completion_tokens=int(_field(usage, "completion_tokens") or 0),
             )
-        choices = getattr(chunk, "choices", None) or []
+        choices = _field(chunk, "choices") or []
         if not choices:
             return ""
         choice = choices[0]
-        if getattr(choice, "finish_reason", None):
-            self.finish = choice.finish_reason
-        delta = getattr(choice, "delta", None)
+        finish = _field(choice, "finish_reason")
+        if finish:
+            self.finish = finish
+        delta = _field(choice, "delta")
         if delta is None:
             return ""
-        for tc in getattr(delta, "tool_calls", None) or []:
-            index = getattr(tc, "index", None)
+        for tc in _field(delta, "tool_calls") or []:
+            index = _field(tc, "index")
             if index is None:
                 index = len(self.calls)
             slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-            if getattr(tc, "id", None):
-                slot["id"] = tc.id
-            fn = getattr(tc, "function", None)
+            call_id = _field(tc, "id")
+            if call_id:
+                slot["id"] = call_id
+            fn = _field(tc, "function")
             if fn is not None:
-                if getattr(fn, "name", None):
-                    slot["name"] = fn.name
-                if getattr(fn, "arguments", None):
-                    slot["arguments"] += fn.arguments
-        content = getattr(delta, "content", None)
-        if content:
-            self.text.append(content)
-            return str(content)
-        return ""
-
-    def add_dict(self, chunk: dict[str, Any]) -> str:
-        """The same, for a chunk parsed from the wire (the direct path)."""
-        # Groq reports usage under its own key when not asked through stream_options.
-        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
-        if usage:
-            self.usage = Usage(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-            )
-        choices = chunk.get("choices") or []
-        if not choices:
-            return ""
-        choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish = choice["finish_reason"]
-        delta = choice.get("delta") or {}
-        for tc in delta.get("tool_calls") or []:
-            index = tc.get("index", len(self.calls))
-            slot = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-            if tc.get("id"):
-                slot["id"] = tc["id"]
-            fn = tc.get("function") or {}
-            if fn.get("name"):
-                slot["name"] = fn["name"]
-            if fn.get("arguments"):
-                slot["arguments"] += fn["arguments"]
-        content = delta.get("content")
+                name = _field(fn, "name")
+                if name:
+                    slot["name"] = name
+                arguments = _field(fn, "arguments")
+                if arguments:
+                    slot["arguments"] += arguments
+        content = _field(delta, "content")
         if content:
             self.text.append(content)
             return str(content)
