@@ -5,9 +5,10 @@ The public API, for plugin authors and scripts (the README's "Writing a plugin")
     from workbench import FunctionToolkit, ToolContext, ToolError, tool
 
 :func:`tool`, :class:`Toolkit`, :class:`FunctionToolkit`, :class:`ToolError`,
-:class:`ToolContext` (what a tool may know of its call), :class:`StepContext` (a workflow
-step's), :class:`Engine` (to run a workspace from a script) and :class:`WorkbenchError` (the
-base of every error a person reads). The package is typed (``py.typed``). Other modules are
+:class:`ToolContext` (what a tool may know of its call), :class:`StepContext` (what a
+workflow's function step, predicate or router is given), :class:`Engine` (to run a
+workspace from a script) and :class:`WorkbenchError` (the base of every error a person
+reads). The package is typed (``py.typed``). Other modules are
 internal and may move.
 
 Each name loads on first use: ``import workbench`` imports nothing else, so the CLI, the
