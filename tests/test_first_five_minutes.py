@@ -94,13 +94,16 @@ class Tour:
 
         def step() -> str:
             demo = self.demo()
+            # Other steps may have run first, in any order (a session imported in step 4 is
+            # this user's too): the run adds exactly one session.
+            before = {s["id"] for s in self.sessions(demo)}
             r = self.wb("run", QUESTION, cwd=demo)
             assert r.returncode == 0, r.stdout + r.stderr
             assert "→ tools:word_count" in r.stdout
             assert "[test model] Tool results:" in r.stdout
-            sessions = self.sessions(demo)
-            assert len(sessions) == 1
-            return str(sessions[0]["id"])
+            new = [s for s in self.sessions(demo) if s["id"] not in before]
+            assert len(new) == 1, new
+            return str(new[0]["id"])
 
         return self._once("run", step)  # type: ignore[no-any-return]
 

@@ -285,12 +285,18 @@ def test_each_sample_runs_its_showcase_from_the_tui_one_key_per_approval(
             screen = tmux.screen()
             if done in screen:
                 break
-            if "call waits" in screen or "calls wait" in screen:
-                tmux.keys("y")  # one key each, from the chat, the prompt empty
-                approved += 1
-                time.sleep(0.4)
-                continue
             assert time.monotonic() < deadline, f"the run never ended:\n{screen}"
+            if "call waits" in screen or "calls wait" in screen:
+                # One key each, from the chat, the prompt empty (a y typed into a prompt that
+                # holds text decides nothing, by design: it would wait here forever).
+                assert "Ask something" in screen, f"the prompt is not empty:\n{screen}"
+                tmux.keys("y")
+                approved += 1
+                # The next key only once this one has shown (the card decided): on a loaded
+                # machine the screen lags, and a second y while nothing waits is text.
+                tmux.wait(lambda s, before=screen: s != before, timeout=30)
+                time.sleep(0.2)
+                continue
             time.sleep(0.2)
         assert approved > 0 or sample == "debate"
         time.sleep(0.5)
