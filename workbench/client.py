@@ -812,28 +812,13 @@ class RemoteEngine:
         self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
     ) -> list[SessionInfo]:
         """Sessions, newest first (blocking); only those of the ``workspace`` folder when
-        given (filtered here, from the server's pages)."""
+        given."""
         from workbench.store import SessionInfo
 
-        if workspace is None:
-            data = self._request_sync(
-                "GET", "/api/sessions", params={"limit": limit, "offset": offset}
-            )
-            return [SessionInfo(**d) for d in data]
-        out: list[SessionInfo] = []
-        page, skipped, at = 200, 0, 0
-        while len(out) < limit:
-            data = self._request_sync("GET", "/api/sessions", params={"limit": page, "offset": at})
-            for d in data:
-                if d.get("workspace") == workspace:
-                    if skipped < offset:
-                        skipped += 1
-                    elif len(out) < limit:
-                        out.append(SessionInfo(**d))
-            if len(data) < page:
-                break
-            at += page
-        return out
+        data = self._request_sync(
+            "GET", "/api/sessions", params=_sessions_query(limit, offset, workspace)
+        )
+        return [SessionInfo(**d) for d in data]
 
     async def asessions(
         self, limit: int = 50, offset: int = 0, *, workspace: str | None = None
@@ -841,25 +826,10 @@ class RemoteEngine:
         """:meth:`sessions`, without blocking."""
         from workbench.store import SessionInfo
 
-        if workspace is None:
-            data = await self._request(
-                "GET", "/api/sessions", params={"limit": limit, "offset": offset}
-            )
-            return [SessionInfo(**d) for d in data]
-        out: list[SessionInfo] = []
-        page, skipped, at = 200, 0, 0
-        while len(out) < limit:
-            data = await self._request("GET", "/api/sessions", params={"limit": page, "offset": at})
-            for d in data:
-                if d.get("workspace") == workspace:
-                    if skipped < offset:
-                        skipped += 1
-                    elif len(out) < limit:
-                        out.append(SessionInfo(**d))
-            if len(data) < page:
-                break
-            at += page
-        return out
+        data = await self._request(
+            "GET", "/api/sessions", params=_sessions_query(limit, offset, workspace)
+        )
+        return [SessionInfo(**d) for d in data]
 
     def session_events(self, session_id: str, after_seq: int = 0) -> list[Event]:
         """A session's stored events (blocking)."""
@@ -1019,3 +989,11 @@ def _rules(found: list[dict[str, Any]]) -> list[Rule]:
 
 def _events(body: bytes) -> list[Event]:
     return [parse_event(item) for item in json.loads(body)]
+
+
+def _sessions_query(limit: int, offset: int, workspace: str | None) -> dict[str, Any]:
+    """The query of ``GET /api/sessions`` (the server filters by workspace folder)."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if workspace is not None:
+        params["workspace"] = workspace
+    return params

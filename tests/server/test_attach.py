@@ -227,3 +227,24 @@ async def test_an_attached_tui_shows_what_other_clients_do_as_it_happens(
             events = await engine.asession_events(asks["session_id"])
             resolved = [e for e in events if e.type == "approval.resolved"]
             assert [(e.decision, e.decided_by) for e in resolved] == [("allow", "user")]  # type: ignore[attr-defined]
+
+
+async def test_the_remote_engine_lists_one_workspaces_sessions(make_server: MakeServer) -> None:
+    """The sessions screen of an attached TUI shows its workspace's sessions: the server
+    filters them (a store shared by several workspaces), page by page like a local engine."""
+    srv = make_server(token=TOKEN)
+    store = srv.engine.store
+    root = str(srv.engine.root)
+    mine = [store.create_session(title=f"mine {i}", workspace=root) for i in range(3)]
+    for i in range(4):
+        store.create_session(title=f"elsewhere {i}", workspace="/somewhere/else")
+    async with await RemoteEngine.connect(srv.url, TOKEN) as remote:
+        listed = await remote.asessions(workspace=root)
+        assert {s.id for s in listed} == {s.id for s in mine}
+        page = await remote.asessions(limit=2, offset=1, workspace=root)
+        assert [s.id for s in page] == [s.id for s in listed[1:3]]
+        every = await remote.asessions(limit=100)
+        assert len(every) == 7
+        assert [s.id for s in await asyncio.to_thread(remote.sessions, workspace=root)] == [
+            s.id for s in listed
+        ]

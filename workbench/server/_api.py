@@ -596,9 +596,13 @@ async def list_sessions(
     wb: Wb,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    workspace: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[SessionOut]:
-    """Sessions, most recently active first."""
-    found = await asyncio.to_thread(wb.engine.store.list_sessions, limit, offset)
+    """Sessions, most recently active first (only those of the ``workspace`` folder, when
+    given: a path as the sessions' ``workspace`` field has it)."""
+    found = await asyncio.to_thread(
+        wb.engine.store.list_sessions, limit, offset, workspace=workspace
+    )
     return [_session_out(s) for s in found]
 
 
