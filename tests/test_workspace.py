@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -429,6 +430,67 @@ agents:
         f"{file}:4:23: agents.researcher: invalid YAML: mapping values are not allowed here; "
         "quote a value that contains ': '"
     )
+
+
+def _tree(node: object) -> object:
+    """A composed YAML node as plain data with every node's line, column and tag."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        value: object = [(_tree(k), _tree(v)) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        value = [_tree(v) for v in node.value]
+    else:
+        assert isinstance(node, yaml.ScalarNode)
+        value = node.value
+    mark = node.start_mark
+    return (node.tag, mark.line, mark.column, value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(
+            p.read_text(encoding="utf-8")
+            for p in sorted((Path(__file__).parent.parent / "sample_workspaces").glob("*/*.yaml"))
+        ),
+        "agents:\n  a: {model: test, tools: [x, 'y: z', \"<b>\"]}\n  b:\n    instructions: |\n"
+        "      two\n      lines \x1b[31m\n",
+        "a: &anchor {x: 1}\nb: *anchor\nc: !!str 3\nd: 0o17\ne: ~\nf: 2026-12-07\n",
+        "\ufeffagents: {}\n",
+    ],
+)
+def test_libyaml_and_the_pure_parser_give_the_same_nodes(text: str) -> None:
+    """The workspace is composed with libyaml when PyYAML has it: every node, its tag and
+    the line and column errors name must be what the pure-Python parser gives."""
+    import yaml
+
+    from workbench.workspace.load import _compose
+
+    assert yaml.__with_libyaml__, "PyYAML's wheels ship libyaml; this test needs it"
+
+    def outcome(compose: Any) -> object:
+        try:
+            return _tree(compose(text))
+        except yaml.YAMLError as exc:
+            return ("refused", str(exc))
+
+    assert outcome(_compose) == outcome(lambda t: yaml.compose(t, Loader=yaml.SafeLoader))
+
+
+def test_bad_yaml_is_worded_by_the_pure_parser(tmp_path: Path) -> None:
+    """libyaml words its errors its own way; a file it refuses is parsed again so the
+    message is the same whether or not PyYAML has libyaml."""
+    import yaml
+
+    text = "agents:\n  a:\n    tools: [web.search, web.fetch\n"
+    with pytest.raises(yaml.MarkedYAMLError) as c_error:
+        yaml.compose(text, Loader=yaml.CSafeLoader)
+    with pytest.raises(yaml.MarkedYAMLError) as pure_error:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    assert c_error.value.problem != pure_error.value.problem  # else this test shows nothing
+    err = failure(tmp_path, text)
+    assert err.message.startswith(f"invalid YAML: {pure_error.value.problem}")
 
 
 def test_bad_yaml_in_a_flow_list(tmp_path: Path) -> None:

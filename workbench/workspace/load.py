@@ -110,10 +110,24 @@ def load_workspace(
     return _parse(text, file, base, known_toolkits)
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML node tree, through libyaml when PyYAML has it (a fifth of the pure-Python
+    parser's time, on the app's start-up path); a file libyaml refuses is parsed again by
+    the pure-Python parser, whose error (the one raised) is worded the same on every
+    install."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.compose(text, Loader=loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def _parse(text: str, file: Path, root: Path, known_toolkits: Collection[str] | None) -> Workspace:
     converter = _Converter(file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
         data = {} if node is None else converter.convert(node, ())
     except yaml.YAMLError as exc:
         raise _yaml_error(file, text, exc) from None
