@@ -260,6 +260,8 @@ class WorkbenchApp(App[int]):
         self._ws_file: Path | None = None
         self._ws_timer: Timer | None = None
         self.view: SessionView | None = None
+        self._opened: EngineLike | None = None
+        """The engine, opened before the panes were built and not taken yet."""
         """The panes; mounted right after the first frame (their imports wait too)."""
         self.prompt = PromptInput(
             id="prompt",
@@ -297,7 +299,10 @@ class WorkbenchApp(App[int]):
         if not self.animations:
             self.prompt.cursor_blink = False
         self.prompt.focus()
-        # The first frame is the prompt and the status bar; the panes come next.
+        # The first frame is the prompt and the status bar. Right after it the engine
+        # starts opening in its thread (its imports are most of what a prompt typed at once
+        # waits for), while the panes are built.
+        self.call_after_refresh(self._open_engine)
         self.set_timer(0.1, self._build_panes, name="build panes")
 
     async def _build_panes(self) -> None:
@@ -314,7 +319,13 @@ class WorkbenchApp(App[int]):
         self.view = view
         view.rebuild(self.state)
         view.chat.queued = len(self._queue)
-        self._open_engine()
+        # An engine that opened while the panes were built is taken now: the app has an
+        # engine only once it can show it (its target, its prompts, its rules).
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            self._engine_ready(self.EngineReady(opened))
+        elif self._load == "failed":
+            view.chat.picker.prompt = "not loaded"
 
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
@@ -391,6 +402,9 @@ class WorkbenchApp(App[int]):
 
     @on(EngineReady)
     def _engine_ready(self, event: EngineReady) -> None:
+        if self.view is None:
+            self._opened = event.engine  # taken when the panes are built
+            return
         engine = self.engine = event.engine
         recovered = self._engine_error is not None
         self._load, self._engine_error = "ready", None
@@ -1436,7 +1450,8 @@ class WorkbenchApp(App[int]):
         self.exit(0, message=message)
 
     async def _close_engine(self) -> None:
-        engine, self.engine = self.engine, None
+        engine, self.engine = self.engine or self._opened, None
+        self._opened = None
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None

@@ -81,6 +81,51 @@ def info_line(app: WorkbenchApp) -> str:
 # -- nothing waits that need not -------------------------------------------------------------
 
 
+async def test_the_engine_opens_while_the_panes_are_built_and_is_taken_with_them(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The engine starts opening right after the first frame, not after the panes: one
+    that is open before them waits, unseen, until they are built; then a prompt typed in
+    the first frame goes to the target the panes choose (the workspace's preferred one,
+    not its first agent), and the rules are read."""
+    root = tmp_path / "ws"
+    write(
+        root,
+        """
+        agents:
+          first: {model: test, instructions: Hi.}
+          second: {model: test, instructions: Hi.}
+        teams:
+          desk: {mode: route, members: [first, second]}
+        """,
+    )
+    from workbench.engine import Engine
+
+    from workbench.approvals import Rule
+
+    engine = Engine.open(root, db_url)  # opened already: the factory returns at once
+    engine.save_rules("", [Rule(tool="files.read", pattern="*", decision="allow")], "workspace")
+    seen_at_open: list[bool] = []
+
+    def factory() -> Any:
+        seen_at_open.append(app.view is None)
+        return engine
+
+    app = WorkbenchApp(root, db_url, engine_factory=factory, animate=False, watch_workspace=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.prompt.focus()
+        await pilot.press(*"ping one", "enter")
+        await wait_for(pilot, lambda: app.engine is not None)
+        assert seen_at_open == [True]  # opened before the panes existed
+        assert app.view is not None and app._opened is None
+        assert app.view.chat.target is not None
+        assert (app.view.chat.target.kind, app.view.chat.target.name) == ("team", "desk")
+        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=10)
+        started = seen(app, "run.started")
+        assert (started[0].target_kind, started[0].target) == ("team", "desk")
+        await wait_for(pilot, lambda: [r.tool for r in app.rules] == ["files.read"])
+
+
 @pytest.mark.parametrize("where", ["test model", "direct model"])
 async def test_a_prompt_typed_at_once_is_sent_without_waiting_for_litellm(
     tmp_path: Path,
