@@ -99,9 +99,8 @@ async def test_the_engine_opens_while_the_panes_are_built_and_is_taken_with_them
           desk: {mode: route, members: [first, second]}
         """,
     )
-    from workbench.engine import Engine
-
     from workbench.approvals import Rule
+    from workbench.engine import Engine
 
     engine = Engine.open(root, db_url)  # opened already: the factory returns at once
     engine.save_rules("", [Rule(tool="files.read", pattern="*", decision="allow")], "workspace")
