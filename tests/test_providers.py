@@ -740,3 +740,76 @@ def test_serve_warms_litellm_at_start_only_when_a_model_needs_it(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) is expect
+
+
+# -- TLS: verified, and built once -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that nothing trusts, and its key (made by openssl)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        + ["-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_is_verified_and_its_context_is_built_once(
+    self_signed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every model's client shares one verifying TLS context (httpx builds one per client,
+    loading the CA bundle each time), built as httpx builds it: a certificate nothing
+    trusts is refused before a byte of the request is sent, and ``SSL_CERT_FILE`` is
+    honoured. A plain-HTTP base loads no CA at all and still verifies, were TLS tried."""
+    import ssl
+
+    from workbench import models
+
+    cert, key = self_signed
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    params = {"api_key": "none", "retries": 0}
+    messages = [{"role": "user", "content": "hi"}]
+    models._shared_tls.cache_clear()
+    try:
+        async with FakeOpenAI(tls=served) as srv:
+            assert srv.base_url.startswith("https://")
+            untrusted = make_model("openai/fake", {**params, "api_base": srv.base_url})
+            assert isinstance(untrusted, LiteLLMModel)
+            try:
+                with pytest.raises(ModelError, match="cannot verify the TLS certificate") as e:
+                    await _collect(untrusted, messages)
+                assert "self-signed certificate" in str(e.value)
+                assert "SSL_CERT_FILE" in e.value.hint and not e.value.retryable
+            finally:
+                await untrusted.aclose()
+            assert srv.requests == []
+
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            models._shared_tls.cache_clear()
+            srv.push(Reply(text="over TLS"), Reply(text="again"))
+            one = make_model("openai/fake", {**params, "api_base": srv.base_url})
+            two = make_model("openai/fake", {**params, "api_base": srv.base_url + "/"})
+            assert isinstance(one, LiteLLMModel) and isinstance(two, LiteLLMModel)
+            try:
+                assert (await _collect(one, messages))[0] == "over TLS"
+                assert (await _collect(two, messages))[0] == "again"
+            finally:
+                await one.aclose()
+                await two.aclose()
+            assert models._shared_tls.cache_info().misses == 1  # built once for both
+    finally:
+        models._shared_tls.cache_clear()
+
+    plain = models._tls_for("http://127.0.0.1:11434/v1")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0

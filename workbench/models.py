@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -29,12 +30,15 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import prices
 from workbench.errors import WorkbenchError
 from workbench.events import MessageCompleted, Usage
 from workbench.providers import Route, needs_litellm, route
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "LiteLLMModel",
@@ -392,6 +396,7 @@ class LiteLLMModel(Model):
                 base_url=r.base_url,
                 headers=headers,
                 timeout=float(self.params.get("timeout") or 120),
+                verify=_tls_for(r.base_url),
             )
         return self._client
 
@@ -484,12 +489,7 @@ class LiteLLMModel(Model):
         except httpx.TimeoutException as exc:
             raise ModelError(f"{self.model} timed out at {r.base_url}", retryable=True) from exc
         except httpx.TransportError as exc:
-            raise ModelError(
-                f"cannot reach {self.model} at {r.base_url}: {type(exc).__name__}",
-                hint="is the server running and the api_base right? "
-                "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
-                retryable=True,
-            ) from exc
+            raise _transport_error(exc, self.model, r.base_url) from exc
 
     async def _litellm_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
@@ -578,6 +578,53 @@ class LiteLLMModel(Model):
                 if on_retry is not None:
                     await on_retry(attempt, str(err), delay)
                 await asyncio.sleep(delay)
+
+
+def _transport_error(exc: BaseException, model: str, base_url: str) -> ModelError:
+    """A connection that failed: a certificate that does not verify is said so (and not
+    retried: it will not verify the next time either), anything else names its cause."""
+    import ssl
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        reason = getattr(cause, "verify_message", "") or str(cause)
+        return ModelError(
+            f"cannot verify the TLS certificate of {base_url} ({model}): {reason}",
+            hint="a private or self-signed certificate? point SSL_CERT_FILE (or SSL_CERT_DIR) "
+            "at the certificate of the authority that signed it",
+        )
+    detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return ModelError(
+        f"cannot reach {model} at {base_url}: {type(exc).__name__}"
+        + (f" ({detail})" if detail else ""),
+        hint="is the server running and the api_base right? "
+        "(Ollama: 'ollama serve'; any OpenAI-compatible server: its /v1 URL)",
+        retryable=True,
+    )
+
+
+def _tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """The TLS context of a model's client. httpx builds a verifying one per client,
+    loading the CA bundle each time (≈ 18 ms, on the first answer's path): an ``https``
+    base shares one, built as httpx builds it (``SSL_CERT_FILE``, ``SSL_CERT_DIR``,
+    certifi); a plain ``http`` base (a local server) never uses TLS (the client talks
+    only to its base and follows no redirect), so it gets a verifying context without
+    loading any CA: were TLS ever tried, it would fail closed."""
+    import ssl
+
+    if base_url.lower().startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return _shared_tls()
+
+
+@functools.cache
+def _shared_tls() -> ssl.SSLContext | bool:
+    import httpx
+
+    make = getattr(httpx, "create_ssl_context", None)  # public since httpx 0.28
+    return True if make is None else make()  # True: httpx builds its own, per client
 
 
 def _field(obj: Any, key: str) -> Any:

@@ -471,8 +471,9 @@ class FakeOpenAI:
         models: Sequence[str] = ("fake",),
         always_stream_usage: bool = True,
         verbose: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``always_stream_usage``: put ``usage`` on the final (finish_reason) chunk
+        """``tls``: serve HTTPS with this server context. ``always_stream_usage``: put ``usage`` on the final (finish_reason) chunk
         even when ``stream_options.include_usage`` was not requested; when it *is*
         requested the exact OpenAI shape is used (an extra chunk with empty
         ``choices`` and ``usage``) regardless."""
@@ -483,6 +484,7 @@ class FakeOpenAI:
         self.models = list(models)
         self.always_stream_usage = always_stream_usage
         self.verbose = verbose
+        self.tls = tls
         self.requests: list[RecordedRequest] = []
         #: exceptions raised by the responder (each answered with HTTP 500)
         self.errors: list[BaseException] = []
@@ -498,8 +500,8 @@ class FakeOpenAI:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` (no ``/v1``)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://host:port`` (``https`` when serving TLS; no ``/v1``)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -521,7 +523,9 @@ class FakeOpenAI:
         self.script.add(*replies)
 
     async def start(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=1 << 20)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=1 << 20, ssl=self.tls
+        )
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
         return self
