@@ -51,6 +51,7 @@ import itertools
 import json
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -473,7 +474,9 @@ class FakeOpenAI:
         verbose: bool = False,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``tls``: serve HTTPS with this server context. ``always_stream_usage``: put ``usage`` on the final (finish_reason) chunk
+        """``tls``: serve HTTPS with this server context.
+
+        ``always_stream_usage``: put ``usage`` on the final (finish_reason) chunk
         even when ``stream_options.include_usage`` was not requested; when it *is*
         requested the exact OpenAI shape is used (an extra chunk with empty
         ``choices`` and ``usage``) regardless."""
