@@ -462,7 +462,9 @@ _RUN_AND_REPORT = textwrap.dedent(
     from workbench.cli import run_cli
     code = run_cli(sys.argv[1:])
     print(json.dumps({"code": code, "litellm": "litellm" in sys.modules,
-                      "openai": "openai" in sys.modules}))
+                      "openai": "openai" in sys.modules,
+                      "sqlmodel": "sqlmodel" in sys.modules,
+                      "orm": "sqlalchemy.orm" in sys.modules}))
     """
 )
 
@@ -501,19 +503,22 @@ def _run_in_subprocess(tmp_path: Path, yaml_text: str, env: dict[str, str]) -> d
 
 def test_a_run_through_the_direct_path_never_imports_litellm(tmp_path: Path) -> None:
     with FakeOpenAIThread() as srv:
-        report = _run_in_subprocess(
-            tmp_path,
-            f"""
+        workspace = f"""
             models:
               default: {{model: openai/fake, api_base: "{srv.base_url}", api_key: none}}
             agents:
               helper: {{instructions: You help.}}
-            """,
-            {},
-        )
+            """
+        report = _run_in_subprocess(tmp_path, workspace, {})
         assert report["code"] == 0 and "echo: hello" in report["stdout"]
         assert report["litellm"] is False and report["openai"] is False
         assert len(srv.chat_requests) == 1
+        # Nor sqlmodel and SQLAlchemy's ORM (≈ 85 ms): the store opens, looks for dead
+        # runs and writes with Core and compiled SQL; sqlmodel is for typed reads. Twice:
+        # a new database, then one with a run in it.
+        assert report["sqlmodel"] is False and report["orm"] is False
+        again = _run_in_subprocess(tmp_path, workspace, {})
+        assert again["code"] == 0 and again["sqlmodel"] is False and again["orm"] is False
 
 
 def test_a_provider_from_the_environment_never_imports_litellm(tmp_path: Path) -> None:

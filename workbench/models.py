@@ -238,11 +238,21 @@ async def litellm_async() -> Any:
         ) from exc
 
 
+PRICE_MAP_DELAY_S = 2.0
+"""How long after the warm-up the whole price map is read."""
+
+
 def warm_up(models: Iterable[tuple[str, Mapping[str, Any] | None]]) -> bool:
-    """Read the price map in a background thread and, if one of these models (model string,
-    its table) is called through litellm, start importing litellm in another. Returns
-    whether litellm is being (or was) imported."""
-    threading.Thread(target=prices.warm, name="read the price map", daemon=True).start()
+    """Read the price map in a background thread, a moment from now, and, if one of these
+    models (model string, its table) is called through litellm, start importing litellm
+    in another, now. Returns whether litellm is being (or was) imported.
+
+    Nothing waits for the price map (a lookup before it is read decodes only its own
+    entries), while parsing it all is ≈ 20 ms of CPU: at start-up that is taken from what
+    a person waits for (the app's first answer), so it is read once that has passed."""
+    timer = threading.Timer(PRICE_MAP_DELAY_S, prices.warm)
+    timer.name, timer.daemon = "read the price map", True
+    timer.start()
     if any(needs_litellm(model, params) for model, params in models):
         start_litellm_import()
         return True

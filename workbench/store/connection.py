@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlmodel
 from sqlalchemy import (
     Connection,
     Engine,
@@ -25,6 +24,8 @@ from ._errors import StoreError
 from .leases import Lease
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from .writer import _Checkpointer, _Pending, _Statements
 
 # -- engine -------------------------------------------------------------------------------
@@ -133,10 +134,13 @@ class _StoreBase:
             yield conn
 
     @contextlib.contextmanager
-    def _typed(self) -> Iterator[sqlmodel.Session]:
+    def _typed(self) -> Iterator[Session]:
         """A sqlmodel session over a read connection: typed reads of the derived tables
-        (rows come back as :mod:`~workbench.store.schema` models)."""
-        with self._read() as conn, sqlmodel.Session(conn) as session:
+        (rows come back as :mod:`~workbench.store.schema` models). sqlmodel is imported
+        here, on the first typed read, not when the store opens."""
+        from sqlmodel import Session
+
+        with self._read() as conn, Session(conn) as session:
             yield session
 
     @contextlib.contextmanager

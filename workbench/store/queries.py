@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlmodel
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
+    Table,
     delete,
     select,
     text,
 )
 from sqlalchemy import func as sa_func
-from sqlmodel import SQLModel, col
 
 from ..events import Event, EventAdapter
 from .connection import _StoreBase
@@ -31,7 +32,9 @@ from .records import (
     SessionInfo,
     new_id,
 )
-from .schema import TABLE_NAMES, RunRow
+
+if TYPE_CHECKING:
+    from .schema import RunRow
 
 
 class _Queries(_StoreBase):
@@ -70,7 +73,7 @@ class _Queries(_StoreBase):
         """The seq of the session's last committed event (0 if none or no such session)."""
         with self._read() as conn:
             found = conn.execute(
-                select(_sessions.c.last_seq).where(_sessions.c.id == session_id)
+                select(T.sessions.c.last_seq).where(T.sessions.c.id == session_id)
             ).scalar()
         return int(found or 0)
 
@@ -150,19 +153,19 @@ class _Queries(_StoreBase):
         """
         # The page first (through ix_sessions_updated_at), then run counts for it alone:
         # counting runs of every skipped session made deep pages slow.
-        query = select(_sessions)
+        query = select(T.sessions)
         if workspace is not None:
-            query = query.where(_sessions.c.workspace == _abs(workspace))
+            query = query.where(T.sessions.c.workspace == _abs(workspace))
         page = (
-            query.order_by(_sessions.c.updated_at.desc(), _sessions.c.id.desc())
+            query.order_by(T.sessions.c.updated_at.desc(), T.sessions.c.id.desc())
             .limit(limit)
             .offset(offset)
             .subquery()
         )
         run_count = (
             select(sa_func.count())
-            .select_from(_runs)
-            .where(_runs.c.session_id == page.c.id)
+            .select_from(T.runs)
+            .where(T.runs.c.session_id == page.c.id)
             .scalar_subquery()
         )
         with self._read() as conn:
@@ -180,7 +183,7 @@ class _Queries(_StoreBase):
             Whether it existed.
         """
         with self._write() as conn:
-            result = conn.execute(delete(_sessions).where(_sessions.c.id == session_id))
+            result = conn.execute(delete(T.sessions).where(T.sessions.c.id == session_id))
         return result.rowcount > 0
 
     def sessions_not_updated_since(
@@ -196,14 +199,14 @@ class _Queries(_StoreBase):
             limit: At most this many.
         """
         live = (
-            select(_runs.c.id)
-            .where(_runs.c.session_id == _sessions.c.id, _runs.c.status.in_(_LIVE_STATUSES))
+            select(T.runs.c.id)
+            .where(T.runs.c.session_id == T.sessions.c.id, T.runs.c.status.in_(_LIVE_STATUSES))
             .exists()
         )
         query = (
             _session_query()
-            .where(_sessions.c.updated_at < cutoff, ~live)
-            .order_by(_sessions.c.updated_at, _sessions.c.id)
+            .where(T.sessions.c.updated_at < cutoff, ~live)
+            .order_by(T.sessions.c.updated_at, T.sessions.c.id)
         )
         if limit is not None:
             query = query.limit(limit)
@@ -223,26 +226,35 @@ class _Queries(_StoreBase):
         for start in range(0, len(ids), batch):
             chunk = ids[start : start + batch]
             with self._write() as conn:
-                deleted += conn.execute(delete(_sessions).where(_sessions.c.id.in_(chunk))).rowcount
+                deleted += conn.execute(
+                    delete(T.sessions).where(T.sessions.c.id.in_(chunk))
+                ).rowcount
         return deleted
 
     @staticmethod
     def _session(conn: Connection, session_id: str) -> SessionInfo | None:
-        row = conn.execute(_session_query().where(_sessions.c.id == session_id)).first()
+        row = conn.execute(_session_query().where(T.sessions.c.id == session_id)).first()
         return None if row is None else SessionInfo(**row._mapping)
 
     # -- runs -----------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run, or None."""
+        from .schema import RunRow
+
         with self._typed() as s:
             row = s.get(RunRow, run_id)
             return None if row is None else _run_info(row)
 
     def list_runs(self, session_id: str) -> list[RunInfo]:
         """A session's runs (children included) in the order they started."""
+        from sqlmodel import col
+        from sqlmodel import select as typed_select
+
+        from .schema import RunRow
+
         query = (
-            sqlmodel.select(RunRow)
+            typed_select(RunRow)
             .where(RunRow.session_id == session_id)
             .order_by(col(RunRow.created_at), col(RunRow.id))
         )
@@ -259,8 +271,13 @@ class _Queries(_StoreBase):
         unknown = set(wanted) - _RUN_STATUSES
         if unknown:
             raise ValueError(f"unknown run status: {', '.join(sorted(unknown))}")
+        from sqlmodel import col
+        from sqlmodel import select as typed_select
+
+        from .schema import RunRow
+
         query = (
-            sqlmodel.select(RunRow)
+            typed_select(RunRow)
             .where(col(RunRow.status).in_(wanted))
             .order_by(col(RunRow.created_at), col(RunRow.id))
         )
@@ -312,7 +329,7 @@ class _Queries(_StoreBase):
             )
             try:
                 with self._write() as conn:
-                    conn.execute(_rules.insert().values(**_asdict(rule)))
+                    conn.execute(T.rules.insert().values(**_asdict(rule)))
             except Exception as exc:  # an id collision (1 in 16M): draw another
                 if attempt == 7 or not isinstance(getattr(exc, "orig", None), dbapi.IntegrityError):
                     raise
@@ -343,28 +360,63 @@ class _Queries(_StoreBase):
     def delete_rule(self, rule_id: str) -> bool:
         """Delete a rule. Returns whether it existed."""
         with self._write() as conn:
-            result = conn.execute(delete(_rules).where(_rules.c.id == rule_id))
+            result = conn.execute(delete(T.rules).where(T.rules.c.id == rule_id))
         return result.rowcount > 0
 
 
 # -- helpers ------------------------------------------------------------------------------
 
-assert set(TABLE_NAMES) <= set(SQLModel.metadata.tables)
-_sessions = SQLModel.metadata.tables["sessions"]
-_runs = SQLModel.metadata.tables["runs"]
-_rules = SQLModel.metadata.tables["approval_rules"]
-_processes = SQLModel.metadata.tables["processes"]
-_live = _runs.c.status.in_(_LIVE_STATUSES)
+
+class _Tables:
+    """The tables of :mod:`.schema` as SQLAlchemy Core tables, for the reads and deletes
+    written with Core. Imported on first use, not when the store opens: sqlmodel and the
+    ORM it brings are ≈ 85 ms of every start-up (``workbench run``, the app's first
+    answer), and opening, writing and the lease path need neither (they run compiled SQL
+    on a raw cursor, :mod:`.writer`)."""
+
+    @functools.cached_property
+    def _all(self) -> dict[str, Table]:
+        from sqlmodel import SQLModel
+
+        from .schema import TABLE_NAMES
+
+        tables = dict(SQLModel.metadata.tables)
+        assert set(TABLE_NAMES) <= set(tables)
+        return tables
+
+    @property
+    def sessions(self) -> Table:
+        return self._all["sessions"]
+
+    @property
+    def runs(self) -> Table:
+        return self._all["runs"]
+
+    @property
+    def rules(self) -> Table:
+        return self._all["approval_rules"]
+
+    @property
+    def processes(self) -> Table:
+        return self._all["processes"]
+
+    @property
+    def live(self) -> ColumnElement[bool]:
+        """A run that is running or waiting."""
+        return self.runs.c.status.in_(_LIVE_STATUSES)
+
+
+T = _Tables()
 
 
 def _session_query() -> Select[Any]:
     run_count = (
         select(sa_func.count())
-        .select_from(_runs)
-        .where(_runs.c.session_id == _sessions.c.id)
+        .select_from(T.runs)
+        .where(T.runs.c.session_id == T.sessions.c.id)
         .scalar_subquery()
     )
-    return select(_sessions, run_count.label("run_count"))
+    return select(T.sessions, run_count.label("run_count"))
 
 
 def _run_info(row: RunRow) -> RunInfo:

@@ -28,6 +28,7 @@ other processes sharing the database learn of it at once (``LISTEN``) instead of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
@@ -51,12 +52,14 @@ from ._errors import StoreError, sqlite_path, store_error
 from .connection import _is_sqlite_memory, create_engine_for
 from .leases import Lease, ProcessInfo, lease_seconds, now_sql, owner_host_pid, pid_alive
 from .migrations import current_version, latest_version, migrate
-from .queries import _abs, _live, _processes, _Queries, _runs, _sessions
+from .queries import T, _abs, _Queries
 from .records import _INTERRUPT_REASON, _LIVE_STATUSES, Claim, RunInfo, default_url, log
 from .search import _Search
 from .writer import _Checkpointer, _Pending, _Statements, _Writer
 
 __all__ = ["Store"]
+
+_PROCESS_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ProcessInfo))
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -271,7 +274,7 @@ class Store(_Writer, _Search, _Queries):
     def processes(self) -> list[ProcessInfo]:
         """Every process that holds a lease row (alive or not yet noticed dead), oldest first."""
         with self._read() as conn:
-            rows = conn.execute(select(_processes).order_by(_processes.c.started_at)).all()
+            rows = conn.execute(select(T.processes).order_by(T.processes.c.started_at)).all()
         return [ProcessInfo(**row._mapping) for row in rows]
 
     def _owner_gone(self, owner: str, alive: set[str], dead: set[str]) -> bool:
@@ -307,15 +310,15 @@ class Store(_Writer, _Search, _Queries):
             return []
         with self._write() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(_processes)).all()]
+            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(T.processes)).all()]
             by_id = {p.id: p for p in procs}
             dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
             alive = set(by_id) - dead
             if dead:
-                conn.execute(delete(_processes).where(_processes.c.id.in_(dead)))
+                conn.execute(delete(T.processes).where(T.processes.c.id.in_(dead)))
             candidates = [
                 r.id
-                for r in conn.execute(select(_runs.c.id, _runs.c.owner).where(_live)).all()
+                for r in conn.execute(select(T.runs.c.id, T.runs.c.owner).where(T.live)).all()
                 if self._owner_gone(r.owner, alive, dead)
             ]
 
@@ -375,30 +378,34 @@ class Store(_Writer, _Search, _Queries):
         if not run_ids:
             return []
         rows_of = select(
-            _runs.c.id, _runs.c.session_id, _runs.c.parent_run_id, _runs.c.owner, _runs.c.target
-        ).where(_runs.c.id.in_(run_ids), _live)
+            T.runs.c.id,
+            T.runs.c.session_id,
+            T.runs.c.parent_run_id,
+            T.runs.c.owner,
+            T.runs.c.target,
+        ).where(T.runs.c.id.in_(run_ids), T.live)
         rows = [r for r in conn.execute(rows_of).all() if keep(r)]
         if rows and not self._sqlite:
             # Lock the sessions first, in order, as the writer does (its seq bump), then
             # look again: another process may have marked them meanwhile.
             conn.execute(
-                select(_sessions.c.id)
-                .where(_sessions.c.id.in_(sorted({r.session_id for r in rows})))
-                .order_by(_sessions.c.id)
+                select(T.sessions.c.id)
+                .where(T.sessions.c.id.in_(sorted({r.session_id for r in rows})))
+                .order_by(T.sessions.c.id)
                 .with_for_update()
             ).all()
             ids = [r.id for r in rows]
             rows = [
                 r
-                for r in conn.execute(rows_of.where(_runs.c.id.in_(ids)).with_for_update()).all()
+                for r in conn.execute(rows_of.where(T.runs.c.id.in_(ids)).with_for_update()).all()
                 if keep(r)
             ]
         if not rows:
             return []
         now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
         conn.execute(
-            update(_runs)
-            .where(_runs.c.id.in_([r.id for r in rows]))
+            update(T.runs)
+            .where(T.runs.c.id.in_([r.id for r in rows]))
             .values(status="interrupted", updated_at=now)
         )
         events: list[EventBase] = [
@@ -424,13 +431,19 @@ class Store(_Writer, _Search, _Queries):
 
     def _anything_dead(self) -> bool:
         """Whether :meth:`mark_interrupted` has anything to do (a read, no lock)."""
+        # Plain SQL: this runs on every open, where the Core tables (sqlmodel's) are not
+        # imported yet.
+        live = ", ".join(f"'{status}'" for status in sorted(_LIVE_STATUSES))
         with self._read() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(_processes)).all()]
+            procs = [
+                ProcessInfo(**r._mapping)
+                for r in conn.execute(text(f"SELECT {_PROCESS_COLUMNS} FROM processes")).all()
+            ]
             owners = {
                 str(o)
                 for (o,) in conn.execute(
-                    select(_runs.c.owner).where(_runs.c.status.in_(_LIVE_STATUSES)).distinct()
+                    text(f"SELECT DISTINCT owner FROM runs WHERE status IN ({live})")
                 ).all()
             }
         dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
@@ -452,17 +465,17 @@ class Store(_Writer, _Search, _Queries):
         with self._write() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
             won = conn.execute(
-                update(_runs)
+                update(T.runs)
                 .where(
-                    _runs.c.id == run_id,
-                    _runs.c.parent_run_id.is_(None),
-                    _runs.c.status == "interrupted",
+                    T.runs.c.id == run_id,
+                    T.runs.c.parent_run_id.is_(None),
+                    T.runs.c.status == "interrupted",
                 )
                 .values(status="running", owner=self.owner, updated_at=now)
             ).rowcount
-            row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
+            row = conn.execute(select(T.runs).where(T.runs.c.id == run_id)).first()
             holder_row = (
-                conn.execute(select(_processes).where(_processes.c.id == row.owner)).first()
+                conn.execute(select(T.processes).where(T.processes.c.id == row.owner)).first()
                 if row is not None
                 else None
             )
@@ -485,11 +498,11 @@ class Store(_Writer, _Search, _Queries):
         it is ``interrupted`` again, for anyone to resume. Returns whether it was ours."""
         with self._write() as conn:
             result = conn.execute(
-                update(_runs)
+                update(T.runs)
                 .where(
-                    _runs.c.id == run_id,
-                    _runs.c.owner == self.owner,
-                    _runs.c.status.in_(_LIVE_STATUSES),
+                    T.runs.c.id == run_id,
+                    T.runs.c.owner == self.owner,
+                    T.runs.c.status.in_(_LIVE_STATUSES),
                 )
                 .values(status="interrupted", updated_at=time.time())
             )
