@@ -299,10 +299,13 @@ class WorkbenchApp(App[int]):
         if not self.animations:
             self.prompt.cursor_blink = False
         self.prompt.focus()
-        # The first frame is the prompt and the status bar. Right after it the engine
-        # starts opening in its thread (its imports are most of what a prompt typed at once
-        # waits for), while the panes are built.
-        self.call_after_refresh(self._open_engine)
+        # The first frame is the prompt and the status bar. Soon after it the engine starts
+        # opening in its thread (its imports are most of what a prompt typed at once waits
+        # for), while the panes are built. Not at once: Textual writes the frame from its
+        # own thread, which the engine's imports would keep waiting for the GIL (first
+        # paint 1.3-1.4x the hello world's under load when started right after the first
+        # refresh; 1.1x with these 50 ms, and the same first answer).
+        self.set_timer(0.05, self._open_engine, name="open the engine")
         self.set_timer(0.1, self._build_panes, name="build panes")
 
     async def _build_panes(self) -> None:
