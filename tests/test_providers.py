@@ -704,11 +704,19 @@ def test_a_targets_models_include_members_leaders_judges_steps_and_routers(
 
 _WARM = textwrap.dedent(
     """
-    import json, sys, time
+    import json, socket, sys, time
     import httpx
     from workbench.engine import Engine
     from workbench.server import ServerThread
 
+    tried = []  # every address a socket connects to, from any thread
+    connect = socket.socket.connect
+
+    def recording(self, address):
+        tried.append(list(address) if isinstance(address, tuple) else address)
+        return connect(self, address)
+
+    socket.socket.connect = recording
     with ServerThread(Engine.open(sys.argv[1], sys.argv[2])) as srv:
         assert httpx.get(srv.url + "/health").status_code == 200
         deadline = time.monotonic() + float(sys.argv[3])
@@ -718,7 +726,8 @@ _WARM = textwrap.dedent(
         loaded = "litellm" in sys.modules
         if loaded:
             start_litellm_import().result(120)
-    print(json.dumps(loaded))
+    port = int(srv.url.rsplit(":", 1)[1])
+    print(json.dumps({"loaded": loaded, "elsewhere": [a for a in tried if a[1:2] != [port]]}))
     """
 )
 
@@ -744,7 +753,10 @@ def test_serve_warms_litellm_at_start_only_when_a_model_needs_it(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) is expect
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["loaded"] is expect
+    # Importing litellm and its warm-up call (answered by litellm itself) connect nowhere.
+    assert report["elsewhere"] == []
 
 
 # -- TLS: verified, and built once -------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -192,3 +194,17 @@ def test_a_waiting_stream_sends_keep_alives_and_leaving_it_cancels_the_run(
                         break  # the client leaves while the run waits for a decision
     assert comments == 3
     assert [r["status"] for r in _nothing_left(srv)] == ["cancelled"]
+
+
+def test_the_routes_are_built_once_the_server_listens(make_server: MakeServer) -> None:
+    """FastAPI (0.137 on) builds an included router's routes on the first request that
+    reaches them; the server builds them itself (with the OpenAPI schema, in a thread) once
+    it listens, so a first client does not wait for that. The schema it serves is that one."""
+    srv = make_server(token=TOKEN)
+    deadline = time.monotonic() + 30
+    while srv.app.openapi_schema is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    schema = srv.app.openapi_schema
+    assert schema is not None and "/v1/chat/completions" in schema["paths"]
+    r = httpx.get(srv.url + "/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and r.json() == schema
