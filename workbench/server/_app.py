@@ -136,6 +136,20 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return f"invalid request: {summary}", details
 
 
+ROUTES_AFTER_S = 1.0
+"""How long after it starts the server builds its routes (see :func:`_build_routes`)."""
+
+
+async def _build_routes(app: FastAPI) -> None:
+    """FastAPI (0.137 on) builds an included router's routes (their validators) on the
+    first request that reaches them: ≈ 85 ms that the first client waited for. Building
+    the OpenAPI schema walks every route; it is done in a thread, a second after the server
+    starts: before listening it would delay that by more than it saves, and at once it
+    would slow a client that was waiting for the port."""
+    await asyncio.sleep(ROUTES_AFTER_S)
+    await asyncio.to_thread(app.openapi)
+
+
 def create_app(
     engine: Engine, config: ServerConfig | None = None, *, owns_engine: bool = False
 ) -> FastAPI:
@@ -190,11 +204,7 @@ def create_app(
         # What the first runs would wait for: the price map, litellm only if a model needs
         # it, and the MCP servers (concurrently, so the first run does not wait for them).
         engine.warm_up()
-        # FastAPI (0.137 on) builds an included router's routes (their validators) on the
-        # first request that reaches them, ≈ 85 ms that the first client waited for.
-        # Building the OpenAPI schema walks every route: done in a thread once listening
-        # (in the lifespan it would delay listening by more than it saves).
-        routes = asyncio.create_task(asyncio.to_thread(app.openapi), name="build the routes")
+        routes = asyncio.create_task(_build_routes(app), name="build the routes")
         hub.start()
         control.start()
         ownership.start()
