@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.support.openai_server import spawn  # noqa: E402
 
 TOOL = {
     "type": "function",
@@ -50,20 +51,6 @@ TOOL = {
     },
 }
 PROMPT = "How many words are in 'the quick brown fox'?"
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.split()[1].removesuffix("/v1")
 
 
 def conversation(model: Any) -> Callable[[], Awaitable[str]]:
@@ -216,7 +203,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    server, url = start_server()
+    server, base = spawn()
+    url = base.removesuffix("/v1")
     try:
         asyncio.run(main_async(args, url))
     finally:

@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.openai_server import spawn  # noqa: E402
 
 PROMPT = "hello there"
 ANSWER = f"echo: {PROMPT}"
@@ -77,20 +80,6 @@ class Row:
     expect: str = ANSWER
     seconds: list[float] = field(default_factory=list)
     peak_kb: list[int] = field(default_factory=list)
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def timed(row: Row, env: dict[str, str], cwd: Path) -> None:
@@ -169,7 +158,7 @@ def main() -> int:
         spec = importlib.util.find_spec(package)
         for folder in (spec.submodule_search_locations or []) if spec else []:
             compileall.compile_dir(folder, quiet=1)
-    server, base = start_server()
+    server, base = spawn()
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)

@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.support.openai_server import spawn  # noqa: E402
 
 PROMPT = "How many words are in 'the quick brown fox'?"
 TOOL_SCHEMA = {
@@ -59,20 +60,6 @@ def word_count(text: str) -> int:
         text: The text.
     """
     return len(text.split())
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 # -- one conversation per layer ------------------------------------------------------------
@@ -325,7 +312,7 @@ def creation(runs: int = 1000) -> dict[str, tuple[float, float]]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    proc, base = start_server()
+    proc, base = spawn()
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     os.environ["WORKBENCH_LOG"] = str(tmp / "bench.log")
     from workbench.logs import setup_logging

@@ -38,6 +38,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.openai_server import spawn  # noqa: E402
+
 TOKEN = "bench-token"
 SETTLE_S = 5.0
 
@@ -50,20 +54,6 @@ class Row:
     first: list[float] = field(default_factory=list)
     settled: list[float] = field(default_factory=list)
     later: list[float] = field(default_factory=list)
-
-
-def start_model_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"model server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def ask(client: httpx.Client, url: str, text: str) -> float:
@@ -171,7 +161,7 @@ def main() -> int:
     if not Path(sys.executable).with_name("workbench").exists():
         print("install the command first: pip install -e . --no-deps", file=sys.stderr)
         return 2
-    server, base = start_model_server()
+    server, base = spawn()
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)

@@ -52,6 +52,7 @@ import json
 import re
 import signal
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -1309,6 +1310,24 @@ class FakeOpenAIThread:
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+def spawn() -> tuple[subprocess.Popen[str], str]:
+    """The server in a process of its own (``python -m tests.support.openai_server``),
+    answering at once: the process (terminate it when done) and its base URL (``.../v1``).
+    What the benchmarks measure against, so that its work is not theirs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.openai_server", "--port", "0"],
+        cwd=Path(__file__).resolve().parent.parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        proc.kill()
+        raise SystemExit(f"the fake model server did not start: {line!r}")
+    return proc, line.split()[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
