@@ -260,9 +260,9 @@ class WorkbenchApp(App[int]):
         self._ws_file: Path | None = None
         self._ws_timer: Timer | None = None
         self.view: SessionView | None = None
+        """The panes; mounted right after the first frame (their imports wait too)."""
         self._opened: EngineLike | None = None
         """The engine, opened before the panes were built and not taken yet."""
-        """The panes; mounted right after the first frame (their imports wait too)."""
         self.prompt = PromptInput(
             id="prompt",
             placeholder="Ask something… (enter sends, ctrl+j newline)",

@@ -196,7 +196,7 @@ def _first_call(litellm: Any) -> None:
     """One streamed completion answered by litellm itself (``mock_response``: nothing is
     sent; the address is a closed local port all the same), so that the ≈ 60 modules
     litellm imports on its first call (≈ 330 ms) are imported here, with litellm, in the
-    background, and not on a person's first call (366 ms then, 38 ms after this)."""
+    background, and not on a person's first call (366 ms then, ≈ 40 ms after this)."""
 
     async def once() -> None:
         stream = await litellm.acompletion(
