@@ -189,7 +189,12 @@ def test_prompt_approve_answer_quit(tmp_path: Path, model_server: str) -> None:
         assert "files.write" in screen
         assert (ws / "notes.txt").read_text() == "summary\n"
         tmux.keys("C-q")
-        screen = tmux.wait(lambda s: "EXIT=0" in s, timeout=15)
+        # The shell draws its prompt a moment after the exit code: wait for both (the
+        # screen was read between the two once in a full run), then check the terminal.
+        screen = tmux.wait(
+            lambda s: "EXIT=0" in s and s.rstrip().splitlines()[-1].startswith("SHELL-READY$"),
+            timeout=15,
+        )
         assert tmux.alternate_on() == "0"
         assert screen.rstrip().splitlines()[-1].startswith("SHELL-READY$")
     finally:
