@@ -1,6 +1,6 @@
 """``workbench serve``: what the first client waits for after the server starts.
 
-For each workspace, a fresh ``workbench serve`` process (its own SQLite file), and three
+For each workspace, a fresh ``workbench serve`` process (its own SQLite file), and four
 times:
 
 - **listening**: from the process's start to its "listening on" line;
@@ -54,6 +54,11 @@ class Row:
     first: list[float] = field(default_factory=list)
     settled: list[float] = field(default_factory=list)
     later: list[float] = field(default_factory=list)
+    workspace: Path = Path()
+
+    def clear(self) -> None:
+        for times in (self.listening, self.first, self.settled, self.later):
+            times.clear()
 
 
 def ask(client: httpx.Client, url: str, text: str) -> float:
@@ -71,7 +76,7 @@ def ask(client: httpx.Client, url: str, text: str) -> float:
     return elapsed
 
 
-def once(row: Row, workspace: Path, tmp: Path, settle: float = 0.0) -> None:
+def once(row: Row, tmp: Path, settle: float = 0.0) -> None:
     script = Path(sys.executable).with_name("workbench")
     db = f"sqlite:///{tmp / f'serve-{time.monotonic_ns()}.db'}"
     env = {
@@ -82,7 +87,7 @@ def once(row: Row, workspace: Path, tmp: Path, settle: float = 0.0) -> None:
     }
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [str(script), "serve", "-w", str(workspace), "--db", db, "--port", "0"],
+        [str(script), "serve", "-w", str(row.workspace), "--db", db, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -123,16 +128,18 @@ def once(row: Row, workspace: Path, tmp: Path, settle: float = 0.0) -> None:
     row.later.append(later)
 
 
-def phase(rows: list[Row], spaces: dict[str, Path], runs: int, tmp: Path) -> None:
-    for row in rows:  # one unmeasured run each: the file cache, the .pyc files
-        once(row, spaces[row.label], tmp)
-        row.listening.clear()
-        row.first.clear()
-        row.later.clear()
+def phase(rows: list[Row], runs: int, tmp: Path, title: str) -> list[str]:
+    """Measure every row ``runs`` times (after one unmeasured run each: the file cache,
+    the .pyc files); the table."""
+    load = os.getloadavg()[0]
+    for row in rows:
+        once(row, tmp)
+        row.clear()
     for i in range(runs):
         for row in rows[i % len(rows) :] + rows[: i % len(rows)]:
-            once(row, spaces[row.label], tmp)
-            once(row, spaces[row.label], tmp, settle=SETTLE_S)
+            once(row, tmp)
+            once(row, tmp, settle=SETTLE_S)
+    return table(rows, title, load)
 
 
 def table(rows: list[Row], title: str, load: float) -> list[str]:
@@ -171,15 +178,13 @@ def main() -> int:
                 Row("local server, `direct: false` (litellm)", local[:-1] + ", direct: false}"),
                 Row("the `test` model", "test"),
             ]
-            spaces: dict[str, Path] = {}
             for i, row in enumerate(rows):
-                ws = tmp / f"ws{i}"
-                ws.mkdir()
-                (ws / "workbench.yaml").write_text(
+                row.workspace = tmp / f"ws{i}"
+                row.workspace.mkdir()
+                (row.workspace / "workbench.yaml").write_text(
                     f"models:\n  default: {row.model}\nagents:\n  helper:\n    instructions: Hi.\n"
                 )
-                spaces[row.label] = ws
-            out = table_phase(rows, spaces, args.runs, tmp, "quiet")
+            out = phase(rows, args.runs, tmp, "quiet")
             if not args.no_load:
                 burners = [
                     subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -187,14 +192,10 @@ def main() -> int:
                 ]
                 try:
                     time.sleep(1.0)
-                    for row in rows:
-                        row.listening.clear()
-                        row.first.clear()
-                        row.settled.clear()
-                        row.later.clear()
-                    out += [""] + table_phase(
-                        rows, spaces, args.runs, tmp, f"under load ({len(burners)} CPU burners)"
-                    )
+                    out += [
+                        "",
+                        *phase(rows, args.runs, tmp, f"under load ({len(burners)} CPU burners)"),
+                    ]
                 finally:
                     for p in burners:
                         p.kill()
@@ -204,14 +205,6 @@ def main() -> int:
         server.terminate()
         server.wait()
     return 0
-
-
-def table_phase(
-    rows: list[Row], spaces: dict[str, Path], runs: int, tmp: Path, title: str
-) -> list[str]:
-    load = os.getloadavg()[0]
-    phase(rows, spaces, runs, tmp)
-    return table(rows, title, load)
 
 
 if __name__ == "__main__":
