@@ -521,6 +521,51 @@ def test_a_run_through_the_direct_path_never_imports_litellm(tmp_path: Path) -> 
         assert again["code"] == 0 and again["sqlmodel"] is False and again["orm"] is False
 
 
+def test_a_run_after_a_killed_one_marks_it_interrupted_without_sqlmodel(tmp_path: Path) -> None:
+    """A person closed the terminal mid-answer: the next start notices the dead process and
+    marks its run interrupted, with compiled SQL (no sqlmodel, no ORM on that path either)."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    with FakeOpenAIThread([Reply(hang=True)]) as srv:
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        (ws / "workbench.yaml").write_text(
+            "models:\n"
+            f'  default: {{model: openai/fake, api_base: "{srv.base_url}", api_key: none}}\n'
+            "agents:\n  helper: {instructions: You help.}\n"
+        )
+        db = tmp_path / "wb.db"
+        args = ["run", "-w", str(ws), "--db", f"sqlite:///{db}"]
+        hung = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", *args, "hello"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not srv.chat_requests:  # the run is in its model call
+                assert hung.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+        finally:
+            os.kill(hung.pid, signal.SIGKILL)
+            hung.wait()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT status FROM runs").fetchall() == [("running",)]
+        report = _run_in_subprocess(tmp_path, (ws / "workbench.yaml").read_text(), {})
+        assert report["code"] == 0 and "echo: hello" in report["stdout"]
+        assert report["sqlmodel"] is False and report["orm"] is False
+        with sqlite3.connect(db) as conn:
+            statuses = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status"))
+            said = conn.execute(
+                "SELECT count(*) FROM events WHERE type = 'run.interrupted'"
+            ).fetchone()
+        assert statuses == {"interrupted": 1, "completed": 1} and said == (1,)
+
+
 def test_a_provider_from_the_environment_never_imports_litellm(tmp_path: Path) -> None:
     with FakeOpenAIThread() as srv:
         for model, env in [

@@ -39,13 +39,14 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
-    delete,
     select,
     text,
     update,
 )
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from ..events import EventBase, RunInterrupted
 from ._errors import StoreError, sqlite_path, store_error
@@ -60,6 +61,13 @@ from .writer import _Checkpointer, _Pending, _Statements, _Writer
 __all__ = ["Store"]
 
 _PROCESS_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ProcessInfo))
+_LIVE = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(_LIVE_STATUSES)))
+"""A run that is running or waiting, in plain SQL."""
+
+
+def _ids() -> BindParameter[Any]:
+    """The ``:ids`` of ``IN :ids``, a list expanded to one parameter per item."""
+    return bindparam("ids", expanding=True)
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -308,17 +316,25 @@ class Store(_Writer, _Search, _Queries):
         """
         if self.read_only is not None or not self._anything_dead():
             return []
+        # Plain SQL, as in _anything_dead: a store opened after a process died must not
+        # import sqlmodel's tables for this (≈ 100 ms of the first answer after a crash).
         with self._write() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-            procs = [ProcessInfo(**r._mapping) for r in conn.execute(select(T.processes)).all()]
+            procs = [
+                ProcessInfo(**r._mapping)
+                for r in conn.execute(text(f"SELECT {_PROCESS_COLUMNS} FROM processes")).all()
+            ]
             by_id = {p.id: p for p in procs}
             dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
             alive = set(by_id) - dead
             if dead:
-                conn.execute(delete(T.processes).where(T.processes.c.id.in_(dead)))
+                conn.execute(
+                    text("DELETE FROM processes WHERE id IN :ids").bindparams(_ids()),
+                    {"ids": sorted(dead)},
+                )
             candidates = [
                 r.id
-                for r in conn.execute(select(T.runs.c.id, T.runs.c.owner).where(T.live)).all()
+                for r in conn.execute(text(f"SELECT id, owner FROM runs WHERE {_LIVE}")).all()
                 if self._owner_gone(r.owner, alive, dead)
             ]
 
@@ -377,36 +393,27 @@ class Store(_Writer, _Search, _Queries):
         each run is marked by one."""
         if not run_ids:
             return []
-        rows_of = select(
-            T.runs.c.id,
-            T.runs.c.session_id,
-            T.runs.c.parent_run_id,
-            T.runs.c.owner,
-            T.runs.c.target,
-        ).where(T.runs.c.id.in_(run_ids), T.live)
-        rows = [r for r in conn.execute(rows_of).all() if keep(r)]
+        rows_of = f"SELECT id, session_id, parent_run_id, owner, target FROM runs WHERE id IN :ids AND {_LIVE}"
+        live_rows = text(rows_of).bindparams(_ids())
+        rows = [r for r in conn.execute(live_rows, {"ids": run_ids}).all() if keep(r)]
         if rows and not self._sqlite:
             # Lock the sessions first, in order, as the writer does (its seq bump), then
             # look again: another process may have marked them meanwhile.
+            lock_sessions = "SELECT id FROM sessions WHERE id IN :ids ORDER BY id FOR UPDATE"
             conn.execute(
-                select(T.sessions.c.id)
-                .where(T.sessions.c.id.in_(sorted({r.session_id for r in rows})))
-                .order_by(T.sessions.c.id)
-                .with_for_update()
+                text(lock_sessions).bindparams(_ids()),
+                {"ids": sorted({r.session_id for r in rows})},
             ).all()
-            ids = [r.id for r in rows]
-            rows = [
-                r
-                for r in conn.execute(rows_of.where(T.runs.c.id.in_(ids)).with_for_update()).all()
-                if keep(r)
-            ]
+            locked = text(rows_of + " FOR UPDATE").bindparams(_ids())
+            rows = [r for r in conn.execute(locked, {"ids": [r.id for r in rows]}).all() if keep(r)]
         if not rows:
             return []
         now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
         conn.execute(
-            update(T.runs)
-            .where(T.runs.c.id.in_([r.id for r in rows]))
-            .values(status="interrupted", updated_at=now)
+            text(
+                "UPDATE runs SET status = 'interrupted', updated_at = :now WHERE id IN :ids"
+            ).bindparams(_ids()),
+            {"now": now, "ids": [r.id for r in rows]},
         )
         events: list[EventBase] = [
             RunInterrupted(
@@ -433,7 +440,6 @@ class Store(_Writer, _Search, _Queries):
         """Whether :meth:`mark_interrupted` has anything to do (a read, no lock)."""
         # Plain SQL: this runs on every open, where the Core tables (sqlmodel's) are not
         # imported yet.
-        live = ", ".join(f"'{status}'" for status in sorted(_LIVE_STATUSES))
         with self._read() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
             procs = [
@@ -443,7 +449,7 @@ class Store(_Writer, _Search, _Queries):
             owners = {
                 str(o)
                 for (o,) in conn.execute(
-                    text(f"SELECT DISTINCT owner FROM runs WHERE status IN ({live})")
+                    text(f"SELECT DISTINCT owner FROM runs WHERE {_LIVE}")
                 ).all()
             }
         dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
