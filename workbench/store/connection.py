@@ -4,10 +4,8 @@ read and write connections every part of the store uses."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -20,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
 
+from ._db import check_sqlite_version, make_parent, sqlite_pragmas
 from ._errors import StoreError
 from .leases import Lease
 
@@ -36,19 +35,7 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # Take transaction control away from pysqlite (which would not BEGIN before DDL and so
-    # autocommit it); the "begin" listener below issues BEGIN itself.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout = 10000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL syncs at checkpoints only: a commit survives a killed process
-        # (it is in the WAL file) though not a power cut. That is the durability promised.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
+    sqlite_pragmas(dbapi_connection)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -75,18 +62,14 @@ def create_engine_for(url: str | URL) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
-    if sqlite3.sqlite_version_info < (3, 35, 0):
-        raise RuntimeError(
-            f"SQLite {sqlite3.sqlite_version} is too old: the store needs 3.35 or newer "
-            "(UPDATE ... RETURNING)"
-        )
+    check_sqlite_version()
     if _is_sqlite_memory(parsed):
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     else:
         if parsed.database and not parsed.query.get("uri"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_parent(parsed.database)
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
