@@ -1,18 +1,136 @@
-"""A SQLite file used through plain sqlite3: its URL is the file SQLAlchemy would open, and
-its errors are the same problems as those SQLAlchemy wrapped."""
+"""A SQLite file whose schema is current is used through plain sqlite3: opening it, appending,
+the lease, noticing a dead process, reading the saved rules and closing never import
+SQLAlchemy (≈ 150 ms of every start-up); a typed read imports it then. Errors of such a
+store are the same problems as those SQLAlchemy wrapped.
+
+Real SQLite files; each "does it import SQLAlchemy" question is asked of a fresh process.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from workbench.store import StoreError, store_error
+from workbench.events import RunStarted
+from workbench.store import Store, StoreError, store_error
 from workbench.store._db import sqlite_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from workbench.events import MessageCompleted, RunCompleted, RunStarted, Usage
+    from workbench.store import Store
+
+    url, ws = sys.argv[1], sys.argv[2]
+    report = {}
+    store = Store.open(url)
+    try:
+        store.hold_lease("run", ws)
+        report["marked"] = store.mark_interrupted()
+        sid, run = "s_raw", "run_raw"
+        common = {"session_id": sid, "run_id": run}
+        store.append_many([
+            RunStarted(target_kind="agent", target="helper", input="hello there", **common),
+            MessageCompleted(message_id="m1", role="assistant", content="hi", **common),
+        ])
+        store.append_sync(RunCompleted(output="hi", usage=Usage(prompt_tokens=3,
+                                       completion_tokens=2), cost=None, **common))
+        report["rules"] = [r.tool for r in store.list_rules(ws)]
+        report["events"] = [e.type for e in store.events(sid)]
+        report["last_seq"] = store.last_seq(sid)
+        report["before"] = sorted(m for m in ("sqlalchemy", "sqlmodel") if m in sys.modules)
+        info = store.get_run(run)  # a typed read: SQLAlchemy and sqlmodel, now
+        report["run"] = [info.status, info.output, info.prompt_tokens, info.owner == store.owner]
+        report["after"] = "sqlalchemy" in sys.modules
+    finally:
+        store.close()
+    print(json.dumps(report))
+    """
+)
+
+
+def _in_a_fresh_process(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_a_current_sqlite_file_is_written_without_sqlalchemy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wb.db'}"
+    ws = str(tmp_path)
+    with Store.open(url) as store:  # migrated here, in this process
+        store.add_rule("workspace", ws, "files.read", None, "allow")
+        # A run nobody owns any more (a store without a lease wrote it): the next opener
+        # marks it interrupted.
+        store.append_sync(
+            RunStarted(
+                session_id="s_old", run_id="run_old", target_kind="agent", target="a", input="x"
+            )
+        )
+    report = _in_a_fresh_process(url, ws)
+    assert report["marked"] == ["run_old"]
+    assert report["rules"] == ["files.read"]
+    assert report["events"] == ["run.started", "message.completed", "run.completed"]
+    assert report["last_seq"] == 3
+    assert report["before"] == [], "opened, leased, appended and read without SQLAlchemy"
+    assert report["run"] == ["completed", "hi", 3, True]
+    assert report["after"] is True  # the typed read brought it, lazily
+    with sqlite3.connect(tmp_path / "wb.db") as conn:
+        statuses = dict(conn.execute("SELECT id, status FROM runs"))
+        interrupted = conn.execute(
+            "SELECT session_id, run_id FROM events WHERE type = 'run.interrupted'"
+        ).fetchall()
+        processes = conn.execute("SELECT count(*) FROM processes").fetchone()
+    assert statuses == {"run_old": "interrupted", "run_raw": "completed"}
+    assert interrupted == [("s_old", "run_old")]
+    assert processes == (0,)  # the lease was released on close
+
+
+def test_a_garbage_file_is_a_damaged_store_without_sqlalchemy(tmp_path: Path) -> None:
+    db = tmp_path / "wb.db"
+    db.write_bytes(b"this is not a database " * 200)
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from workbench.store import Store, StoreError
+        try:
+            Store.open(sys.argv[1])
+        except StoreError as exc:
+            print(json.dumps([exc.problem, str(exc), exc.hint, "sqlalchemy" in sys.modules]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=True,
+    )
+    problem, message, hint, imported = json.loads(done.stdout)
+    assert problem == "damaged" and str(db) in message and "not a readable SQLite" in message
+    assert "workbench doctor --repair" in hint
+    assert imported is False
 
 
 @pytest.mark.parametrize(

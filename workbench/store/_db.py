@@ -239,22 +239,20 @@ class SqliteFile(Database):
 
     Args:
         path: The file (absolute), from :func:`sqlite_file`.
-        url: Its URL, for the SQLAlchemy engine and for messages.
-        engine: An engine already made from ``url`` (the one that migrated it), disposed
-            with this database.
+        url: Its URL, for messages.
     """
 
     dialect = "sqlite"
     memory = False
     dbapi = sqlite3
 
-    def __init__(self, path: str, url: str, engine: Engine | None = None) -> None:
+    def __init__(self, path: str, url: str) -> None:
         check_sqlite_version()
         make_parent(path)
         self.path = path
         """The file."""
         self.url = url
-        self._engine = engine
+        self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
@@ -265,19 +263,14 @@ class SqliteFile(Database):
         """SQLAlchemy's engine for this file, made on first use (and SQLAlchemy imported)."""
         with self._lock:
             if self._engine is None:
+                from sqlalchemy.engine import URL
+
                 from .connection import create_engine_for
 
-                self._engine = create_engine_for(self.url)
+                # The file this store opened, not the URL parsed again: the same file
+                # whatever the working directory is by now.
+                self._engine = create_engine_for(URL.create("sqlite", database=self.path))
             return self._engine
-
-    def adopt(self, engine: Engine) -> None:
-        """Use ``engine`` (made from this file's URL: the one that migrated it) as
-        :attr:`engine`, rather than making another."""
-        with self._lock:
-            if self._engine is None:
-                self._engine = engine
-                return
-        engine.dispose()
 
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False)
