@@ -253,6 +253,7 @@ class SqliteFile(Database):
         """The file."""
         self.url = url
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()  # not the pool's: making it imports SQLAlchemy
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
@@ -261,7 +262,7 @@ class SqliteFile(Database):
     @property
     def engine(self) -> Engine:
         """SQLAlchemy's engine for this file, made on first use (and SQLAlchemy imported)."""
-        with self._lock:
+        with self._engine_lock:
             if self._engine is None:
                 from sqlalchemy.engine import URL
 
@@ -314,6 +315,7 @@ class SqliteFile(Database):
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+        with self._engine_lock:
             engine, self._engine = self._engine, None
         for conn in idle:
             discard(conn, invalidate=False)
