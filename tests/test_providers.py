@@ -464,7 +464,8 @@ _RUN_AND_REPORT = textwrap.dedent(
     print(json.dumps({"code": code, "litellm": "litellm" in sys.modules,
                       "openai": "openai" in sys.modules,
                       "sqlmodel": "sqlmodel" in sys.modules,
-                      "orm": "sqlalchemy.orm" in sys.modules}))
+                      "orm": "sqlalchemy.orm" in sys.modules,
+                      "sqlalchemy": "sqlalchemy" in sys.modules}))
     """
 )
 
@@ -517,13 +518,20 @@ def test_a_run_through_the_direct_path_never_imports_litellm(tmp_path: Path) -> 
         # runs and writes with Core and compiled SQL; sqlmodel is for typed reads. Twice:
         # a new database, then one with a run in it.
         assert report["sqlmodel"] is False and report["orm"] is False
+        # A new database is migrated, and migrations are written with SQLAlchemy Core: the
+        # first run ever imports SQLAlchemy (once per database, not per start).
+        assert report["sqlalchemy"] is True
         again = _run_in_subprocess(tmp_path, workspace, {})
         assert again["code"] == 0 and again["sqlmodel"] is False and again["orm"] is False
+        # Every later start (≈ 150 ms): the schema is current, so the store opens, leases,
+        # looks for dead runs and writes with plain sqlite3.
+        assert again["sqlalchemy"] is False
 
 
 def test_a_run_after_a_killed_one_marks_it_interrupted_without_sqlmodel(tmp_path: Path) -> None:
     """A person closed the terminal mid-answer: the next start notices the dead process and
-    marks its run interrupted, with compiled SQL (no sqlmodel, no ORM on that path either)."""
+    marks its run interrupted, with plain SQL (no sqlmodel, no ORM, no SQLAlchemy at all on
+    that path either)."""
     import os
     import signal
     import sqlite3
@@ -558,6 +566,7 @@ def test_a_run_after_a_killed_one_marks_it_interrupted_without_sqlmodel(tmp_path
         report = _run_in_subprocess(tmp_path, (ws / "workbench.yaml").read_text(), {})
         assert report["code"] == 0 and "echo: hello" in report["stdout"]
         assert report["sqlmodel"] is False and report["orm"] is False
+        assert report["sqlalchemy"] is False
         with sqlite3.connect(db) as conn:
             statuses = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status"))
             said = conn.execute(

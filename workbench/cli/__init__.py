@@ -135,13 +135,16 @@ def _store_problem(exc: BaseException, db: str | None) -> Any:
     read-only, full, unreachable), raised when the store was opened or later; else None."""
     import sqlite3
 
-    from sqlalchemy.exc import DBAPIError
-
     from workbench.store import DB_ENV_VAR, StoreError, store_error
 
     if isinstance(exc, StoreError):
         return exc
-    if not isinstance(exc, DBAPIError | sqlite3.Error):
+    # SQLAlchemy's error only when SQLAlchemy is loaded (else exc is not one): importing
+    # it for a plain sqlite3 error would cost ≈ 150 ms of the message.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if not isinstance(exc, sqlite3.Error) and not (
+        sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
+    ):
         return None
     from workbench.store import default_url
 

@@ -14,10 +14,13 @@ import errno
 import os
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Literal
 
 from workbench.errors import WorkbenchError
+
+from ._db import sqlite_url_path
 
 __all__ = ["StoreError", "StoreProblem", "describe_url", "sqlite_path", "store_error"]
 
@@ -44,6 +47,9 @@ class StoreError(WorkbenchError):
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for another database or an in-memory one)."""
+    plain = sqlite_url_path(url)
+    if plain is not None:  # the usual URL, read without SQLAlchemy
+        return Path(plain).absolute()
     from sqlalchemy.engine import make_url
 
     try:
@@ -84,14 +90,19 @@ def _disk_full(path: Path | None) -> bool:
 
 def store_error(exc: BaseException, url: str) -> StoreError | None:
     """The :class:`StoreError` that ``exc`` (raised while using the store at ``url``) means,
-    or None when it is not a problem of the database itself (a bug to report as it is)."""
-    from sqlalchemy import exc as sa_exc
+    or None when it is not a problem of the database itself (a bug to report as it is).
 
+    The same for a driver's error as for SQLAlchemy's wrapping of it: a SQLite file is
+    used through plain :mod:`sqlite3` (see :mod:`._db`)."""
     if isinstance(exc, StoreError):
         return exc
     original: BaseException = exc
-    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
-        original = exc.orig
+    # SQLAlchemy's errors, when it is loaded: an error cannot be one of them otherwise
+    # (and importing it to find out would cost ≈ 150 ms of an error message).
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    wrapped = sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
+    if wrapped and getattr(exc, "orig", None) is not None:
+        original = exc.orig  # type: ignore[attr-defined]
     path = sqlite_path(url)
     where = describe_url(url)
     text = str(original).lower()
@@ -99,7 +110,7 @@ def store_error(exc: BaseException, url: str) -> StoreError | None:
         "run `workbench doctor --repair` to move it aside and start an empty store, or pass "
         "--db (or set WORKBENCH_DB) to use another"
     )
-    if isinstance(original, sqlite3.DatabaseError | OSError) or isinstance(exc, sa_exc.DBAPIError):
+    if isinstance(original, sqlite3.Error | OSError) or wrapped:
         if any(w in text for w in ("not a database", "malformed", "encrypted", "corrupt")):
             return StoreError(
                 f"the store {where} is not a readable SQLite database ({original})",
@@ -139,7 +150,11 @@ def store_error(exc: BaseException, url: str) -> StoreError | None:
                 "io",
                 path,
             )
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+    # A database that is away or busy (locked): SQLAlchemy's OperationalError and
+    # InterfaceError, or sqlite3's own when it is used directly.
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError) or (
+        sa_exc is not None and isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    ):
         return StoreError(
             f"cannot use the database {where}: {original}",
             "check that it is running and reachable, and the URL (--db or WORKBENCH_DB)",

@@ -1,34 +1,30 @@
 """How the store connects: the SQLAlchemy engine (SQLite pragmas, PostgreSQL), and the
-read and write connections every part of the store uses."""
+read and write connections every part of the store uses (raw DB-API cursors, or
+SQLAlchemy's connections: see :mod:`._db` for which needs what)."""
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    event,
-)
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
-
-from ._errors import StoreError
-from .leases import Lease
+from ._db import Database, check_sqlite_version, make_parent, sqlite_pragmas
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
     from sqlmodel import Session
 
+    from ._errors import StoreError
+    from .leases import Lease
     from .writer import _Checkpointer, _Pending, _Statements
 
 # -- engine -------------------------------------------------------------------------------
+# SQLAlchemy is imported here when an engine is made, not with the module: a SQLite file
+# whose schema is current needs none (see ._db).
 
 
 def _is_sqlite_memory(url: URL) -> bool:
@@ -36,19 +32,7 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # Take transaction control away from pysqlite (which would not BEGIN before DDL and so
-    # autocommit it); the "begin" listener below issues BEGIN itself.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout = 10000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL syncs at checkpoints only: a commit survives a killed process
-        # (it is in the WAL file) though not a power cut. That is the durability promised.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
+    sqlite_pragmas(dbapi_connection)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -72,21 +56,21 @@ def create_engine_for(url: str | URL) -> Engine:
     Args:
         url: Any SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``).
     """
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import StaticPool
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
-    if sqlite3.sqlite_version_info < (3, 35, 0):
-        raise RuntimeError(
-            f"SQLite {sqlite3.sqlite_version} is too old: the store needs 3.35 or newer "
-            "(UPDATE ... RETURNING)"
-        )
+    check_sqlite_version()
     if _is_sqlite_memory(parsed):
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     else:
         if parsed.database and not parsed.query.get("uri"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_parent(parsed.database)
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
@@ -94,11 +78,14 @@ def create_engine_for(url: str | URL) -> Engine:
 
 
 class _StoreBase:
-    """What every part of :class:`~workbench.store.Store` shares: the engine, the lock of a
-    shared in-memory SQLite connection, the writer's statements and queue (set by
-    ``Store.__init__``), and the read and write connections."""
+    """What every part of :class:`~workbench.store.Store` shares: the database, the lock of
+    a shared in-memory SQLite connection, the writer's statements and queue (set by
+    ``Store.__init__``), and the read and write connections: DB-API cursors
+    (:meth:`_raw_read`, :meth:`_raw_write`: plain SQL, no SQLAlchemy) and SQLAlchemy
+    connections (:meth:`_read`, :meth:`_write`, :meth:`_typed`: SQLAlchemy is imported on
+    the first)."""
 
-    _engine: Engine
+    _db: Database
     _sqlite: bool
     _db_lock: contextlib.AbstractContextManager[Any]
     _sql: _Statements
@@ -110,7 +97,7 @@ class _StoreBase:
     _cond: threading.Condition
     _queue: list[_Pending]
     _closing: bool
-    _raw: PoolProxiedConnection | None
+    _raw: Any
     _checkpointer: _Checkpointer | None
     _thread: threading.Thread
     read_only: StoreError | None
@@ -128,9 +115,33 @@ class _StoreBase:
         test's) are nobody's, ``''``."""
         return self._lease.id if self._lease is not None else ""
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for modules that keep their own tables here). On a
+        SQLite file it is made on first use."""
+        return self._db.engine
+
+    @contextlib.contextmanager
+    def _raw_read(self) -> Iterator[Any]:
+        """A DB-API cursor in a read transaction (``BEGIN`` on SQLite), rolled back after."""
+        with self._db.transaction(self._db_lock, write=False) as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def _raw_write(self) -> Iterator[Any]:
+        """A DB-API cursor in a write transaction (``BEGIN IMMEDIATE`` on SQLite),
+        committed at the end."""
+        with self._db.transaction(self._db_lock, write=True) as cursor:
+            yield cursor
+
+    def _run(self, cursor: Any, sql: str, **params: Any) -> Any:
+        """Execute plain SQL with ``:name`` parameters on a raw cursor; returns it."""
+        self._db.sql(sql).run(cursor, **params)
+        return cursor
+
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._db_lock, self._engine.connect() as conn:
+        with self._db_lock, self.engine.connect() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -145,7 +156,7 @@ class _StoreBase:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._db_lock, self._engine.connect() as conn:
+        with self._db_lock, self.engine.connect() as conn:
             conn = conn.execution_options(workbench_immediate=True)
             with conn.begin():
                 yield conn

@@ -27,11 +27,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Engine, text
+if TYPE_CHECKING:
+    from ._db import Database
 
 __all__ = [
     "DEFAULT_LEASE_S",
@@ -156,8 +157,11 @@ class ProcessInfo:
 class Lease:
     """This process's row in ``processes``, renewed by a daemon thread.
 
+    Plain SQL on a DB-API connection from the store's database: a raw sqlite3 one for a
+    SQLite file (no SQLAlchemy on the way to a first answer), SQLAlchemy's pool's else.
+
     Args:
-        engine: The store's database.
+        db: The store's database (its connections and its parameter style).
         lock: Held around each database access (the store's lock for in-memory SQLite).
         kind: What the process is (``serve``, ``run``, ``tui``...).
         workspace: The workspace it serves.
@@ -168,7 +172,7 @@ class Lease:
 
     def __init__(
         self,
-        engine: Engine,
+        db: Database,
         lock: contextlib.AbstractContextManager[Any],
         *,
         kind: str,
@@ -176,13 +180,13 @@ class Lease:
         lease_s: float,
         on_lost: Callable[[str], None],
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._lock = lock
         self.kind = kind
         self.workspace = workspace
         self.lease_s = lease_s
         self._on_lost = on_lost
-        self._now = now_sql(engine.dialect.name)
+        self._now = now_sql(db.dialect)
         self.id = new_process_id()
         """The id runs record as their owner (a new one after a lost lease)."""
         self._registered = False
@@ -190,12 +194,11 @@ class Lease:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[Connection]:
-        with self._lock, self._engine.connect() as conn:
-            conn = conn.execution_options(workbench_immediate=True)
-            with conn.begin():
-                yield conn
+    def _write(self, sql: str, **params: Any) -> int:
+        """Run one statement in a write transaction of its own; returns its row count."""
+        with self._db.transaction(self._lock, write=True) as cursor:
+            self._db.sql(sql).run(cursor, **params)
+            return int(cursor.rowcount)
 
     def start(self) -> Lease:
         """Register (raising if the database refuses) and start the heartbeat thread."""
@@ -207,33 +210,26 @@ class Lease:
         return self
 
     def _register(self) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO processes (id, kind, host, pid, workspace, started_at, "
-                    f"heartbeat_at, lease_s) VALUES (:id, :kind, :host, :pid, :ws, {self._now}, "
-                    f"{self._now}, :lease)"
-                ),
-                {
-                    "id": self.id,
-                    "kind": self.kind,
-                    "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "ws": self.workspace,
-                    "lease": self.lease_s,
-                },
-            )
+        self._write(
+            "INSERT INTO processes (id, kind, host, pid, workspace, started_at, "
+            f"heartbeat_at, lease_s) VALUES (:id, :kind, :host, :pid, :ws, {self._now}, "
+            f"{self._now}, :lease)",
+            id=self.id,
+            kind=self.kind,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            ws=self.workspace,
+            lease=self.lease_s,
+        )
         self._registered = True
         self._last_ok = time.monotonic()
 
     def renew(self) -> bool:
         """One heartbeat. False when the row is gone: the lease was lost."""
-        with self._conn() as conn:
-            result = conn.execute(
-                text(f"UPDATE processes SET heartbeat_at = {self._now} WHERE id = :id"),
-                {"id": self.id},
-            )
-        if result.rowcount == 1:
+        renewed = self._write(
+            f"UPDATE processes SET heartbeat_at = {self._now} WHERE id = :id", id=self.id
+        )
+        if renewed == 1:
             self._last_ok = time.monotonic()
             return True
         return False
@@ -276,8 +272,7 @@ class Lease:
             self._thread = None
         if release and self._registered:
             try:
-                with self._conn() as conn:
-                    conn.execute(text("DELETE FROM processes WHERE id = :id"), {"id": self.id})
+                self._write("DELETE FROM processes WHERE id = :id", id=self.id)
             except Exception as exc:  # it expires by itself
                 log.warning("lease %s: could not release it: %s", self.id, exc)
             self._registered = False

@@ -19,29 +19,17 @@ next version, using ``op``-style Core statements (``ALTER TABLE ... ADD COLUMN``
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    insert,
-    select,
-    text,
-)
-from sqlalchemy import func as sa_func
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Table
+
+# SQLAlchemy is imported by the steps and by migrate(), not with this module: a store whose
+# schema is current learns so by plain SQL (sqlite_schema_version) and needs none.
 
 __all__ = [
     "MIGRATIONS",
@@ -53,6 +41,7 @@ __all__ = [
     "current_version",
     "latest_version",
     "migrate",
+    "sqlite_schema_version",
 ]
 
 _PG_LOCK_KEY = 0x776F726B62656E63  # "workbenc": one advisory lock for all migrations
@@ -77,14 +66,18 @@ class SchemaTooNewError(RuntimeError):
 
 # -- the schema version table: never changes, so it is defined once ---------------------
 
-_version_metadata = MetaData()
-_schema_version = Table(
-    "schema_version",
-    _version_metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("description", String, nullable=False),
-    Column("applied_at", Float, nullable=False),
-)
+
+@functools.cache
+def _schema_version() -> Table:
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+
+    return Table(
+        "schema_version",
+        MetaData(),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("description", String, nullable=False),
+        Column("applied_at", Float, nullable=False),
+    )
 
 
 # -- version 1 ---------------------------------------------------------------------------
@@ -92,6 +85,20 @@ _schema_version = Table(
 
 def _v1_create_tables(conn: Connection) -> None:
     """The first schema: sessions, runs, events, approval rules, knowledge sources."""
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        Float,
+        ForeignKey,
+        Index,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        UniqueConstraint,
+    )
+
     md = MetaData()
     Table(
         "sessions",
@@ -186,6 +193,8 @@ def _v1_create_tables(conn: Connection) -> None:
 def _v2_control_requests(conn: Connection) -> None:
     """Requests between server processes sharing the database (see workbench.server._control):
     cancel a run, decide a pending tool call. The process that runs the run takes them up."""
+    from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text
+
     md = MetaData()
     Table(
         "control_requests",
@@ -292,6 +301,8 @@ def _v3_fork_search_retention(conn: Connection) -> None:
     """Forks remember their origin; sessions list and prune by ``updated_at`` through an
     index; full-text search over messages and tool calls (FTS5 on SQLite, a GIN
     ``tsvector`` expression index on PostgreSQL)."""
+    from sqlalchemy import Column, Float, Index, MetaData, Table, text
+
     conn.execute(text("ALTER TABLE sessions ADD COLUMN forked_from VARCHAR"))
     conn.execute(text("ALTER TABLE sessions ADD COLUMN forked_from_seq INTEGER"))
     md = MetaData()
@@ -315,6 +326,8 @@ def _v3_fork_search_retention(conn: Connection) -> None:
 def _v4_processes(conn: Connection) -> None:
     """Leases: each process that runs anything registers itself and renews a heartbeat;
     a run belongs to a live process or to nobody (see workbench.store.leases)."""
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+
     md = MetaData()
     Table(
         "processes",
@@ -355,15 +368,30 @@ def latest_version() -> int:
 
 def current_version(conn: Connection) -> int:
     """The highest applied version (0 for an empty database)."""
+    from sqlalchemy import func, select
+
     if not conn.dialect.has_table(conn, "schema_version"):
         return 0
-    found = conn.execute(select(sa_func.max(_schema_version.c.version))).scalar()
+    found = conn.execute(select(func.max(_schema_version().c.version))).scalar()
     return int(found or 0)
+
+
+def sqlite_schema_version(cursor: Any) -> int:
+    """:func:`current_version` of a SQLite database in plain SQL, on a DB-API cursor: a
+    store opening a file learns whether it needs migrating without SQLAlchemy."""
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    if cursor.fetchone() is None:
+        return 0
+    cursor.execute("SELECT max(version) FROM schema_version")
+    row = cursor.fetchone()
+    return int(row[0] or 0) if row is not None else 0
 
 
 def _lock(conn: Connection) -> None:
     """Serialise migrating processes (SQLite's ``BEGIN IMMEDIATE`` already does)."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
@@ -385,6 +413,8 @@ def migrate(engine: Engine) -> list[int]:
     Raises:
         SchemaTooNewError: The database is at a version this code does not know.
     """
+    from sqlalchemy import insert
+
     _check_history()
     applied: list[int] = []
     with engine.connect() as conn:
@@ -395,7 +425,7 @@ def migrate(engine: Engine) -> list[int]:
         for step in MIGRATIONS:
             with conn.begin():
                 _lock(conn)
-                _schema_version.create(conn, checkfirst=True)
+                _schema_version().create(conn, checkfirst=True)
                 version = current_version(conn)
                 if version > latest_version():
                     raise SchemaTooNewError(
@@ -406,7 +436,7 @@ def migrate(engine: Engine) -> list[int]:
                     continue
                 step.apply(conn)
                 conn.execute(
-                    insert(_schema_version).values(
+                    insert(_schema_version()).values(
                         version=step.version,
                         description=step.description,
                         applied_at=time.time(),

@@ -1,4 +1,8 @@
-"""Reading and managing the derived tables: events by session, sessions, runs, saved rules."""
+"""Reading and managing the derived tables: events by session, sessions, runs, saved rules.
+
+What a run and the engine read on their way (a session's events, its last seq, the saved
+rules) is plain SQL on a DB-API cursor; the rest is written with SQLAlchemy, imported by
+each method when it is first called (see :mod:`._db`)."""
 
 from __future__ import annotations
 
@@ -7,17 +11,6 @@ import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    Table,
-    delete,
-    select,
-    text,
-)
-from sqlalchemy import func as sa_func
 
 from ..events import Event, EventAdapter
 from .connection import _StoreBase
@@ -34,6 +27,8 @@ from .records import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Connection, Select, Table
+
     from .schema import RunRow
 
 
@@ -64,18 +59,18 @@ class _Queries(_StoreBase):
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        with self._read() as conn:
-            rows = conn.execute(text(sql), params).all()
+        with self._raw_read() as cursor:
+            rows = self._run(cursor, sql, **params).fetchall()
         parse = EventAdapter.validate_json
         return [parse(row[0]) for row in rows]
 
     def last_seq(self, session_id: str) -> int:
         """The seq of the session's last committed event (0 if none or no such session)."""
-        with self._read() as conn:
-            found = conn.execute(
-                select(T.sessions.c.last_seq).where(T.sessions.c.id == session_id)
-            ).scalar()
-        return int(found or 0)
+        with self._raw_read() as cursor:
+            row = self._run(
+                cursor, "SELECT last_seq FROM sessions WHERE id = :id", id=session_id
+            ).fetchone()
+        return int(row[0] or 0) if row is not None else 0
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -102,6 +97,8 @@ class _Queries(_StoreBase):
             forked_from: For a fork: the session it was forked from.
             forked_from_seq: For a fork: the seq it was forked at.
         """
+        from sqlalchemy import text
+
         session_id = session_id or new_id("s")
         workspace = _abs(workspace)
         now = time.time()
@@ -151,6 +148,8 @@ class _Queries(_StoreBase):
             offset: Skip this many first.
             workspace: Only the sessions of this workspace folder (None: every one).
         """
+        from sqlalchemy import func, select
+
         # The page first (through ix_sessions_updated_at), then run counts for it alone:
         # counting runs of every skipped session made deep pages slow.
         query = select(T.sessions)
@@ -163,7 +162,7 @@ class _Queries(_StoreBase):
             .subquery()
         )
         run_count = (
-            select(sa_func.count())
+            select(func.count())
             .select_from(T.runs)
             .where(T.runs.c.session_id == page.c.id)
             .scalar_subquery()
@@ -182,6 +181,8 @@ class _Queries(_StoreBase):
         Returns:
             Whether it existed.
         """
+        from sqlalchemy import delete
+
         with self._write() as conn:
             result = conn.execute(delete(T.sessions).where(T.sessions.c.id == session_id))
         return result.rowcount > 0
@@ -198,6 +199,8 @@ class _Queries(_StoreBase):
             cutoff: Epoch seconds.
             limit: At most this many.
         """
+        from sqlalchemy import select
+
         live = (
             select(T.runs.c.id)
             .where(T.runs.c.session_id == T.sessions.c.id, T.runs.c.status.in_(_LIVE_STATUSES))
@@ -221,6 +224,8 @@ class _Queries(_StoreBase):
         Returns:
             How many existed.
         """
+        from sqlalchemy import delete
+
         ids = list(dict.fromkeys(session_ids))
         deleted = 0
         for start in range(0, len(ids), batch):
@@ -315,7 +320,7 @@ class _Queries(_StoreBase):
         if not tool:
             raise ValueError("a rule needs a tool (glob)")
         workspace = _abs(workspace)
-        dbapi = self._engine.dialect.loaded_dbapi
+        dbapi = self._db.dbapi
         for attempt in range(8):
             rule = RuleInfo(
                 id=new_id("r", 3),
@@ -348,8 +353,10 @@ class _Queries(_StoreBase):
             stmt, values = self._sql.rules_all, {}
         else:
             stmt, values = self._sql.rules_of, {"workspace": _abs(workspace)}
-        with self._read() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        # One statement on a raw connection, outside a transaction (no BEGIN): this runs
+        # before every tool call the policy judges.
+        with self._db_lock, self._db.connection() as conn:
+            cursor = conn.cursor()
             try:
                 stmt.run(cursor, **values)
                 rows = cursor.fetchall()
@@ -359,6 +366,8 @@ class _Queries(_StoreBase):
 
     def delete_rule(self, rule_id: str) -> bool:
         """Delete a rule. Returns whether it existed."""
+        from sqlalchemy import delete
+
         with self._write() as conn:
             result = conn.execute(delete(T.rules).where(T.rules.c.id == rule_id))
         return result.rowcount > 0
@@ -410,8 +419,10 @@ T = _Tables()
 
 
 def _session_query() -> Select[Any]:
+    from sqlalchemy import func, select
+
     run_count = (
-        select(sa_func.count())
+        select(func.count())
         .select_from(T.runs)
         .where(T.runs.c.session_id == T.sessions.c.id)
         .scalar_subquery()

@@ -10,16 +10,15 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import platformdirs
-from sqlalchemy import (
-    Connection,
-    text,
-)
 
 from ..events import EventBase, Usage
 from .leases import ProcessInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 _INTERRUPT_REASON: Final = "its process ({process}) stopped renewing its lease"
 
@@ -92,6 +91,8 @@ def notify(conn: Connection, payload: Mapping[str, Any]) -> None:
     """Send a notification on :data:`NOTIFY_CHANNEL` when the transaction commits
     (PostgreSQL only; a no-op elsewhere)."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         conn.execute(
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": NOTIFY_CHANNEL, "payload": json.dumps(payload, separators=(",", ":"))},

@@ -1,14 +1,10 @@
 """Searching sessions: full text over messages, tool calls and results (SQLite FTS5,
-PostgreSQL ``tsvector``)."""
+PostgreSQL ``tsvector``). SQLAlchemy is imported on the first search."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Final
-
-from sqlalchemy import (
-    text,
-)
 
 from .connection import _StoreBase
 from .records import SNIPPET_END, SNIPPET_START, SearchHit
@@ -50,6 +46,8 @@ class _Search(_StoreBase):
     def _search_sqlite(
         self, words: list[str], limit: int, offset: int, prefix: bool
     ) -> list[SearchHit]:
+        from sqlalchemy import text
+
         terms = ['"' + w.replace('"', '""') + '"' for w in words]
         if prefix:
             terms[-1] += "*"
@@ -126,6 +124,8 @@ class _Search(_StoreBase):
     def _search_pg(
         self, words: list[str], limit: int, offset: int, prefix: bool
     ) -> list[SearchHit]:
+        from sqlalchemy import text
+
         from .migrations import PG_SEARCH_PREDICATE, PG_SEARCH_VECTOR
 
         params: dict[str, Any] = {"limit": limit, "offset": offset}

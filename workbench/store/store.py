@@ -16,8 +16,13 @@ One :class:`Store` per process, made of parts that each answer one question:
 - :mod:`~workbench.store.search`: full-text search over sessions.
 - this module: opening and closing, leases (who runs what), interrupted runs, claims.
 
-Reads go through a SQLAlchemy connection pool and may be called from any thread. They see
-committed data only; an append that returned is visible to every reader.
+Reads may be called from any thread. They see committed data only; an append that returned
+is visible to every reader.
+
+A SQLite file whose schema is current (the usual store) is opened, written, leased and
+checked for dead processes with plain :mod:`sqlite3`: SQLAlchemy, ≈ 150 ms of every
+start-up, is imported only by what needs it (typed reads, search, migrations, PostgreSQL).
+See :mod:`._db`.
 
 SQLite (the default, in WAL mode) and PostgreSQL are supported; the SQL is portable
 between them (``ON CONFLICT``, ``RETURNING``). On PostgreSQL every commit that stores events
@@ -34,29 +39,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
-
-from sqlalchemy import (
-    Connection,
-    Engine,
-    bindparam,
-    create_engine,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.elements import BindParameter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..events import EventBase, RunInterrupted
+from ._db import Database, SaDatabase, SqliteFile, in_list, sqlite_file
 from ._errors import StoreError, sqlite_path, store_error
-from .connection import _is_sqlite_memory, create_engine_for
+from .connection import create_engine_for
 from .leases import Lease, ProcessInfo, lease_seconds, now_sql, owner_host_pid, pid_alive
 from .migrations import current_version, latest_version, migrate
 from .queries import T, _abs, _Queries
 from .records import _INTERRUPT_REASON, _LIVE_STATUSES, Claim, RunInfo, default_url, log
 from .search import _Search
 from .writer import _Checkpointer, _Pending, _Statements, _Writer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 __all__ = ["Store"]
 
@@ -65,9 +62,17 @@ _LIVE = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(_LI
 """A run that is running or waiting, in plain SQL."""
 
 
-def _ids() -> BindParameter[Any]:
-    """The ``:ids`` of ``IN :ids``, a list expanded to one parameter per item."""
-    return bindparam("ids", expanding=True)
+class _LiveRun(NamedTuple):
+    """A run still running or waiting, as :meth:`Store._interrupt` reads it."""
+
+    id: str
+    session_id: str
+    parent_run_id: str | None
+    owner: str
+    target: str
+
+
+_LIVE_RUN = "SELECT id, session_id, parent_run_id, owner, target FROM runs WHERE id IN {ids} AND "
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -80,27 +85,27 @@ class Store(_Writer, _Search, _Queries):
     and return once committed. Everything else may be called from any thread.
     """
 
-    def __init__(self, engine: Engine, *, read_only: StoreError | None = None) -> None:
-        """Wrap an engine whose database is migrated. Prefer :meth:`open`.
+    def __init__(self, engine: Engine | Database, *, read_only: StoreError | None = None) -> None:
+        """Wrap a database that is migrated. Prefer :meth:`open`.
 
         Args:
-            engine: From :func:`create_engine_for`. The store disposes of it on close.
+            engine: From :func:`create_engine_for` (or a :class:`~._db.Database`). The
+                store disposes of it on close.
             read_only: Why the store could only be opened for reading (appends refuse).
         """
-        self._engine = engine
+        db = engine if isinstance(engine, Database) else SaDatabase(engine)
+        self._db = db
         self.read_only = read_only
         """Why the store is open for reading only (a full disk, a read-only file), or None."""
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._sqlite = db.dialect == "sqlite"
         self.default_workspace = ""
         """The workspace recorded for a session that its first event creates."""
         # One shared in-memory connection: readers and the writer take turns on it.
         self._db_lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock()
-            if self._sqlite and _is_sqlite_memory(engine.url)
-            else contextlib.nullcontext()
+            threading.RLock() if db.memory else contextlib.nullcontext()
         )
-        self._sql = _Statements(engine)
-        dbapi = engine.dialect.loaded_dbapi
+        self._sql = _Statements(db)
+        dbapi = db.dbapi
         self._item_errors: tuple[type[BaseException], ...] = (
             dbapi.IntegrityError,
             dbapi.DataError,
@@ -110,15 +115,13 @@ class Store(_Writer, _Search, _Queries):
         self._host = socket.gethostname()
         self._lease: Lease | None = None
         self._lease_lost: list[Callable[[str], None]] = []
-        self._now_sql = now_sql(engine.dialect.name)
+        self._now_sql = now_sql(db.dialect)
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._closing = False
-        self._raw: PoolProxiedConnection | None = None
+        self._raw: Any = None
         self._checkpointer = (
-            _Checkpointer(engine)
-            if self._sqlite and not _is_sqlite_memory(engine.url) and read_only is None
-            else None
+            _Checkpointer(db) if self._sqlite and not db.memory and read_only is None else None
         )
         self._thread = threading.Thread(
             target=self._writer, name="workbench-store-writer", daemon=True
@@ -141,17 +144,23 @@ class Store(_Writer, _Search, _Queries):
                 message names it, the hint says what to do).
         """
         url = url or default_url()
+        # A plain SQLite file is used through sqlite3 (SQLAlchemy only if it must be
+        # migrated); anything else through a SQLAlchemy engine.
+        path = sqlite_file(url)
         try:
-            engine = create_engine_for(url)
+            db = SqliteFile(path, url) if path is not None else SaDatabase(create_engine_for(url))
         except Exception as exc:
             error = store_error(exc, url)
             if error is None:
                 raise
             raise error from exc
         try:
-            migrate(engine)
+            # Plain SQL tells whether a file's schema is current (the usual case): then
+            # SQLAlchemy is not imported at all. Else its engine migrates it.
+            if not isinstance(db, SqliteFile) or db.schema_version() != latest_version():
+                migrate(db.engine)
         except Exception as exc:
-            engine.dispose()
+            db.dispose()
             error = store_error(exc, url)
             if error is None:
                 raise
@@ -161,14 +170,16 @@ class Store(_Writer, _Search, _Queries):
                     return fallback
             raise error from exc
         except BaseException:
-            engine.dispose()
+            db.dispose()
             raise
-        return cls(engine)
+        return cls(db)
 
     @classmethod
     def _open_read_only(cls, url: str, why: StoreError) -> Store | None:
         """The SQLite file opened immutable and read-only (no -wal or -shm written), if it
         is migrated already; else None."""
+        from sqlalchemy import create_engine
+
         path = sqlite_path(url)
         if path is None or not path.is_file():
             return None
@@ -187,14 +198,9 @@ class Store(_Writer, _Search, _Queries):
         return cls(engine, read_only=why)
 
     @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for modules that keep their own tables here)."""
-        return self._engine
-
-    @property
     def url(self) -> str:
         """The database URL, password hidden."""
-        return self._engine.url.render_as_string(hide_password=True)
+        return self._db.url
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -214,7 +220,7 @@ class Store(_Writer, _Search, _Queries):
             self._lease.stop()
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        self._engine.dispose()
+        self._db.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -251,7 +257,7 @@ class Store(_Writer, _Search, _Queries):
         """
         if self._lease is None:
             self._lease = Lease(
-                self._engine,
+                self._db,
                 self._db_lock,
                 kind=kind,
                 workspace=_abs(workspace),
@@ -276,14 +282,20 @@ class Store(_Writer, _Search, _Queries):
 
     def db_now(self) -> float:
         """The database's clock, epoch seconds (what leases are measured by)."""
-        with self._read() as conn:
-            return float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
+        with self._raw_read() as cursor:
+            return self._now(cursor)
+
+    def _now(self, cursor: Any) -> float:
+        return float(self._run(cursor, f"SELECT {self._now_sql}").fetchone()[0])
+
+    def _processes(self, cursor: Any, order: str = "") -> list[ProcessInfo]:
+        sql = f"SELECT {_PROCESS_COLUMNS} FROM processes{order}"
+        return [ProcessInfo(*row) for row in self._run(cursor, sql).fetchall()]
 
     def processes(self) -> list[ProcessInfo]:
         """Every process that holds a lease row (alive or not yet noticed dead), oldest first."""
-        with self._read() as conn:
-            rows = conn.execute(select(T.processes).order_by(T.processes.c.started_at)).all()
-        return [ProcessInfo(**row._mapping) for row in rows]
+        with self._raw_read() as cursor:
+            return self._processes(cursor, " ORDER BY started_at")
 
     def _owner_gone(self, owner: str, alive: set[str], dead: set[str]) -> bool:
         if not owner:
@@ -316,27 +328,20 @@ class Store(_Writer, _Search, _Queries):
         """
         if self.read_only is not None or not self._anything_dead():
             return []
-        # Plain SQL, as in _anything_dead: a store opened after a process died must not
-        # import sqlmodel's tables for this (≈ 100 ms of the first answer after a crash).
-        with self._write() as conn:
-            now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-            procs = [
-                ProcessInfo(**r._mapping)
-                for r in conn.execute(text(f"SELECT {_PROCESS_COLUMNS} FROM processes")).all()
-            ]
+        # Plain SQL on a raw cursor, as in _anything_dead: a store opened after a process
+        # died must not import sqlmodel's tables nor SQLAlchemy for this (≈ 100 ms and
+        # 150 ms of the first answer after a crash).
+        with self._raw_write() as cursor:
+            now = self._now(cursor)
+            procs = self._processes(cursor)
             by_id = {p.id: p for p in procs}
             dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
             alive = set(by_id) - dead
             if dead:
-                conn.execute(
-                    text("DELETE FROM processes WHERE id IN :ids").bindparams(_ids()),
-                    {"ids": sorted(dead)},
-                )
-            candidates = [
-                r.id
-                for r in conn.execute(text(f"SELECT id, owner FROM runs WHERE {_LIVE}")).all()
-                if self._owner_gone(r.owner, alive, dead)
-            ]
+                ids, params = in_list("id", sorted(dead))
+                self._run(cursor, f"DELETE FROM processes WHERE id IN {ids}", **params)
+            live = self._run(cursor, f"SELECT id, owner FROM runs WHERE {_LIVE}").fetchall()
+            candidates = [run_id for run_id, owner in live if self._owner_gone(owner, alive, dead)]
 
             def reason(row: Any) -> str:
                 holder = by_id.get(row.owner)
@@ -346,7 +351,7 @@ class Store(_Writer, _Search, _Queries):
                 return _INTERRUPT_REASON.format(process=process)
 
             marked = self._interrupt(
-                conn,
+                cursor,
                 candidates,
                 keep=lambda row: self._owner_gone(row.owner, alive, dead),
                 reason=reason,
@@ -370,9 +375,9 @@ class Store(_Writer, _Search, _Queries):
         ids = list(dict.fromkeys(run_ids))
         if not ids or self.read_only is not None:
             return []
-        with self._write() as conn:
+        with self._raw_write() as cursor:
             marked = self._interrupt(
-                conn,
+                cursor,
                 ids,
                 keep=lambda _row: True,
                 reason=lambda _row: "its process stopped it without ending it (resume it)",
@@ -381,39 +386,41 @@ class Store(_Writer, _Search, _Queries):
 
     def _interrupt(
         self,
-        conn: Connection,
+        cursor: Any,
         run_ids: list[str],
         *,
-        keep: Callable[[Any], bool],
-        reason: Callable[[Any], str],
-    ) -> list[Any]:
-        """Inside a write transaction: of these runs, those still running or waiting for
-        which ``keep`` holds become ``interrupted``, each with a ``run.interrupted`` event
-        committed with it (so every stream says so). Several processes may do this at once:
-        each run is marked by one."""
+        keep: Callable[[_LiveRun], bool],
+        reason: Callable[[_LiveRun], str],
+    ) -> list[_LiveRun]:
+        """Inside a write transaction (a raw cursor): of these runs, those still running or
+        waiting for which ``keep`` holds become ``interrupted``, each with a
+        ``run.interrupted`` event committed with it (so every stream says so). Several
+        processes may do this at once: each run is marked by one."""
         if not run_ids:
             return []
-        rows_of = f"SELECT id, session_id, parent_run_id, owner, target FROM runs WHERE id IN :ids AND {_LIVE}"
-        live_rows = text(rows_of).bindparams(_ids())
-        rows = [r for r in conn.execute(live_rows, {"ids": run_ids}).all() if keep(r)]
+
+        def live(ids: list[str], lock: str = "") -> list[_LiveRun]:
+            marks, params = in_list("id", ids)
+            found = self._run(cursor, _LIVE_RUN.format(ids=marks) + _LIVE + lock, **params)
+            return [row for row in map(_LiveRun._make, found.fetchall()) if keep(row)]
+
+        rows = live(run_ids)
         if rows and not self._sqlite:
             # Lock the sessions first, in order, as the writer does (its seq bump), then
             # look again: another process may have marked them meanwhile.
-            lock_sessions = "SELECT id FROM sessions WHERE id IN :ids ORDER BY id FOR UPDATE"
-            conn.execute(
-                text(lock_sessions).bindparams(_ids()),
-                {"ids": sorted({r.session_id for r in rows})},
-            ).all()
-            locked = text(rows_of + " FOR UPDATE").bindparams(_ids())
-            rows = [r for r in conn.execute(locked, {"ids": [r.id for r in rows]}).all() if keep(r)]
+            marks, params = in_list("id", sorted({r.session_id for r in rows}))
+            lock_sessions = f"SELECT id FROM sessions WHERE id IN {marks} ORDER BY id FOR UPDATE"
+            self._run(cursor, lock_sessions, **params).fetchall()
+            rows = live([r.id for r in rows], " FOR UPDATE")
         if not rows:
             return []
-        now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-        conn.execute(
-            text(
-                "UPDATE runs SET status = 'interrupted', updated_at = :now WHERE id IN :ids"
-            ).bindparams(_ids()),
-            {"now": now, "ids": [r.id for r in rows]},
+        now = self._now(cursor)
+        marks, params = in_list("id", [r.id for r in rows])
+        self._run(
+            cursor,
+            f"UPDATE runs SET status = 'interrupted', updated_at = :now WHERE id IN {marks}",
+            now=now,
+            **params,
         )
         events: list[EventBase] = [
             RunInterrupted(
@@ -427,31 +434,20 @@ class Store(_Writer, _Search, _Queries):
             )
             for r in rows
         ]
-        cursor = conn.connection.cursor()
-        try:
-            self._store_events(cursor, events, time.time())
-        finally:
-            cursor.close()
+        self._store_events(cursor, events, time.time())
         if self._checkpointer is not None:
             self._checkpointer.committed()
         return rows
 
     def _anything_dead(self) -> bool:
         """Whether :meth:`mark_interrupted` has anything to do (a read, no lock)."""
-        # Plain SQL: this runs on every open, where the Core tables (sqlmodel's) are not
-        # imported yet.
-        with self._read() as conn:
-            now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
-            procs = [
-                ProcessInfo(**r._mapping)
-                for r in conn.execute(text(f"SELECT {_PROCESS_COLUMNS} FROM processes")).all()
-            ]
-            owners = {
-                str(o)
-                for (o,) in conn.execute(
-                    text(f"SELECT DISTINCT owner FROM runs WHERE {_LIVE}")
-                ).all()
-            }
+        # Plain SQL on a raw cursor: this runs on every open, where neither SQLAlchemy nor
+        # the Core tables (sqlmodel's) are imported.
+        with self._raw_read() as cursor:
+            now = self._now(cursor)
+            procs = self._processes(cursor)
+            live = self._run(cursor, f"SELECT DISTINCT owner FROM runs WHERE {_LIVE}")
+            owners = {str(owner) for (owner,) in live.fetchall()}
         dead = {p.id for p in procs if p.id != self.owner and p.dead(now)}
         alive = {p.id for p in procs} - dead
         return bool(dead) or any(self._owner_gone(o, alive, dead) for o in owners)
@@ -467,6 +463,8 @@ class Store(_Writer, _Search, _Queries):
             A :class:`Claim`: won, or why not (the run is missing, ended, a child run, or
             alive in a process whose lease holds, maybe this one).
         """
+        from sqlalchemy import select, text, update
+
         self.mark_interrupted()
         with self._write() as conn:
             now = float(conn.execute(text(f"SELECT {self._now_sql}")).scalar_one())
@@ -502,6 +500,8 @@ class Store(_Writer, _Search, _Queries):
     def release_run(self, run_id: str) -> bool:
         """Give back a run claimed by :meth:`claim_run` that could not be started after all:
         it is ``interrupted`` again, for anyone to resume. Returns whether it was ours."""
+        from sqlalchemy import update
+
         with self._write() as conn:
             result = conn.execute(
                 update(T.runs)

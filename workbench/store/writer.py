@@ -11,18 +11,12 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, cast
-
-from sqlalchemy import (
-    Engine,
-    text,
-)
-from sqlalchemy.engine.interfaces import DBAPICursor
-from sqlalchemy.pool import PoolProxiedConnection
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ..events import EventBase, Usage, dump_event
+from ._db import Database, discard
 from .connection import _StoreBase
 from .records import (
     _APPROVAL_SIGNALS,
@@ -35,51 +29,32 @@ from .records import (
     log,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPICursor
+
 # -- the writer's SQL ---------------------------------------------------------------------
 
 
-class _Sql:
-    """A statement compiled once for the dialect, run on a raw DBAPI cursor."""
-
-    __slots__ = ("keys", "sql")
-
-    def __init__(self, engine: Engine, sql: str) -> None:
-        compiled = text(sql).compile(dialect=engine.dialect)
-        self.sql: str = str(compiled)
-        self.keys: tuple[str, ...] | None = (
-            tuple(compiled.positiontup) if compiled.positiontup is not None else None
-        )
-
-    def params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-        """The parameters in the driver's style (a tuple for ``?``, a dict for ``%(x)s``)."""
-        if self.keys is None:
-            return values
-        return tuple(values[k] for k in self.keys)
-
-    def run(self, cursor: DBAPICursor, **values: Any) -> None:
-        cursor.execute(self.sql, self.params(values))
-
-
 class _Statements:
-    def __init__(self, engine: Engine) -> None:
-        s = _Sql
+    """The writer's statements (and the saved rules' reads), each made once in the
+    database's parameter style: ``:name`` and a dict on plain sqlite3, compiled by
+    SQLAlchemy for PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        s = db.sql
         self.bump = s(
-            engine,
             "UPDATE sessions SET last_seq = last_seq + :n, updated_at = :now "
             "WHERE id = :id RETURNING last_seq",
         )
         self.new_session = s(
-            engine,
             "INSERT INTO sessions (id, title, workspace, created_at, updated_at, last_seq) "
             "VALUES (:id, '', :ws, :now, :now, 0) ON CONFLICT (id) DO NOTHING",
         )
         self.insert_event = s(
-            engine,
             "INSERT INTO events (session_id, seq, run_id, type, ts, data) "
             "VALUES (:session_id, :seq, :run_id, :type, :ts, :data)",
         )
         self.run_started = s(
-            engine,
             "INSERT INTO runs (id, session_id, parent_run_id, target_kind, target, input, "
             "status, output, error, owner, created_at, updated_at, prompt_tokens, "
             "completion_tokens, cost) VALUES (:id, :session_id, :parent_run_id, "
@@ -87,16 +62,14 @@ class _Statements:
             "NULL) ON CONFLICT (id) DO UPDATE SET status = 'running', "
             "owner = excluded.owner, updated_at = excluded.updated_at",
         )
-        self.title = s(engine, "UPDATE sessions SET title = :title WHERE id = :id AND title = ''")
+        self.title = s("UPDATE sessions SET title = :title WHERE id = :id AND title = ''")
         self.waiting = s(
-            engine,
             "UPDATE runs SET status = 'waiting', updated_at = :now "
             "WHERE id = :id AND status IN ('running', 'waiting')",
         )
         # Back to running only when no other approval of the run is still pending
         # (parallel tool calls can each wait on a decision). Counted up to this event.
         self.resolved = s(
-            engine,
             "UPDATE runs SET status = 'running', updated_at = :now "
             "WHERE id = :id AND status = 'waiting' AND "
             "(SELECT COUNT(*) FROM events WHERE run_id = :id "
@@ -105,39 +78,30 @@ class _Statements:
             " AND type = 'approval.resolved' AND seq <= :seq)",
         )
         self.completed = s(
-            engine,
             "UPDATE runs SET status = 'completed', output = :output, "
             "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
             "cost = :cost, updated_at = :now WHERE id = :id",
         )
         self.failed = s(
-            engine,
             "UPDATE runs SET status = 'failed', error = :error, "
             "prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, "
             "cost = :cost, updated_at = :now WHERE id = :id",
         )
         self.notify = (
-            s(engine, "SELECT pg_notify(:channel, :payload)")
-            if engine.dialect.name == "postgresql"
-            else None
+            s("SELECT pg_notify(:channel, :payload)") if db.dialect == "postgresql" else None
         )
         self.cancelled = s(
-            engine,
             "UPDATE runs SET status = 'cancelled', updated_at = :now WHERE id = :id",
         )
         # The saved rules are read before every tool call that the policy judges (a rule
         # removed elsewhere must stop applying at once): compiled once, run on a raw cursor.
         rule_columns = "id, scope, workspace, tool, pattern, decision, created_at, note"
-        self.rules_all = s(
-            engine, f"SELECT {rule_columns} FROM approval_rules ORDER BY created_at, id"
-        )
+        self.rules_all = s(f"SELECT {rule_columns} FROM approval_rules ORDER BY created_at, id")
         self.rules_of = s(
-            engine,
             f"SELECT {rule_columns} FROM approval_rules "
             "WHERE workspace = :workspace OR scope = 'always' ORDER BY created_at, id",
         )
         self.interrupted = s(
-            engine,
             "UPDATE runs SET status = 'interrupted', updated_at = :now "
             "WHERE id = :id AND status IN ('running', 'waiting')",
         )
@@ -212,8 +176,8 @@ class _Checkpointer:
 
     _DEBOUNCE_S: Final = 0.25
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -232,7 +196,7 @@ class _Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        raw: PoolProxiedConnection | None = None
+        raw: Any = None
         try:
             while True:
                 self._dirty.wait()
@@ -240,7 +204,7 @@ class _Checkpointer:
                     return
                 self._dirty.clear()
                 try:
-                    raw = raw or self._engine.raw_connection()
+                    raw = raw or self._db.connect()
                     cursor = raw.cursor()
                     try:
                         cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -250,13 +214,11 @@ class _Checkpointer:
                 except Exception:  # the next commit triggers another try
                     log.debug("store: WAL checkpoint failed", exc_info=True)
                     if raw is not None:
-                        with contextlib.suppress(Exception):
-                            raw.invalidate()
+                        discard(raw, invalidate=True)
                     raw = None
         finally:
             if raw is not None:
-                with contextlib.suppress(Exception):
-                    raw.close()
+                discard(raw, invalidate=False)
 
 
 class _Writer(_StoreBase):
@@ -430,9 +392,9 @@ class _Writer(_StoreBase):
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle_async, items)
 
-    def _connection(self) -> PoolProxiedConnection:
+    def _connection(self) -> Any:
         if self._raw is None:
-            raw = self._engine.raw_connection()
+            raw = self._db.connect()
             if self._checkpointer is not None:
                 cursor = raw.cursor()
                 try:
@@ -444,13 +406,8 @@ class _Writer(_StoreBase):
 
     def _drop_connection(self, *, invalidate: bool) -> None:
         raw, self._raw = self._raw, None
-        if raw is None:
-            return
-        with contextlib.suppress(Exception):
-            if invalidate:
-                raw.invalidate()
-            else:
-                raw.close()
+        if raw is not None:
+            discard(raw, invalidate=invalidate)
 
     def _after_failure(self) -> None:
         raw = self._raw
