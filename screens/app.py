@@ -41,6 +41,7 @@ from textual.widgets import Static
 
 from screens.prompt import PromptInput, TargetChoice
 from screens.status import StatusBar
+from workbench.startup import RESUME_AFTER_S, resume_collector
 
 if TYPE_CHECKING:
     from screens.approvals import ApprovalsPane
@@ -307,6 +308,9 @@ class WorkbenchApp(App[int]):
         # refresh; 1.1x with these 50 ms, and the same first answer).
         self.set_timer(0.05, self._open_engine, name="open the engine")
         self.set_timer(0.1, self._build_panes, name="build panes")
+        # The command line paused the garbage collector for the start-up; it resumes when
+        # the engine is taken or fails (workbench.startup), and at the latest by then.
+        self.set_timer(RESUME_AFTER_S, resume_collector, name="resume the collector")
 
     async def _build_panes(self) -> None:
         from textual.widgets import Footer
@@ -409,6 +413,7 @@ class WorkbenchApp(App[int]):
             self._opened = event.engine  # taken when the panes are built
             return
         engine = self.engine = event.engine
+        resume_collector()  # the start-up is over (workbench.startup)
         recovered = self._engine_error is not None
         self._load, self._engine_error = "ready", None
         self._show_load_error(None)
@@ -446,6 +451,7 @@ class WorkbenchApp(App[int]):
 
     @on(EngineFailed)
     def _engine_failed(self, event: EngineFailed) -> None:
+        resume_collector()
         self._load, self._engine_error = "failed", event.error
         self.status.failed = True
         self.status.engine = f"{_failure_title(event.error)}: {_one_line(event.error)}"

@@ -457,3 +457,53 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(
     assert head.wait(10) == 0
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 1), proc.returncode
+
+
+_GC_REPORT = """
+import atexit, gc, json, sys
+import workbench.startup as startup
+seen = {"while_paused": 0, "frozen_at_resume": None}
+def count(phase, info):
+    if phase == "start" and startup.collector_paused():
+        seen["while_paused"] += 1
+gc.callbacks.append(count)
+real_resume = startup.resume_collector
+def resume():
+    real_resume()
+    if seen["frozen_at_resume"] is None:
+        seen["frozen_at_resume"] = gc.get_freeze_count()
+startup.resume_collector = resume
+atexit.register(lambda: print(json.dumps({**seen, "enabled": gc.isenabled()}), file=sys.stderr))
+from workbench.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "sessions"])
+def test_the_command_line_pauses_the_collector_for_its_start_up_and_resumes_it(
+    write_workspace: WriteWorkspace, tmp_path: Path, command: str
+) -> None:
+    """No collection walks the start-up's imports; the command then runs with the collector
+    on, what the start-up made frozen (workbench.startup)."""
+    ws = write_workspace("models:\n  default: test\nagents:\n  helper: {instructions: Hi.}\n")
+    argv = {"run": ["run", "hello"], "sessions": ["sessions", "list"]}[command]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _GC_REPORT,
+            *argv,
+            "-w",
+            str(ws),
+            "--db",
+            f"sqlite:///{tmp_path}/wb.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["while_paused"] == 0 and report["enabled"] is True
+    assert report["frozen_at_resume"] > 10_000  # the imports' objects, frozen

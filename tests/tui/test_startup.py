@@ -319,3 +319,80 @@ async def test_prompts_queued_while_loading_come_back_when_the_workspace_fails(
         await bump(path)
         await wait_for(pilot, lambda: "nope" in str(app.query_one("#load-error", Static).render()))
         assert app._load == "failed" and app.engine is None
+
+
+# -- the garbage collector waits for the start-up (workbench.startup) ----------------------
+
+
+@pytest.fixture
+def paused_collector() -> Any:
+    """The collector paused as the command line pauses it; afterwards enabled and nothing
+    left frozen in this (long-lived) test process."""
+    import gc
+
+    import workbench.startup as startup
+
+    startup.pause_collector()
+    assert startup.collector_paused() and not gc.isenabled()
+    try:
+        yield startup
+    finally:
+        startup._paused = False
+        gc.enable()
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("text", [FIXED, BROKEN], ids=["opens", "fails"])
+async def test_the_collector_resumes_once_the_engine_is_taken_or_has_failed(
+    tmp_path: Path, paused_collector: Any, text: str
+) -> None:
+    """The command line pauses the collector for the imports; the app resumes it, with the
+    start-up's objects frozen, when its engine is open and shown, or when the workspace
+    fails to load."""
+    import gc
+
+    root = tmp_path / "ws"
+    write(root, text)
+    gate = threading.Event()
+    app = app_on(root, f"sqlite:///{tmp_path}/wb.db", gate=gate)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert paused_collector.collector_paused() and not gc.isenabled()
+        gate.set()
+        await wait_for(pilot, lambda: app.engine is not None or app._load == "failed")
+        assert gc.isenabled() and not paused_collector.collector_paused()
+        assert gc.get_freeze_count() > 0
+
+
+async def test_the_collector_resumes_at_the_latest_after_a_while(
+    tmp_path: Path, paused_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine that never opens does not keep the collector paused."""
+    import gc
+
+    import screens.app
+
+    monkeypatch.setattr(screens.app, "RESUME_AFTER_S", 0.5)
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    gate = threading.Event()  # never set while the app runs
+    app = app_on(root, f"sqlite:///{tmp_path}/wb.db", gate=gate)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.1)
+            assert not gc.isenabled()
+            await wait_for(pilot, gc.isenabled, timeout=5)
+            assert app.engine is None and gc.get_freeze_count() > 0
+    finally:
+        gate.set()
+
+
+def test_resuming_a_collector_nobody_paused_freezes_nothing() -> None:
+    import gc
+
+    import workbench.startup as startup
+
+    assert gc.isenabled() and not startup.collector_paused()
+    before = gc.get_freeze_count()
+    startup.resume_collector()
+    assert gc.isenabled() and gc.get_freeze_count() == before

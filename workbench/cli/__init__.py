@@ -37,6 +37,9 @@ quietly, with the code rich's console uses for the same (the Python docs' recipe
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``workbench`` script."""
+    from workbench.startup import pause_collector
+
+    pause_collector()  # each command resumes it when its start-up is over (run_cli)
     try:
         code = run_cli(list(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()  # a closed pipe shows here, not at exit with a traceback
@@ -103,6 +106,11 @@ def run_cli(argv: list[str]) -> int:
     try:
         command = getattr(args, "command", None)
         _refuse_flags(command, args)
+        if command not in (None, "run", "serve") and not getattr(args, "serve", False):
+            # The TUI, run and serve resume the collector once their engine is open.
+            from workbench.startup import resume_collector
+
+            resume_collector()
         if command is None:
             if getattr(args, "serve", False):
                 return _command("serve")(args)

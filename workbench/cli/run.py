@@ -29,6 +29,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not prompt and not args.resume:
         raise CliError("give a prompt: workbench run 'your question'")
     engine = _engine(args, "run")
+    from workbench.startup import resume_collector
+
+    resume_collector()  # paused by main() for the imports and the engine's opening
     return asyncio.run(_run(engine, args, prompt))
 
 

@@ -99,6 +99,9 @@ def serve(
     engine = Engine.open(workspace, db, kind="serve", lease_s=config.lease)
     app = create_app(engine, config, owns_engine=True)
     server = _Uvicorn(_uvicorn_config(app, config), app)
+    from workbench.startup import resume_collector
+
+    resume_collector()  # paused by the command line for the start-up
 
     async def main() -> None:
         async def announce() -> None:
