@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from workbench.tools import (
@@ -23,6 +23,7 @@ from workbench.tools import (
 
 
 @given(st.text(max_size=3000), st.integers(min_value=2, max_value=2000))
+@example("0\n0", 2)  # the line break before the marker is the text's own, or the cut's
 def test_cap_keeps_head_and_tail_and_says_the_cut(text: str, limit: int) -> None:
     out = cap_text(text, limit)
     if len(text) <= limit:
@@ -31,13 +32,19 @@ def test_cap_keeps_head_and_tail_and_says_the_cut(text: str, limit: int) -> None
     head, marker, tail = out.partition("[... ")
     assert marker, out
     said, _, tail = tail.partition(" ...]")
-    tail = tail.removeprefix("\n")
-    head = head.removesuffix("\n") if not text.startswith(head) else head
-    assert text.startswith(head) and text.endswith(tail)
     cut = int(said.split(" characters cut")[0].replace(",", ""))
     assert f"{len(text):,} in all" in said
-    # What was cut and what was kept add up to the whole: nothing is lost silently.
-    assert len(head) + len(tail) + cut == len(text)
+    # The marker has a line of its own: a line break next to it is the text's, or added.
+    # The count it gives tells which: what was cut and what was kept add up to the whole
+    # (nothing is lost silently).
+    kept = [
+        (h, t)
+        for h in {head, head.removesuffix("\n")}
+        for t in {tail, tail.removeprefix("\n")}
+        if text.startswith(h) and text.endswith(t) and len(h) + len(t) + cut == len(text)
+    ]
+    assert kept, out
+    head, tail = max(kept, key=lambda ht: len(ht[0]) + len(ht[1]))
     # The kept text is within the limit; the cut may give up at most 5% for whole lines.
     assert len(head) + len(tail) <= limit
     assert len(head) + len(tail) >= limit - 2 * max(1, limit // 20) - 2
