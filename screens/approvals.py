@@ -278,8 +278,10 @@ class ApprovalsPane(Vertical, Pane):
 
     def on_mount(self) -> None:
         self.set_class(self.read_only, "-read-only")
-        self._redraw()
-        self._draw_rules()
+        # Drawn once the mount is over (a pane draws nothing while Textual does not call it
+        # mounted yet): the queue, the rules handed to it meanwhile, the state.
+        self.call_later(self._redraw)
+        self.call_later(self._draw_rules)
         self.catch_up()
 
     @property
