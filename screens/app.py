@@ -57,13 +57,6 @@ EngineFactory = Callable[[], "EngineLike"]
 
 _HERE = Path(__file__).parent
 
-PANES_AFTER_S = 1.0
-"""Seconds after the engine is ready when the panes other than the chat are mounted, at the
-latest, while a prompt typed at once is answered."""
-
-PANES_AFTER_RUN_S = 0.25
-"""Seconds after that prompt's run ended when they are mounted (its answer drawn first)."""
-
 PROMPT_HINT = "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys"
 """The line under the prompt while no call waits for a decision."""
 
@@ -327,9 +320,7 @@ class WorkbenchApp(App[int]):
         for path in self.PANE_CSS:
             if not self.stylesheet.has_source(str(path)):
                 self.stylesheet.read(path)
-        view = SessionView(
-            deciding=self.deciding, graph_source=self._graph_source, defer=True, id="session"
-        )
+        view = SessionView(deciding=self.deciding, graph_source=self._graph_source, id="session")
         await self.query_one("#session-box").mount(view)
         await self.mount(Footer(compact=True))
         self.view = view
@@ -342,11 +333,6 @@ class WorkbenchApp(App[int]):
             self._engine_ready(self.EngineReady(opened))
         elif self._load == "failed":
             view.chat.picker.prompt = "not loaded"
-
-    def _reveal_panes(self) -> None:
-        """Mount the panes other than the chat, if they are not yet."""
-        if self.view is not None:
-            self.call_later(self.view.reveal)
 
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
@@ -454,13 +440,6 @@ class WorkbenchApp(App[int]):
         if recovered:
             self.notify("The workspace loaded.", title="workbench.yaml fixed", timeout=4)
         self._send_queued()
-        if self._starting or self._active:
-            # A prompt typed at once is on its way: its answer is drawn first, the other
-            # panes mount after it (when its run ends, at the latest after PANES_AFTER_S,
-            # or when their tab is shown). Mounting them is ≈ 50 ms of CPU.
-            self.set_timer(PANES_AFTER_S, self._reveal_panes, name="mount the other panes")
-        else:
-            self._reveal_panes()
         self.load_rules()
         if self.replay_id:
             self.open_replay(
@@ -678,8 +657,6 @@ class WorkbenchApp(App[int]):
             self._targets.pop(handle.run_id, None)
             self.status.running = len(self._active)
             self._send_queued()
-            # Its answer is drawn by the next frames: the other panes mount after them.
-            self.set_timer(PANES_AFTER_RUN_S, self._reveal_panes, name="mount the other panes")
 
     def _adopt_session(self, session_id: str) -> None:
         if self.session_id == session_id:

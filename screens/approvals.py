@@ -278,10 +278,8 @@ class ApprovalsPane(Vertical, Pane):
 
     def on_mount(self) -> None:
         self.set_class(self.read_only, "-read-only")
-        # Drawn once the mount is over (a pane draws nothing while Textual does not call it
-        # mounted yet): the queue, the rules handed to it meanwhile, the state.
-        self.call_later(self._redraw)
-        self.call_later(self._draw_rules)
+        self._redraw()
+        self._draw_rules()
         self.catch_up()
 
     @property

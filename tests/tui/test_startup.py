@@ -20,7 +20,6 @@ import workbench.models
 from screens.app import WorkbenchApp
 from tests.support.openai_server import FakeOpenAI
 from tests.tui.conftest import events_of, wait_engine, wait_for
-from tests.tui.screen_text import screen_text
 
 SIZE = (120, 40)
 
@@ -397,85 +396,3 @@ def test_resuming_a_collector_nobody_paused_freezes_nothing() -> None:
     before = gc.get_freeze_count()
     startup.resume_collector()
     assert gc.isenabled() and gc.get_freeze_count() == before
-
-
-# -- the panes other than the chat mount after the first answer ----------------------------
-
-
-def _panes_mounted(app: WorkbenchApp) -> dict[str, bool]:
-    assert app.view is not None
-    v = app.view
-    return {
-        "team": v.team.is_mounted,
-        "graph": v.graph.is_mounted,
-        "approvals": v.approvals.is_mounted,
-        "usage": v.usage.is_mounted,
-    }
-
-
-async def test_a_prompt_typed_at_once_starts_before_the_other_panes_mount(
-    tmp_path: Path, db_url: str
-) -> None:
-    """The answer to a prompt typed at once does not wait for the team, graph, approvals
-    and usage panes (≈ 50 ms of CPU): they mount once its run has ended, and draw what
-    happened meanwhile."""
-    root = tmp_path / "ws"
-    write(root, FIXED)
-    gate = threading.Event()
-    at_start: list[dict[str, bool]] = []
-
-    def factory() -> Any:
-        from workbench.engine import Engine
-
-        gate.wait(10)
-        engine = Engine.open(root, db_url)
-        start_run = engine.start_run
-
-        async def recorded(*args: Any, **kw: Any) -> Any:
-            at_start.append(_panes_mounted(app))
-            return await start_run(*args, **kw)
-
-        engine.start_run = recorded  # type: ignore[method-assign]
-        return engine
-
-    app = WorkbenchApp(root, db_url, engine_factory=factory, animate=False, watch_workspace=False)
-    async with app.run_test(size=SIZE) as pilot:
-        app.prompt.focus()
-        await pilot.press(*"ping one", "enter")
-        await pilot.pause(0.3)
-        assert app.view is not None and not any(_panes_mounted(app).values())
-        gate.set()
-        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=10)
-        assert at_start == [dict.fromkeys(("team", "graph", "approvals", "usage"), False)]
-        await wait_for(pilot, lambda: all(_panes_mounted(app).values()), timeout=5)
-        # What happened before they mounted is drawn: the usage pane has the run's row.
-        await pilot.press("f6")
-        await wait_for(pilot, lambda: app.view is not None and app.view.active == "usage")
-        await pilot.pause(0.2)
-        shown = screen_text(app)
-        assert "helper" in shown and "No model calls" not in shown
-
-
-async def test_without_a_prompt_the_panes_mount_with_the_engine_and_a_tab_shown_early_mounts_its_own(
-    tmp_path: Path, db_url: str
-) -> None:
-    root = tmp_path / "ws"
-    write(root, FIXED)
-    gate = threading.Event()
-    app = app_on(root, db_url, gate)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.view is not None)
-        await pilot.pause(0.2)
-        assert not any(_panes_mounted(app).values())
-        await pilot.press("f3")  # before the workspace is loaded
-        await wait_for(pilot, lambda: app.view is not None and app.view.active == "team")
-        assert _panes_mounted(app) == {
-            "team": True,
-            "graph": False,
-            "approvals": False,
-            "usage": False,
-        }
-        assert app.screen.focused is app.view.team.run_tree
-        gate.set()
-        await wait_engine(pilot)
-        await wait_for(pilot, lambda: all(_panes_mounted(app).values()), timeout=5)
