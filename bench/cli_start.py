@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.load import cpu_burners  # noqa: E402
 from tests.support.openai_server import spawn  # noqa: E402
 
 PROMPT = "hello there"
@@ -103,14 +104,6 @@ def timed(row: Row, env: dict[str, str], cwd: Path) -> None:
         raise SystemExit(f"{row.label} failed (exit {proc.returncode}):\n{text[-2000:]}")
     row.seconds.append(elapsed)
     row.peak_kb.append(int(usage.ru_maxrss))
-
-
-def burners() -> list[subprocess.Popen[bytes]]:
-    """One busy process per core."""
-    return [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(os.cpu_count() or 2)
-    ]
 
 
 def phase(rows: list[Row], runs: int, env: dict[str, str], cwd: Path) -> None:
@@ -212,16 +205,10 @@ def main() -> int:
                 for row in rows:
                     row.seconds.clear()
                     row.peak_kb.clear()
-                procs = burners()
-                try:
-                    time.sleep(1.0)
+                with cpu_burners() as burners:
                     load = os.getloadavg()[0]
                     phase(rows, args.runs, env, tmp)
-                finally:
-                    for p in procs:
-                        p.kill()
-                        p.wait()
-                out += ["", *table(rows, f"under load ({len(procs)} CPU burners)", load)]
+                out += ["", *table(rows, f"under load ({burners} CPU burners)", load)]
             print("\n".join(out))
     finally:
         server.terminate()

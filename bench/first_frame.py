@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.load import cpu_burners  # noqa: E402
 from tests.support.openai_server import spawn  # noqa: E402
 
 HELLO = """
@@ -224,19 +225,10 @@ def main() -> int:
             phase(rows, args.runs, env)
             out += table(rows, "quiet", load)
             if not args.no_load:
-                procs = [
-                    subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    for _ in range(os.cpu_count() or 2)
-                ]
-                try:
-                    time.sleep(1.0)
+                with cpu_burners() as burners:
                     load = os.getloadavg()[0]
                     phase(rows, args.runs, env)
-                finally:
-                    for p in procs:
-                        p.kill()
-                        p.wait()
-                out += ["", *table(rows, f"under load ({len(procs)} CPU burners)", load)]
+                out += ["", *table(rows, f"under load ({burners} CPU burners)", load)]
             print("\n".join(out))
     finally:
         server.terminate()

@@ -40,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.load import cpu_burners  # noqa: E402
 from tests.support.openai_server import spawn  # noqa: E402
 
 TOKEN = "bench-token"
@@ -186,20 +187,8 @@ def main() -> int:
                 )
             out = phase(rows, args.runs, tmp, "quiet")
             if not args.no_load:
-                burners = [
-                    subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    for _ in range(os.cpu_count() or 2)
-                ]
-                try:
-                    time.sleep(1.0)
-                    out += [
-                        "",
-                        *phase(rows, args.runs, tmp, f"under load ({len(burners)} CPU burners)"),
-                    ]
-                finally:
-                    for p in burners:
-                        p.kill()
-                        p.wait()
+                with cpu_burners() as burners:
+                    out += ["", *phase(rows, args.runs, tmp, f"under load ({burners} CPU burners)")]
             print("\n".join(out))
     finally:
         server.terminate()
