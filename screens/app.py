@@ -57,6 +57,13 @@ EngineFactory = Callable[[], "EngineLike"]
 
 _HERE = Path(__file__).parent
 
+PANES_AFTER_S = 1.0
+"""Seconds after the engine is ready when the panes other than the chat are mounted, at the
+latest, while a prompt typed at once is answered."""
+
+PANES_AFTER_RUN_S = 0.25
+"""Seconds after that prompt's run ended when they are mounted (its answer drawn first)."""
+
 PROMPT_HINT = "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys"
 """The line under the prompt while no call waits for a decision."""
 
@@ -320,7 +327,9 @@ class WorkbenchApp(App[int]):
         for path in self.PANE_CSS:
             if not self.stylesheet.has_source(str(path)):
                 self.stylesheet.read(path)
-        view = SessionView(deciding=self.deciding, graph_source=self._graph_source, id="session")
+        view = SessionView(
+            deciding=self.deciding, graph_source=self._graph_source, defer=True, id="session"
+        )
         await self.query_one("#session-box").mount(view)
         await self.mount(Footer(compact=True))
         self.view = view
@@ -333,6 +342,11 @@ class WorkbenchApp(App[int]):
             self._engine_ready(self.EngineReady(opened))
         elif self._load == "failed":
             view.chat.picker.prompt = "not loaded"
+
+    def _reveal_panes(self) -> None:
+        """Mount the panes other than the chat, if they are not yet."""
+        if self.view is not None:
+            self.call_later(self.view.reveal)
 
     def _open_default_engine(self) -> EngineLike:
         from workbench.engine import Engine
@@ -440,6 +454,13 @@ class WorkbenchApp(App[int]):
         if recovered:
             self.notify("The workspace loaded.", title="workbench.yaml fixed", timeout=4)
         self._send_queued()
+        if self._starting or self._active:
+            # A prompt typed at once is on its way: its answer is drawn first, the other
+            # panes mount after it (when its run ends, at the latest after PANES_AFTER_S,
+            # or when their tab is shown). Mounting them is ≈ 50 ms of CPU.
+            self.set_timer(PANES_AFTER_S, self._reveal_panes, name="mount the other panes")
+        else:
+            self._reveal_panes()
         self.load_rules()
         if self.replay_id:
             self.open_replay(
@@ -657,6 +678,8 @@ class WorkbenchApp(App[int]):
             self._targets.pop(handle.run_id, None)
             self.status.running = len(self._active)
             self._send_queued()
+            # Its answer is drawn by the next frames: the other panes mount after them.
+            self.set_timer(PANES_AFTER_RUN_S, self._reveal_panes, name="mount the other panes")
 
     def _adopt_session(self, session_id: str) -> None:
         if self.session_id == session_id:
@@ -843,7 +866,7 @@ class WorkbenchApp(App[int]):
         ]
         self._elsewhere_waiting = len(elsewhere)
         if self.view is not None:
-            self.view.approvals.set_elsewhere(elsewhere)
+            self.view.set_elsewhere(elsewhere)
         self._waiting_changed()
 
     def _follow(self, session_id: str, after_seq: int) -> None:
@@ -1003,7 +1026,7 @@ class WorkbenchApp(App[int]):
         the app's y s a n e (enabled only while a call waits)."""
         self.refresh_bindings()
         if self.view is not None:
-            self.view.approvals.refresh_queue()
+            self.view.refresh_queue()
         waiting = 0 if self._state is None else len(self._state.waiting)
         if self._state is not None:  # (a call of another session may be being decided)
             waiting -= sum(1 for key in self.deciding if key in self._state.waiting)
@@ -1045,15 +1068,20 @@ class WorkbenchApp(App[int]):
     def _show_rules(self, rules: list[Any]) -> None:
         self.rules = rules
         if self.view is not None:
-            self.view.approvals.show_rules(rules)
+            self.view.show_rules(rules)
 
     def show_rules(self) -> None:
         """The approvals pane, on its list of saved rules."""
         self.action_show("approvals")
         if self.view is not None:
-            self.view.approvals.add_class("-show-rules")
-            self.view.approvals.rules_list.focus()
+            self.run_worker(self._focus_rules(self.view), group="reveal")
         self.load_rules()
+
+    async def _focus_rules(self, view: SessionView) -> None:
+        await view.reveal("approvals")  # (mounted first, if it was not yet)
+        if view.active == "approvals":
+            view.approvals.add_class("-show-rules")
+            view.approvals.rules_list.focus()
 
     def on_approvals_pane_remove_rule(self, event: ApprovalsPane.RemoveRule) -> None:
         """``del`` on a rule in the approvals pane."""

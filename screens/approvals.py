@@ -278,8 +278,11 @@ class ApprovalsPane(Vertical, Pane):
 
     def on_mount(self) -> None:
         self.set_class(self.read_only, "-read-only")
-        self._redraw()
-        self._draw_rules()
+        # Textual calls a widget mounted only once its mount handlers are done: the queue,
+        # the rules and the state it was handed before (it may mount late) are drawn just
+        # after.
+        self.call_later(self._redraw)
+        self.call_later(self._draw_rules)
         self.catch_up()
 
     @property

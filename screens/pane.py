@@ -1,8 +1,11 @@
 """What every pane of a session shares: it may be mounted after the first frame.
 
-The panes other than the chat are mounted lazily (:class:`textual.lazy.Lazy`), so the first
-frame does not wait for their widgets and styles. A state handed to a pane before it is
-mounted is kept and drawn when it mounts.
+The panes other than the chat are mounted after the first frame (in the app, built and
+mounted once a prompt typed at once has its answer or when their tab is shown; in a replay,
+right after the first refresh), so neither waits for their modules and widgets. A state
+handed to a pane before it is mounted is kept and drawn when it mounts (Textual calls a
+widget mounted only once its mount handlers are done: what a pane draws only when mounted,
+it draws just after).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import workbench.models
 from screens.app import WorkbenchApp
 from tests.support.openai_server import FakeOpenAI
 from tests.tui.conftest import events_of, wait_engine, wait_for
+from tests.tui.screen_text import screen_text
 
 SIZE = (120, 40)
 
@@ -396,3 +397,124 @@ def test_resuming_a_collector_nobody_paused_freezes_nothing() -> None:
     before = gc.get_freeze_count()
     startup.resume_collector()
     assert gc.isenabled() and gc.get_freeze_count() == before
+
+
+# -- the panes other than the chat are built after the first answer ----------------------
+
+LATER = ("team", "graph", "approvals", "usage")
+
+
+def _built(app: WorkbenchApp) -> dict[str, bool]:
+    assert app.view is not None
+    return {tab: app.view.built(tab) is not None for tab in LATER}
+
+
+def _mounted(app: WorkbenchApp) -> dict[str, bool]:
+    assert app.view is not None
+    return {tab: bool(getattr(app.view.built(tab), "is_mounted", False)) for tab in LATER}
+
+
+async def test_a_prompt_typed_at_once_is_answered_before_the_other_panes_are_built(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The answer to a prompt typed at once does not wait for the team, graph, approvals
+    and usage panes (their modules, widgets and first layout): they are built once its run
+    has ended, and draw what happened meanwhile (the usage row, the rules read at
+    start)."""
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    from workbench.approvals import Rule
+    from workbench.engine import Engine
+
+    Engine.open(root, db_url).save_rules(
+        "", [Rule(tool="files.read", pattern="*", decision="allow")], "workspace"
+    )
+    gate = threading.Event()
+    at_start: list[dict[str, bool]] = []
+
+    def factory() -> Any:
+        gate.wait(10)
+        engine = Engine.open(root, db_url)
+        start_run = engine.start_run
+
+        async def recorded(*args: Any, **kw: Any) -> Any:
+            at_start.append(_built(app))
+            return await start_run(*args, **kw)
+
+        engine.start_run = recorded  # type: ignore[method-assign]
+        return engine
+
+    app = WorkbenchApp(root, db_url, engine_factory=factory, animate=False, watch_workspace=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.prompt.focus()
+        await pilot.press(*"ping one", "enter")
+        await wait_for(pilot, lambda: app.view is not None)
+        await pilot.pause(0.2)
+        assert not any(_built(app).values())
+        gate.set()
+        await wait_for(pilot, lambda: seen(app, "run.completed"), timeout=10)
+        assert at_start == [dict.fromkeys(LATER, False)]
+        await wait_for(pilot, lambda: all(_mounted(app).values()), timeout=5)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.view is not None and app.view.active == "usage")
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "helper" in shown and "No model calls" not in shown
+        await pilot.press("f5")
+        await pilot.pause(0.2)
+        assert app.view is not None
+        rules = app.view.approvals.rules_list
+        assert rules.option_count == 1
+        assert "allow files.read" in str(rules.get_option_at_index(0).prompt)
+
+
+async def test_a_tab_shown_before_its_pane_is_built_builds_it_shows_it_and_focuses_it(
+    tmp_path: Path, db_url: str
+) -> None:
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    gate = threading.Event()
+    app = app_on(root, db_url, gate)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None)
+        await pilot.pause(0.2)
+        assert not any(_built(app).values())
+        await pilot.press("f3")  # before the workspace is loaded
+        await wait_for(pilot, lambda: _mounted(app)["team"])
+        await pilot.pause(0.1)
+        assert app.view is not None and app.view.active == "team"
+        assert _mounted(app) == {"team": True, "graph": False, "approvals": False, "usage": False}
+        assert app.screen.focused is app.view.team.run_tree
+        await pilot.press("f4", "f2")  # the graph asked for, then the chat before it mounts
+        await wait_for(pilot, lambda: _mounted(app)["graph"])
+        await pilot.pause(0.1)
+        assert app.view.active == "chat"  # the graph, mounted late, did not take the focus
+        assert app.screen.focused is not app.view.graph.canvas
+        gate.set()
+        await wait_engine(pilot)  # no prompt in flight: the rest are built at once
+        await wait_for(pilot, lambda: all(_mounted(app).values()), timeout=5)
+
+
+async def test_a_late_focus_message_does_not_switch_the_tab_back(
+    tmp_path: Path, db_url: str
+) -> None:
+    """On a busy loop the message that the chat got the focus can arrive after F4 has
+    shown and focused the graph (seen under load: the graph followed a run behind the
+    chat). Such a message is dropped; a focus given now still shows its tab."""
+    from textual.widgets import TabPane
+
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    app = app_on(root, db_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        view = app.view
+        assert view is not None
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: app.screen.focused is view.graph.canvas)
+        chat_tab = view.query_one("#tab-chat", TabPane)
+        chat_tab.post_message(TabPane.Focused(chat_tab))  # late: the focus is elsewhere
+        await pilot.pause(0.2)
+        assert view.active == "graph"
+        view.chat.transcript.focus()  # a focus given now shows its tab, as Textual does
+        await wait_for(pilot, lambda: view.active == "chat")
