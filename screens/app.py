@@ -268,6 +268,7 @@ class WorkbenchApp(App[int]):
         self._ws_file: Path | None = None
         self._ws_timer: Timer | None = None
         self.view: SessionView | None = None
+        self._tab_wanted: str | None = None
         """The panes; mounted right after the first frame (their imports wait too)."""
         self._opened: EngineLike | None = None
         """The engine, opened before the panes were built and not taken yet."""
@@ -334,6 +335,9 @@ class WorkbenchApp(App[int]):
         await self.mount(Footer(compact=True))
         self.view = view
         view.rebuild(self.state)
+        wanted, self._tab_wanted = self._tab_wanted, None
+        if wanted is not None:
+            self.action_show(wanted)
         view.chat.queued = len(self._queue)
         # An engine that opened while the panes were built is taken now: the app has an
         # engine only once it can show it (its target, its prompts, its rules).
@@ -1399,6 +1403,7 @@ class WorkbenchApp(App[int]):
         """Show a pane."""
         view = self._active_view()
         if view is None:
+            self._tab_wanted = tab  # pressed before the panes exist: shown once they do
             return
         view.show(tab)
         if tab == "chat" and view is self.view:

@@ -507,3 +507,50 @@ def test_the_command_line_pauses_the_collector_for_its_start_up_and_resumes_it(
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["while_paused"] == 0 and report["enabled"] is True
     assert report["frozen_at_resume"] > 10_000  # the imports' objects, frozen
+
+
+# -- keys typed while the TUI starts ------------------------------------------------------
+
+
+def test_keys_typed_while_the_tui_starts_reach_it_as_typed_and_the_terminal_comes_back() -> None:
+    """Until Textual takes the terminal, line mode would echo what is typed over the shell
+    and turn Enter into a line feed (ctrl+j in the app: a new line, not send). The command
+    line puts the terminal in Textual's input mode at once and gives back the shell's."""
+    import pty
+    import termios
+
+    from workbench.cli.common import keys_as_typed
+
+    master, slave = pty.openpty()
+    try:
+        shell_mode = termios.tcgetattr(slave)
+        assert shell_mode[0] & termios.ICRNL and shell_mode[3] & termios.ICANON  # line mode
+        with keys_as_typed(slave):
+            mode = termios.tcgetattr(slave)
+            assert not mode[0] & termios.ICRNL
+            assert not mode[3] & (termios.ICANON | termios.ECHO)
+            assert mode[3] & termios.ISIG  # ctrl+c still interrupts the start-up
+            os.write(master, b"ping\r")
+            time.sleep(0.05)
+            assert os.read(slave, 100) == b"ping\r"  # Enter as Enter, at once (no line wait)
+            assert not _readable(master)  # nothing echoed over the shell
+        assert termios.tcgetattr(slave) == shell_mode
+        with pytest.raises(KeyboardInterrupt), keys_as_typed(slave):
+            raise KeyboardInterrupt  # ctrl+c during the start-up
+        assert termios.tcgetattr(slave) == shell_mode
+    finally:
+        os.close(master)
+        os.close(slave)
+    read, write = os.pipe()  # not a terminal: nothing to do, nothing raised
+    try:
+        with keys_as_typed(read):
+            pass
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def _readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0.05)[0])

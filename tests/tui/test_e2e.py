@@ -322,3 +322,53 @@ def test_each_sample_runs_its_showcase_from_the_tui_one_key_per_approval(
         screen = tmux.wait(lambda s: "EXIT=0" in s, timeout=20)
     finally:
         tmux.kill()
+
+
+# -- keys typed while the app starts ------------------------------------------------------
+
+
+def test_a_prompt_typed_while_the_app_starts_is_sent_and_the_terminal_comes_back(
+    tmp_path: Path,
+) -> None:
+    """A person types as soon as they pressed Enter on ``workbench``, before its first
+    frame: their prompt is sent (not turned into a second line by the terminal's line
+    mode), nothing is echoed over the shell, and after ctrl+q the shell has its line mode
+    back."""
+    workbench = _workbench()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "workbench.yaml").write_text(
+        "models: {default: test}\nagents:\n  helper: {instructions: Hi.}\n"
+    )
+    tmux = Tmux(tui_env(tmp_path, workbench), ws)
+    after = (
+        "echo EXIT=$?; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icrnl|icanon|echo)'; sleep 60"
+    )
+    tmux.run(
+        "new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(ws),
+        "sh", "-c", f"{workbench}; {after}",
+    )  # fmt: skip
+    try:
+        tty = tmux.run("display-message", "-p", "-t", "e2e", "#{pane_tty}").strip()
+        deadline = time.monotonic() + 30
+        while (
+            "-icrnl"
+            not in subprocess.run(
+                ["stty", "-F", tty, "-a"], capture_output=True, text=True
+            ).stdout.split()
+        ):
+            assert time.monotonic() < deadline, "the terminal never left line mode"
+            time.sleep(0.005)
+        started = tmux.alternate_on() == "1"  # on a quick machine: not yet (typed ahead)
+        tmux.type("ping ahead")
+        tmux.keys("Enter")
+        screen = tmux.wait(lambda s: "You said: ping ahead" in s)
+        assert "you › ping ahead" in screen  # sent as one line, Enter as Enter
+        tmux.keys("C-q")
+        screen = tmux.wait(lambda s: "EXIT=0" in s)
+        modes = set(screen.split())
+        assert {"icrnl", "icanon", "echo"} <= modes and not {"-icrnl", "-icanon", "-echo"} & modes
+        if not started:
+            assert "ping ahead" not in screen  # typed before the app had the screen: not echoed
+    finally:
+        tmux.kill()

@@ -518,3 +518,21 @@ async def test_a_late_focus_message_does_not_switch_the_tab_back(
         assert view.active == "graph"
         view.chat.transcript.focus()  # a focus given now shows its tab, as Textual does
         await wait_for(pilot, lambda: view.active == "chat")
+
+
+async def test_a_tab_key_pressed_before_the_panes_exist_is_shown_once_they_do(
+    tmp_path: Path, db_url: str
+) -> None:
+    """F4 typed ahead, while the app starts (the first frame is the prompt and the status
+    bar only), is not lost: the graph is shown once the panes are built."""
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    gate = threading.Event()
+    app = app_on(root, db_url, gate)  # the engine opens once the panes are shown
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.view is None
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: app.view is not None and app.view.active == "graph")
+        await wait_for(pilot, lambda: app.screen.focused is app.view.graph.canvas)  # type: ignore[union-attr]
+        gate.set()
+        await wait_engine(pilot)
