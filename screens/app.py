@@ -64,6 +64,20 @@ latest, while a prompt typed at once is answered."""
 PANES_AFTER_RUN_S = 0.25
 """Seconds after that prompt's run ended when they are mounted (its answer drawn first)."""
 
+DRAW_AT_ONCE = frozenset(
+    {
+        "message.completed",
+        "approval.required",
+        "run.completed",
+        "run.failed",
+        "run.cancelled",
+        "run.interrupted",
+    }
+)
+"""Events drawn as soon as they arrive, not with the next batch of streamed ones (at most
+``frame_interval`` later): what a person waits for (a finished answer, a call to decide,
+a run's end), a few per run."""
+
 PROMPT_HINT = "enter send · ctrl+j newline · ↑↓ history · ctrl+c cancel run · F1 keys"
 """The line under the prompt while no call waits for a decision."""
 
@@ -759,17 +773,31 @@ class WorkbenchApp(App[int]):
     # -- events in -----------------------------------------------------------------------
 
     def _listen(self, event: Any) -> None:
-        """The engine's listener: queue the event; the next frame draws it."""
+        """The engine's listener: queue the event; the next frame draws it (an answer
+        finished, a call that waits for a decision, a run's end: at once)."""
         self._inbox.append(event)
+        if getattr(event, "type", "") in DRAW_AT_ONCE:
+            self._in_app(self._flush_now)
+            return
         if self._wake_pending:
             return
         self._wake_pending = True
+        self._in_app(self._schedule_flush)
+
+    def _in_app(self, callback: Callable[[], None]) -> None:
         # The listener runs in the engine's tasks (or threads): schedule the frame from the
         # app's own message loop, where timers belong.
         if threading.get_ident() == self._thread:
-            self.call_later(self._schedule_flush)
+            self.call_later(callback)
         elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self.call_later, self._schedule_flush)
+            self._loop.call_soon_threadsafe(self.call_later, callback)
+
+    def _flush_now(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        if self._inbox:
+            self._flush_events()
 
     def feed(self, events: list[Any]) -> None:
         """Draw events as if the engine had published them (tests, scripted feeds)."""

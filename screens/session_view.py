@@ -282,6 +282,10 @@ class SessionView(Vertical):
             target = self.chat.transcript
         elif tab == "team":
             target = self.team.run_tree
+            if target.cursor_line < 0 and target.last_line >= 0:
+                # The keys start on the first run, shown as such (whether the tree was
+                # filled before or after it mounted).
+                target.cursor_line = 0
         elif tab == "graph":
             target = self.graph.canvas
         elif tab == "approvals":

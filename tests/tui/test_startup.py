@@ -536,3 +536,35 @@ async def test_a_tab_key_pressed_before_the_panes_exist_is_shown_once_they_do(
         await wait_for(pilot, lambda: app.screen.focused is app.view.graph.canvas)  # type: ignore[union-attr]
         gate.set()
         await wait_engine(pilot)
+
+
+async def test_a_finished_answer_and_a_call_to_decide_are_drawn_at_once_not_with_the_next_batch(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Streamed events are drawn in batches (at most one per ``frame_interval``); the end
+    of an answer, a call waiting for a decision and a run's end are drawn as they come.
+    With batches 5 s apart, the test model's answer and its call's card show well before
+    the next batch."""
+    root = tmp_path / "ws"
+    write(
+        root,
+        """
+        models: {default: test}
+        agents:
+          helper: {instructions: Hi.}
+          writer: {instructions: Write., tools: [files.write]}
+        approvals: {default: ask}
+        """,
+    )
+    from tests.tui.conftest import real_app
+
+    app = real_app(root, db_url, frame_interval=5.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_engine(pilot)
+        app.send_prompt("ping one")
+        await wait_for(pilot, lambda: "You said: ping one" in screen_text(app), timeout=3)
+        await wait_for(pilot, lambda: seen(app, "run.completed"))
+        app.choose_target("agent", "writer")
+        app.send_prompt("write it")
+        await wait_for(pilot, lambda: app.state.pending_approvals(), timeout=3)
+        await wait_for(pilot, lambda: "y allow once" in screen_text(app), timeout=3)
