@@ -34,6 +34,7 @@ from textual import events  # noqa: E402
 from screens.app import WorkbenchApp  # noqa: E402
 from screens.prompt import PromptInput  # noqa: E402
 from screens.transcript import AssistantMessage  # noqa: E402
+from tests.tui.fakes import FakeEngine  # noqa: E402
 from workbench.events import MessageDelta, RunStarted  # noqa: E402
 
 WORDS = (
@@ -42,27 +43,8 @@ WORDS = (
 ).split(" ")
 
 
-class _Engine:
-    """Just enough of an engine: a workspace and a listener."""
-
-    def __init__(self) -> None:
-        from types import SimpleNamespace
-
-        self.workspace = SimpleNamespace(
-            root=Path("."), name="bench", path=None, agents={"helper": None}, teams={}, workflows={}
-        )
-        self.listeners: list[Any] = []
-
-    def add_listener(self, fn: Any) -> Any:
-        self.listeners.append(fn)
-        return lambda: None
-
-    async def aclose(self) -> None:
-        return None
-
-
 async def scenario(tokens: int, rate: float | None, lanes: int) -> dict[str, float]:
-    engine = _Engine()
+    engine = FakeEngine()  # the tests' engine, kept in step with the app by mypy
     app = WorkbenchApp(
         engine_factory=lambda: engine, animate=False, watch_workspace=False, warm_up=False
     )
