@@ -150,7 +150,7 @@ def child(url: str, sid: str, ws: str) -> None:
         pass
 
     class Bench(WorkbenchApp):
-        def open_replay(self, session_id: str, *, speed: float | None = None) -> None:
+        def open_replay(self, session_id: str, **_: Any) -> None:
             assert self.engine is not None
             screen = ReplayScreen(self.engine, session_id, autoplay=False, graph_source=None)
             t0 = time.perf_counter()
