@@ -102,12 +102,21 @@ def load_workspace(
     """
     base, file = _locate(root)
     if file is None:
-        return Workspace(root=base, path=None, agents=_default_agents(_WorkspaceFile()))
+        return _assemble(_WorkspaceFile.model_construct(), base, None)
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkspaceError(file, None, "", f"cannot read the file: {exc}") from None
     return _parse(text, file, base, known_toolkits)
+
+
+def _assemble(parsed: _WorkspaceFile, root: Path, file: Path | None) -> Workspace:
+    """The workspace of a checked file. Its values are validated already: they are not
+    validated again, which would also build the Workspace model's schema (≈ 8 ms on the
+    app's start-up path, for nothing)."""
+    fields = {name: getattr(parsed, name) for name in _WorkspaceFile.model_fields}
+    fields["agents"] = _default_agents(parsed)
+    return Workspace.model_construct(root=root, path=file, name=root.name, **fields)
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -167,9 +176,7 @@ def _parse(text: str, file: Path, root: Path, known_toolkits: Collection[str] | 
     errors = _Checker(parsed, root, file, converter.lines, known_toolkits).run()
     if errors:
         _raise(errors)
-    fields = {name: getattr(parsed, name) for name in _WorkspaceFile.model_fields}
-    fields["agents"] = _default_agents(parsed)
-    ws = Workspace(root=root, path=file, **fields)
+    ws = _assemble(parsed, root, file)
     ws._text = text
     ws._lines = converter.lines.dotted()
     return ws
