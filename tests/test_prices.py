@@ -177,9 +177,11 @@ def test_the_answers_are_litellms() -> None:
 def test_reading_single_entries_and_parsing_the_whole_map_agree(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Lookups decode only the entries they need, from the file or from the text ``warm``
-    kept; nothing parses the whole map (100,000 objects the garbage collector would walk
-    on every full collection), and what they find is what parsing it all gives."""
+    """Lookups decode only the entries they need, from the file (mapped in memory, never
+    read whole: a first call's context window waited 15-30 ms for that) or from the text
+    ``warm`` kept; nothing parses the whole map (100,000 objects the garbage collector
+    would walk on every full collection), and what they find is what parsing it all
+    gives."""
     names = [*models_to_compare(), "GPT-4o", "ollama/LLAMA3", "gemini/", ""]
 
     def answers() -> list[Any]:
@@ -188,7 +190,10 @@ def test_reading_single_entries_and_parsing_the_whole_map_agree(
 
     monkeypatch.setattr(prices, "_map", None)
     monkeypatch.setattr(prices, "_kept", None)
+    read_whole = prices._text
+    monkeypatch.setattr(prices, "_text", lambda: pytest.fail("a lookup read the whole file"))
     single = answers()
+    monkeypatch.setattr(prices, "_text", read_whole)
     prices.warm()
     assert prices._kept is not None and prices._kept[0] is not None
     warmed = answers()
