@@ -465,7 +465,9 @@ _RUN_AND_REPORT = textwrap.dedent(
                       "openai": "openai" in sys.modules,
                       "sqlmodel": "sqlmodel" in sys.modules,
                       "orm": "sqlalchemy.orm" in sys.modules,
-                      "sqlalchemy": "sqlalchemy" in sys.modules}))
+                      "sqlalchemy": "sqlalchemy" in sys.modules,
+                      "httpx": "httpx" in sys.modules,
+                      "httpx CLI": "httpx._main" in sys.modules or "click" in sys.modules}))
     """
 )
 
@@ -514,6 +516,9 @@ def test_a_run_through_the_direct_path_never_imports_litellm(tmp_path: Path) -> 
         assert report["code"] == 0 and "echo: hello" in report["stdout"]
         assert report["litellm"] is False and report["openai"] is False
         assert len(srv.chat_requests) == 1
+        # httpx, as a library: not its command-line client (click, rich's progress bars:
+        # ≈ 18-50 ms of the first call), which it imports whenever click is installed.
+        assert report["httpx"] is True and report["httpx CLI"] is False
         # Nor sqlmodel and SQLAlchemy's ORM (≈ 85 ms): the store opens, looks for dead
         # runs and writes with Core and compiled SQL; sqlmodel is for typed reads. Twice:
         # a new database, then one with a run in it.
@@ -884,3 +889,26 @@ async def test_https_is_verified_and_its_context_is_built_once(
     assert isinstance(plain, ssl.SSLContext)
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0
+
+
+def test_httpx_imported_as_a_library_keeps_its_cli_importable() -> None:
+    """The direct path imports httpx without its CLI module; the CLI can still be imported
+    on purpose afterwards (the mark that hid it is gone), and httpx.main says it cannot
+    run rather than failing at import."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from workbench.models import _import_httpx_as_a_library
+        _import_httpx_as_a_library()
+        import httpx
+        assert "httpx._main" not in sys.modules and "click" not in sys.modules
+        assert callable(httpx.main)
+        import httpx._main
+        assert "click" in sys.modules and callable(httpx._main.main)
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

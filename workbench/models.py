@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import random
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -417,6 +418,7 @@ class LiteLLMModel(Model):
 
     def _http(self, r: Route) -> Any:
         if self._client is None:
+            _import_httpx_as_a_library()
             import httpx
 
             if r.wire == "anthropic":
@@ -471,6 +473,7 @@ class LiteLLMModel(Model):
         self, messages: Sequence[Message], kwargs: dict[str, Any]
     ) -> AsyncIterator[str | ModelTurn]:
         """The direct path (see the class docstring): the provider's wire format, as is."""
+        _import_httpx_as_a_library()
         import httpx
 
         r = self.route
@@ -655,8 +658,28 @@ def _tls_for(base_url: str) -> ssl.SSLContext | bool:
     return _shared_tls()
 
 
+def _import_httpx_as_a_library() -> None:
+    """Import httpx, if nothing has, without its command-line client.
+
+    ``import httpx`` also imports ``httpx._main``, its CLI, whenever click is installed (it
+    is: uvicorn and litellm need it), and with it click and rich's progress bars: ≈ 18 ms of
+    the direct path's first call (a third of httpx's import), for a CLI the engine never
+    runs. While httpx is imported, ``httpx._main`` is marked missing, so httpx defines its
+    stand-in ``main`` (which says the CLI cannot run); the mark is removed at once, so an
+    explicit ``import httpx._main`` later works as usual."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
+
+
 @functools.cache
 def _shared_tls() -> ssl.SSLContext | bool:
+    _import_httpx_as_a_library()
     import httpx
 
     make = getattr(httpx, "create_ssl_context", None)  # public since httpx 0.28
