@@ -568,3 +568,29 @@ async def test_a_finished_answer_and_a_call_to_decide_are_drawn_at_once_not_with
         app.send_prompt("write it")
         await wait_for(pilot, lambda: app.state.pending_approvals(), timeout=3)
         await wait_for(pilot, lambda: "y allow once" in screen_text(app), timeout=3)
+
+
+async def test_show_saved_rules_from_the_palette_mounts_the_pane_and_focuses_its_rules(
+    tmp_path: Path, db_url: str
+) -> None:
+    root = tmp_path / "ws"
+    write(root, FIXED)
+    from workbench.approvals import Rule
+    from workbench.engine import Engine
+
+    Engine.open(root, db_url).save_rules(
+        "", [Rule(tool="files.read", pattern="*", decision="allow")], "workspace"
+    )
+    gate = threading.Event()
+    app = app_on(root, db_url, gate)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.view is not None)
+        assert app.view is not None and app.view.built("approvals") is None
+        gate.set()
+        await wait_engine(pilot)
+        app.show_rules()  # "Show saved rules" in the command palette
+        await wait_for(pilot, lambda: app.view is not None and app.view.active == "approvals")
+        pane = app.view.approvals
+        await wait_for(pilot, lambda: pane.is_mounted and pane.rules_list.has_focus)
+        await wait_for(pilot, lambda: pane.rules_list.option_count == 1)
+        assert "allow files.read" in str(pane.rules_list.get_option_at_index(0).prompt)
