@@ -824,3 +824,35 @@ def test_appended_events_survive_sigkill(db_url: str) -> None:
     assert stored == list(range(1, len(stored) + 1)), "gap-free"
     assert set(printed) <= set(stored), "every acknowledged append is in the log"
     assert len(printed) >= 300
+
+
+def test_the_checkpoint_thread_stops_when_stop_races_its_wake_up(tmp_path: Path) -> None:
+    """stop() sets "stopping" then wakes the thread; a thread that had just woken for a
+    commit clears that wake-up. It must still notice the stop (an app's exit once hung
+    for good in ``Store.close``, joining it, on a loaded CI run)."""
+    import threading
+
+    from workbench.store.writer import _Checkpointer
+
+    class Racing(threading.Event):
+        """The thread's wake-up, with stop() landing just before the thread clears it."""
+
+        checkpointer: _Checkpointer | None = None
+
+        def clear(self) -> None:
+            if self.checkpointer is not None:
+                self.checkpointer._stopping.set()  # what stop() does first...
+                super().set()  # ...then this, before the thread's clear
+            super().clear()
+
+    store = Store.open(f"sqlite:///{tmp_path / 'wb.db'}")
+    try:
+        checkpointer = _Checkpointer(store._db)
+        waiting_on, racing = checkpointer._dirty, Racing()
+        racing.checkpointer = checkpointer
+        checkpointer._dirty = racing
+        waiting_on.set()  # a commit wakes the thread; it then clears the racing wake-up
+        checkpointer._thread.join(timeout=5)
+        assert not checkpointer._thread.is_alive()
+    finally:
+        store.close()

@@ -203,6 +203,11 @@ class _Checkpointer:
                 if self._stopping.wait(self._DEBOUNCE_S):
                     return
                 self._dirty.clear()
+                # stop() sets _stopping, then _dirty: a stop that came just before this
+                # clear had its wake-up cleared, and the wait above would never return
+                # (seen: an app's exit hung in join under load). _stopping is set by then.
+                if self._stopping.is_set():
+                    return
                 try:
                     raw = raw or self._db.connect()
                     cursor = raw.cursor()
