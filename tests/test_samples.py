@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -294,6 +295,17 @@ VOLATILE = {
 }
 """Tools whose recorded results cannot come back byte for byte on another day, offline."""
 
+_SCORE = re.compile(r"\(score -?[0-9.]+\)")
+
+
+def _same_but_scores(old: str | None, new: str | None) -> bool:
+    """The same passages in the same order, the relevance scores aside: LanceDB's BM25
+    scores move between its releases (0.41 gave 2.15 and 1.08 where 0.40 gave 2.12 and
+    1.07), so a knowledge search recorded with one release is compared as a ranking."""
+    if old is None or new is None:
+        return old == new
+    return _SCORE.sub("(score)", old) == _SCORE.sub("(score)", new)
+
 
 def recordings_of(sample: str) -> list[Path]:
     """A sample's recorded sessions, in the order they were recorded (memory carries over)."""
@@ -329,7 +341,11 @@ async def test_each_recorded_session_reruns_with_the_replay_model(
             tools = [e for e in events if isinstance(e, ToolResult)]
             assert len(run.calls) == len(tools), run.calls
             assert {c.status for c in run.calls} <= {"same", "changed"}
-            changed = {c.tool for c in run.calls if c.status == "changed"}
+            changed = {
+                c.tool
+                for c in run.calls
+                if c.status == "changed" and not _same_but_scores(c.old_output, c.new_output)
+            }
             assert changed <= set(VOLATILE), [c.unified_diff() for c in run.calls]
             if sample != "research-desk":  # no web, no memory: identical to the byte
                 assert report.identical, report
