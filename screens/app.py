@@ -282,8 +282,9 @@ class WorkbenchApp(App[int]):
         self._ws_file: Path | None = None
         self._ws_timer: Timer | None = None
         self.view: SessionView | None = None
-        self._tab_wanted: str | None = None
         """The panes; mounted right after the first frame (their imports wait too)."""
+        self._tab_wanted: str | None = None
+        """A tab key pressed before the panes existed: shown once they do."""
         self._opened: EngineLike | None = None
         """The engine, opened before the panes were built and not taken yet."""
         self.prompt = PromptInput(
@@ -696,8 +697,9 @@ class WorkbenchApp(App[int]):
             self._targets.pop(handle.run_id, None)
             self.status.running = len(self._active)
             self._send_queued()
-            # Its answer is drawn by the next frames: the other panes mount after them.
-            self.set_timer(PANES_AFTER_RUN_S, self._reveal_panes, name="mount the other panes")
+            if self.view is not None and self.view.panes_waiting:
+                # Its answer is drawn by the next frames: the other panes mount after them.
+                self.set_timer(PANES_AFTER_RUN_S, self._reveal_panes, name="mount the other panes")
 
     def _adopt_session(self, session_id: str) -> None:
         if self.session_id == session_id:

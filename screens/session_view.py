@@ -204,12 +204,15 @@ class SessionView(Vertical):
         they were handed meanwhile is drawn as they mount. Concurrent calls for one pane
         mount it once, and each returns once it is mounted."""
         for key in _LATER if tab is None else (tab,):
-            if key == "chat":
-                continue
             task = self._mounting.get(key)
             if task is None:
                 task = self._mounting[key] = asyncio.create_task(self._mount_pane(key))
             await asyncio.shield(task)
+
+    @property
+    def panes_waiting(self) -> bool:
+        """Whether some pane has not been asked to mount yet (see ``defer``)."""
+        return self._defer and len(self._mounting) < len(_LATER)
 
     async def _mount_pane(self, tab: str) -> None:
         if not self.is_attached:

@@ -418,7 +418,6 @@ class LiteLLMModel(Model):
 
     def _http(self, r: Route) -> Any:
         if self._client is None:
-            _import_httpx_as_a_library()
             import httpx
 
             if r.wire == "anthropic":
@@ -473,7 +472,7 @@ class LiteLLMModel(Model):
         self, messages: Sequence[Message], kwargs: dict[str, Any]
     ) -> AsyncIterator[str | ModelTurn]:
         """The direct path (see the class docstring): the provider's wire format, as is."""
-        _import_httpx_as_a_library()
+        _import_httpx_as_a_library()  # the one way in to httpx: _http and TLS come after
         import httpx
 
         r = self.route
@@ -679,7 +678,6 @@ def _import_httpx_as_a_library() -> None:
 
 @functools.cache
 def _shared_tls() -> ssl.SSLContext | bool:
-    _import_httpx_as_a_library()
     import httpx
 
     make = getattr(httpx, "create_ssl_context", None)  # public since httpx 0.28
