@@ -68,6 +68,95 @@ def test_listing_imports_no_plugin() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
+def _install_plugin(site: Path, dist: str, name: str, target: str) -> None:
+    """Write a distribution's metadata as pip would (no code: listing imports nothing)."""
+    info = site / f"{dist}-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{name} = {target}\n")
+
+
+def _settle(folder: Path) -> None:
+    """Date a folder's last change a minute back, as for packages installed before today."""
+    past = folder.stat().st_mtime - 60
+    os.utime(folder, (past, past))
+
+
+@pytest.fixture
+def metadata_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the reads of package metadata that listing the toolkits makes."""
+    import workbench.registry as registry
+
+    reads: list[str] = []
+    real = registry.entry_points
+
+    def counted(**kw: Any) -> Any:
+        reads.append(kw.get("group", ""))
+        return real(**kw)
+
+    monkeypatch.setattr(registry, "_toolkits_cache", None)
+    monkeypatch.setattr(registry, "entry_points", counted)
+    return reads
+
+
+def test_listing_the_toolkits_again_reads_no_metadata(
+    metadata_reads: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workbench.registry as registry
+
+    # Every folder on sys.path counts as settled, however recently the suite touched it.
+    monkeypatch.setattr(registry, "_SETTLED_NS", 0)
+    site = tmp_path / "site"
+    _install_plugin(site, "wb_dice", "dice", "wb_dice:Dice")
+    monkeypatch.syspath_prepend(str(site))
+    first = available_toolkits()
+    assert first["dice"].value == "wb_dice:Dice" and "files" in first
+    first.pop("dice")  # the caller's copy: the next caller still gets it
+    assert available_toolkits()["dice"].value == "wb_dice:Dice"
+    assert metadata_reads == [ENTRY_POINT_GROUP]
+
+
+def test_a_folder_changed_a_moment_ago_is_read_at_each_call(
+    metadata_reads: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its stamp may not move again for a package installed within the same clock tick.
+    site = tmp_path / "site"
+    _install_plugin(site, "wb_dice", "dice", "wb_dice:Dice")
+    monkeypatch.syspath_prepend(str(site))
+    assert "dice" in available_toolkits() and "dice" in available_toolkits()
+    assert len(metadata_reads) == 2
+
+
+def test_a_plugin_installed_while_running_is_listed_at_the_next_call(
+    metadata_reads: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _settle(site)
+    monkeypatch.syspath_prepend(str(site))
+    assert "dice" not in available_toolkits()
+    # Installed a moment later: its folder's stamp moved.
+    _install_plugin(site, "wb_dice", "dice", "wb_dice:Dice")
+    assert available_toolkits()["dice"].value == "wb_dice:Dice"
+    # Removed: gone at the next call.
+    import shutil
+
+    shutil.rmtree(site / "wb_dice-0.1.0.dist-info")
+    assert "dice" not in available_toolkits()
+    assert len(metadata_reads) == 3
+
+
+def test_a_folder_added_to_sys_path_is_read(
+    metadata_reads: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "dice" not in available_toolkits()
+    site = tmp_path / "site"
+    _install_plugin(site, "wb_dice", "dice", "wb_dice:Dice")
+    _settle(site)
+    monkeypatch.syspath_prepend(str(site))
+    assert available_toolkits()["dice"].value == "wb_dice:Dice"
+
+
 @pytest.mark.parametrize("target", sorted(FIRST_PARTY))
 async def test_load_each_first_party_toolkit(target: str, tmp_path: Path) -> None:
     name = _registered_name(target)
