@@ -210,3 +210,32 @@ def test_the_file_named_in_messages_is_the_one_sqlalchemy_s_url_names(url: str) 
     from workbench.store._errors import sqlite_path
 
     assert sqlite_path(url) == Path(str(make_url(url).database)).expanduser().absolute()
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("sqlite:///~/wb.db", "wb.db"),
+        ("sqlite+pysqlite:///~/sub/wb.db", "sub/wb.db"),
+        ("sqlite:///~/wb.db?timeout=3", "wb.db"),  # through SQLAlchemy's engine
+    ],
+)
+async def test_a_sqlite_url_under_the_home_folder_opens_there(
+    url: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.store._errors import sqlite_path
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    with Store.open(url) as store:
+        await store.append(
+            RunStarted(session_id="s1", run_id="r1", target="a", target_kind="agent", input="hi")
+        )
+    assert (home / name).is_file()
+    assert not (work / "~").exists()  # SQLAlchemy alone makes a folder named "~" here
+    # Messages about the store name that same file.
+    if "?" not in url:
+        assert sqlite_path(url) == home / name

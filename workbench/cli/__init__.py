@@ -155,8 +155,9 @@ def _store_problem(exc: BaseException, db: str | None) -> Any:
     ):
         return None
     from workbench.store import default_url
+    from workbench.store._db import home_expanded
 
-    url = db or os.environ.get(DB_ENV_VAR, "").strip() or default_url()
+    url = home_expanded(db or os.environ.get(DB_ENV_VAR, "").strip() or default_url())
     return store_error(exc, url)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Sql",
     "SqliteFile",
     "check_sqlite_version",
+    "home_expanded",
     "discard",
     "make_parent",
     "sqlite_file",
@@ -48,6 +49,16 @@ escape, a URI, a home folder...): such a URL is left to SQLAlchemy to parse."""
 
 _IDLE_MAX: Final = 5
 """Idle connections a :class:`SqliteFile` keeps (SQLAlchemy's pool keeps 5 too)."""
+
+
+def home_expanded(url: str) -> str:
+    """A SQLite URL whose path starts with ``~`` (``sqlite:///~/work/wb.db``), with the home
+    folder written out, as a person means it; any other URL as it is. (SQLAlchemy takes the
+    ``~`` literally and makes a folder named ``~`` in the working directory.)"""
+    for prefix in _SQLITE_PREFIXES:
+        if url.startswith(prefix) and url[len(prefix) :].startswith("~"):
+            return prefix + os.path.expanduser(url[len(prefix) :])
+    return url
 
 
 def sqlite_url_path(url: str) -> str | None:
