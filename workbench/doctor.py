@@ -447,11 +447,10 @@ def repair_store(db: str | None, console: Console) -> bool:
     """
     import time
 
-    from workbench.store import Store, StoreError, default_url
-    from workbench.store._db import home_expanded
+    from workbench.store import Store, StoreError, store_url
     from workbench.store._errors import describe_url, sqlite_path
 
-    url = home_expanded(db or os.environ.get("WORKBENCH_DB", "").strip() or default_url())
+    url = store_url(db)
     path = sqlite_path(url)
     try:
         with Store.open(url):

@@ -143,7 +143,7 @@ def _store_problem(exc: BaseException, db: str | None) -> Any:
     read-only, full, unreachable), raised when the store was opened or later; else None."""
     import sqlite3
 
-    from workbench.store import DB_ENV_VAR, StoreError, store_error
+    from workbench.store import StoreError, store_error, store_url
 
     if isinstance(exc, StoreError):
         return exc
@@ -154,11 +154,7 @@ def _store_problem(exc: BaseException, db: str | None) -> Any:
         sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
     ):
         return None
-    from workbench.store import default_url
-    from workbench.store._db import home_expanded
-
-    url = home_expanded(db or os.environ.get(DB_ENV_VAR, "").strip() or default_url())
-    return store_error(exc, url)
+    return store_error(exc, store_url(db))
 
 
 _NO_WORKSPACE_FLAG: dict[str, str] = {

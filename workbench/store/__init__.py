@@ -33,6 +33,7 @@ from .records import (
     new_id,
     notify,
     process_owner,
+    store_url,
 )
 from .store import Store
 
@@ -67,4 +68,5 @@ __all__ = [
     "notify",
     "process_owner",
     "store_error",
+    "store_url",
 ]

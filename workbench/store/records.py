@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 import platformdirs
 
 from ..events import EventBase, Usage
+from ._db import home_expanded
 from .leases import ProcessInfo
 
 if TYPE_CHECKING:
@@ -111,6 +112,12 @@ def default_url() -> str:
     folder = Path(platformdirs.user_data_dir("workbench", appauthor=False))
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'workbench.db'}"
+
+
+def store_url(url: str | None = None) -> str:
+    """The database URL a store opens: ``url`` when given, else :func:`default_url`; a
+    SQLite path under ``~`` with the home folder written out (see :func:`._db.home_expanded`)."""
+    return home_expanded(url or default_url())
 
 
 # -- value objects handed to callers ------------------------------------------------------

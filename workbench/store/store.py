@@ -42,13 +42,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..events import EventBase, RunInterrupted
-from ._db import Database, SaDatabase, SqliteFile, home_expanded, in_list, sqlite_file
+from ._db import Database, SaDatabase, SqliteFile, in_list, sqlite_file
 from ._errors import StoreError, sqlite_path, store_error
 from .connection import create_engine_for
 from .leases import Lease, ProcessInfo, lease_seconds, now_sql, owner_host_pid, pid_alive
 from .migrations import current_version, latest_version, migrate
 from .queries import T, _abs, _Queries
-from .records import _INTERRUPT_REASON, _LIVE_STATUSES, Claim, RunInfo, default_url, log
+from .records import _INTERRUPT_REASON, _LIVE_STATUSES, Claim, RunInfo, log, store_url
 from .search import _Search
 from .writer import _Checkpointer, _Pending, _Statements, _Writer
 
@@ -143,7 +143,7 @@ class Store(_Writer, _Search, _Queries):
             StoreError: the database is damaged, read-only, full or unreachable (the
                 message names it, the hint says what to do).
         """
-        url = home_expanded(url or default_url())
+        url = store_url(url)
         # A plain SQLite file is used through sqlite3 (SQLAlchemy only if it must be
         # migrated); anything else through a SQLAlchemy engine.
         path = sqlite_file(url)
